@@ -1,0 +1,78 @@
+# kioskd's contract: every step a person or CI needs is a target here.
+# `make run` and `make test` pull in what they need on a fresh Debian 12 machine.
+
+GO        ?= go
+BIN       := bin/kioskd
+MODELS    ?= var/models
+VENV      := var/venv
+TESTDATA  ?= $(firstword $(wildcard ../shared/testdata) var/testdata)
+GOFLAGS_TEST ?= -count=1
+export KIOSK_MODELS_DIR_DEFAULT := $(abspath $(MODELS))
+export KIOSK_TESTDATA := $(abspath $(TESTDATA))
+export KIOSK_VENV := $(abspath $(VENV))
+
+.PHONY: all deps models testdata venv build run test test-race bench bench-peer parity fmt vet lint fuzz soak clean
+
+all: build
+
+## deps: install the Debian packages (OpenCV, dlib, ATLAS, Mosquitto, Chromium); idempotent
+deps:
+	@bash scripts/deps.sh
+
+## models: fetch dlib's model files into var/models and check their sha256
+models:
+	@bash scripts/models.sh $(MODELS)
+
+## testdata: photos for machines without ../shared/testdata (from face_recognition's sdist)
+testdata:
+	@bash scripts/testdata.sh var/testdata
+
+## venv: face_recognition from PyPI in var/venv, for parity and side-by-side benchmarks
+venv:
+	@bash scripts/venv.sh $(VENV)
+
+## build: compile bin/kioskd
+build: deps
+	$(GO) build -o $(BIN) ./cmd/kioskd
+
+## run: run kioskd with defaults (data under var/) or CONFIG=file
+run: build models
+	./$(BIN) $(if $(CONFIG),-config $(CONFIG),)
+
+## test: the whole suite with real models, photos, video, broker and browser
+test: deps models venv $(if $(wildcard ../shared/testdata),,testdata)
+	$(GO) vet ./...
+	$(GO) test $(GOFLAGS_TEST) -timeout 30m ./...
+	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./models/ ./recognizer/ -run 'Race|Concurrent|Matcher|Store'
+
+## bench: benchmarks; results go to docs/benchmarks.md by hand with the machine
+bench: deps models
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+## bench-peer: our encoder and face_recognition side by side on the same images
+bench-peer: deps models venv
+	$(GO) test -run '^$$' -bench 'Encode' -benchtime 20x ./recognizer/
+	$(VENV)/bin/python scripts/peer_bench.py
+
+## parity: our descriptors against face_recognition's on the same images
+parity: deps models venv
+	$(GO) test $(GOFLAGS_TEST) -run Parity -v ./recognizer/
+
+## fuzz: a few minutes of each fuzz target
+fuzz: deps
+	@bash scripts/fuzz.sh $(or $(FUZZTIME),60s)
+
+## soak: long-running fault and leak tests
+soak: deps models
+	KIOSK_SOAK=1 $(GO) test $(GOFLAGS_TEST) -timeout 120m -run Soak ./...
+
+fmt:
+	gofmt -s -w $$(git ls-files '*.go')
+
+vet: lint
+lint:
+	@test -z "$$(gofmt -s -l $$(git ls-files '*.go'))" || (gofmt -s -l $$(git ls-files '*.go'); echo "gofmt -s needed"; exit 1)
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
