@@ -1,0 +1,131 @@
+package models
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// MaxPasswordHashLen bounds a stored password hash (Django's longest
+// formats are well under this).
+const MaxPasswordHashLen = 512
+
+// storedAccount is LocalAccount as stored: unlike the API form it keeps the
+// password hash.
+type storedAccount struct {
+	Email        string         `json:"email"`
+	Role         AccountRole    `json:"role"`
+	PasswordHash string         `json:"password_hash"`
+	Disabled     bool           `json:"disabled"`
+	Source       EncodingSource `json:"source"`
+	Version      int64          `json:"version"`
+	UpdatedAt    time.Time      `json:"updated_at"`
+}
+
+func decodeAccount(v []byte) (*LocalAccount, error) {
+	var s storedAccount
+	if err := json.Unmarshal(v, &s); err != nil {
+		return nil, fmt.Errorf("decode account: %w", err)
+	}
+	a := LocalAccount(s)
+	return &a, nil
+}
+
+func accountKey(email string) []byte { return []byte(strings.ToLower(strings.TrimSpace(email))) }
+
+// GetAccount returns the account with that (case-insensitive) email.
+// Errors: ENOTFOUND.
+func (db *DB) GetAccount(ctx context.Context, email string) (*LocalAccount, error) {
+	var a *LocalAccount
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketAccounts).Get(accountKey(email))
+		if v == nil {
+			return Errorf(ENOTFOUND, "no account with email %q", email)
+		}
+		var err error
+		a, err = decodeAccount(v)
+		return err
+	})
+	return a, err
+}
+
+// ListAccounts returns every account ordered by email.
+func (db *DB) ListAccounts(ctx context.Context) ([]*LocalAccount, error) {
+	var out []*LocalAccount
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAccounts).ForEach(func(_, v []byte) error {
+			a, err := decodeAccount(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, a)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PutAccount creates or replaces an account, normalizing the email and
+// setting UpdatedAt (and Source local when unset). A central push (Version >
+// 0) not newer than the stored version is ignored with ESTALE.
+// Errors: EINVALID, ESTALE.
+func (db *DB) PutAccount(ctx context.Context, a *LocalAccount) error {
+	a.Email = strings.ToLower(strings.TrimSpace(a.Email))
+	if a.Source == "" {
+		a.Source = SourceLocal
+	}
+	switch {
+	case a.Email == "":
+		return Errorf(EINVALID, "email: required").WithDetail("field", "email")
+	case len(a.Email) > MaxEmailLen || !ValidEmail(a.Email):
+		return Errorf(EINVALID, "email: %q is not a valid address", a.Email).WithDetail("field", "email")
+	case !a.Role.Valid():
+		return Errorf(EINVALID, "role: %q is not one of technician, admin", a.Role).WithDetail("field", "role")
+	case a.PasswordHash == "":
+		return Errorf(EINVALID, "password_hash: required").WithDetail("field", "password_hash")
+	case len(a.PasswordHash) > MaxPasswordHashLen:
+		return Errorf(EINVALID, "password_hash: longer than %d characters", MaxPasswordHashLen).WithDetail("field", "password_hash")
+	case sourceByte(a.Source) == 0:
+		return Errorf(EINVALID, "source: %q is not one of central, local", a.Source).WithDetail("field", "source")
+	case a.Version < 0:
+		return Errorf(EINVALID, "version: negative").WithDetail("field", "version")
+	}
+	a.UpdatedAt = db.Now().UTC()
+	return db.update(ctx, func(tx *bolt.Tx, _ *writeState) error {
+		b := tx.Bucket(bucketAccounts)
+		k := accountKey(a.Email)
+		if a.Version > 0 {
+			if v := b.Get(k); v != nil {
+				old, err := decodeAccount(v)
+				if err != nil {
+					return err
+				}
+				if a.Version <= old.Version {
+					return Errorf(ESTALE, "version: %d is not newer than the stored %d", a.Version, old.Version).WithDetail("field", "version")
+				}
+			}
+		}
+		v, err := json.Marshal(storedAccount(*a))
+		if err != nil {
+			return err
+		}
+		return b.Put(k, v)
+	})
+}
+
+// DeleteAccount removes an account. Errors: ENOTFOUND.
+func (db *DB) DeleteAccount(ctx context.Context, email string) error {
+	return db.update(ctx, func(tx *bolt.Tx, w *writeState) error {
+		b := tx.Bucket(bucketAccounts)
+		k := accountKey(email)
+		if b.Get(k) == nil {
+			return Errorf(ENOTFOUND, "no account with email %q", email)
+		}
+		w.scrub = true // the password hash should not linger in free pages
+		return b.Delete(k)
+	})
+}

@@ -1,0 +1,373 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Bucket names. One bucket per entity, plus the indexes that keep lookups
+// O(log n). The layout is versioned by SchemaVersion; see migrate.go.
+var (
+	bucketSchema       = []byte("schema")            // schema version, key check, scrub flag
+	bucketUsers        = []byte("users")             // user id -> user JSON
+	bucketEncodings    = []byte("encodings")         // user id 0x00 encoding id -> sealed encoding
+	bucketEncodingIDs  = []byte("encoding_ids")      // encoding id -> user id
+	bucketEmailIndex   = []byte("idx_email")         // email -> user id
+	bucketExtIDIndex   = []byte("idx_external_id")   // external id -> user id
+	bucketNameIndex    = []byte("idx_name")          // lower(full name) 0x00 user id -> user id (v2)
+	bucketTombstones   = []byte("tombstones")        // user id -> big-endian version
+	bucketAttendance   = []byte("attendance")        // big-endian time 0x?? event id -> event JSON
+	bucketAttendanceID = []byte("attendance_ids")    // event id -> attendance key
+	bucketLatest       = []byte("attendance_latest") // user id -> attendance key of the newest event (v2)
+	bucketOutbox       = []byte("outbox")            // big-endian seq -> message JSON
+	bucketOutboxKeys   = []byte("outbox_keys")       // key 0x00 big-endian seq -> nil
+	bucketAccounts     = []byte("accounts")          // lower(email) -> account JSON
+	bucketMeta         = []byte("meta")              // MetaStore's key -> value
+)
+
+// Keys in bucketSchema.
+var (
+	schemaVersionKey = []byte("version")
+	keyCheckKey      = []byte("key_check")     // a sealed constant proving the key file matches
+	scrubPendingKey  = []byte("scrub_pending") // set when deleted secrets may linger in free pages
+)
+
+// DefaultScrubDelay is how long the store waits after a deletion before it
+// rewrites the file, so that a burst of deletions costs one rewrite.
+const DefaultScrubDelay = 2 * time.Second
+
+// DB is the bbolt implementation of Store. Create it with NewDB, set the
+// exported fields, then call Open. All methods are safe for concurrent use.
+type DB struct {
+	// KeyPath is the file holding the 32-byte descriptor encryption key.
+	// It defaults to the database path plus ".key"; keep it out of backups
+	// of the database file.
+	KeyPath string
+	// Now returns the current time; tests inject a fixed clock.
+	Now func() time.Time
+	// Logger receives operational messages; defaults to discarding them.
+	Logger *slog.Logger
+	// NoSync skips fsync on commit. Only for tests and benchmarks: a crash
+	// can lose or corrupt data.
+	NoSync bool
+	// ScrubDelay is how long after a deletion the file is rewritten to wipe
+	// the deleted bytes (DefaultScrubDelay when zero). Close always scrubs
+	// when a deletion is pending.
+	ScrubDelay time.Duration
+	// LockTimeout bounds the wait for another process's lock on the file.
+	LockTimeout time.Duration
+
+	path string
+
+	// mu guards bolt: every operation holds it for reading; the scrubber
+	// holds it for writing while it swaps the file.
+	mu     sync.RWMutex
+	bolt   *bolt.DB
+	aead   *sealer
+	closed bool
+
+	scrubMu      sync.Mutex // guards scrubPending
+	scrubPending bool
+	scrubCh      chan struct{}
+	scrubs       int // completed scrubs, for tests
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Compile-time check that DB implements Store.
+var _ Store = (*DB)(nil)
+
+// ErrClosed is returned by operations on a DB that is not open.
+var ErrClosed = errors.New("store is closed")
+
+// NewDB returns a DB for the bbolt file at path. It does no I/O.
+func NewDB(path string) *DB {
+	return &DB{
+		path:        path,
+		Now:         time.Now,
+		LockTimeout: 2 * time.Second,
+		scrubCh:     make(chan struct{}, 1),
+	}
+}
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Open opens (creating on first run) the database and its key file, runs
+// pending migrations and a consistency check, and refuses to start when the
+// key is unsafe or the data is inconsistent.
+func (db *DB) Open() error {
+	if db.path == "" {
+		return fmt.Errorf("open store: path required")
+	}
+	if db.Now == nil {
+		db.Now = time.Now
+	}
+	if db.Logger == nil {
+		db.Logger = slog.New(slog.DiscardHandler)
+	}
+	if db.KeyPath == "" {
+		db.KeyPath = db.path + ".key"
+	}
+	if db.ScrubDelay <= 0 {
+		db.ScrubDelay = DefaultScrubDelay
+	}
+	if err := os.MkdirAll(filepath.Dir(db.path), 0o700); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	// A leftover from a scrub interrupted by a crash holds only live data;
+	// the original file is still authoritative.
+	_ = os.Remove(db.scrubTempPath())
+
+	bdb, err := db.openBolt()
+	if err != nil {
+		return err
+	}
+	db.mu.Lock()
+	db.bolt = bdb
+	db.closed = false
+	db.mu.Unlock()
+
+	if err := db.open(); err != nil {
+		_ = bdb.Close()
+		db.mu.Lock()
+		db.bolt = nil
+		db.closed = true
+		db.mu.Unlock()
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	db.cancel = cancel
+	db.wg.Add(1)
+	go func() {
+		defer db.wg.Done()
+		db.scrubLoop(ctx)
+	}()
+	return nil
+}
+
+// open does the part of Open after the bbolt file is open.
+func (db *DB) open() error {
+	var keyCheck []byte
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketSchema); b != nil {
+			keyCheck = cloneBytes(b.Get(keyCheckKey))
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	key, err := loadOrCreateKey(db.KeyPath, keyCheck != nil)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	s, err := newSealer(key)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	db.aead = s
+	if keyCheck != nil {
+		if err := s.verifyKeyCheck(keyCheck); err != nil {
+			return fmt.Errorf("open store: key file %s does not match database %s: restore the key that was used with this database", db.KeyPath, db.path)
+		}
+	}
+
+	if err := db.migrate(); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	if err := db.check(false); err != nil {
+		return fmt.Errorf("open store: consistency check of %s failed (restore a backup, or move the file aside to start empty): %w", db.path, err)
+	}
+
+	var pending bool
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		pending = tx.Bucket(bucketSchema).Get(scrubPendingKey) != nil
+		return nil
+	}); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	if pending {
+		// A deletion was committed but the rewrite did not happen (crash).
+		db.mu.Lock()
+		err := db.scrubLocked()
+		db.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
+	}
+	return nil
+}
+
+// openBolt opens the bbolt file with the DB's options.
+func (db *DB) openBolt() (*bolt.DB, error) {
+	bdb, err := bolt.Open(db.path, 0o600, &bolt.Options{
+		Timeout:      db.LockTimeout,
+		NoSync:       db.NoSync,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open store: %s is locked by another process (is kioskd already running?)", db.path)
+	} else if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return bdb, nil
+}
+
+// Close waits for background work, wipes pending deletions from the file
+// and closes it. It is safe to call more than once.
+func (db *DB) Close() error {
+	if db.cancel != nil {
+		db.cancel()
+	}
+	db.wg.Wait()
+
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.bolt == nil {
+		return nil
+	}
+	var errs []error
+	if db.isScrubPending() {
+		if err := db.scrubLocked(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	if db.bolt != nil {
+		if err := db.bolt.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	db.bolt = nil
+	db.closed = true
+	return errors.Join(errs...)
+}
+
+// view runs fn in a read transaction.
+func (db *DB) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.bolt == nil {
+		return ErrClosed
+	}
+	return db.bolt.View(fn)
+}
+
+// update runs fn in a write transaction. When fn reports (via *scrub) that
+// it removed secrets, the file is scheduled for a rewrite after commit.
+func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx, w *writeState) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.bolt == nil {
+		return ErrClosed
+	}
+	var w writeState
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		w = writeState{}
+		if err := fn(tx, &w); err != nil {
+			return err
+		}
+		if w.scrub {
+			return tx.Bucket(bucketSchema).Put(scrubPendingKey, []byte{1})
+		}
+		return nil
+	})
+	if err == nil && w.scrub {
+		db.scheduleScrub()
+	}
+	return err
+}
+
+// writeState carries facts a write transaction learns for after its commit.
+type writeState struct {
+	scrub bool // secrets were deleted: rewrite the file to wipe free pages
+}
+
+// Backup writes a consistent copy of the database holding only live data
+// (no freed pages, so no deleted descriptors) to w, while the store keeps
+// serving. The copy is encrypted with the same key file, which must be
+// backed up separately. It returns the number of bytes written.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(db.path), filepath.Base(db.path)+".backup-*")
+	if err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
+	name := tmp.Name()
+	_ = tmp.Close()
+	defer os.Remove(name)
+	if err := db.BackupTo(name); err != nil {
+		return 0, err
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
+	defer f.Close()
+	n, err := io.Copy(w, f)
+	if err != nil {
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	return n, nil
+}
+
+// BackupTo writes a consistent, compacted copy of the database to path
+// (mode 0600) atomically: a temporary file is renamed into place.
+func (db *DB) BackupTo(path string) error {
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp)
+	db.mu.RLock()
+	if db.bolt == nil {
+		db.mu.RUnlock()
+		return ErrClosed
+	}
+	// bolt.Compact reads the source in one read transaction: a consistent
+	// snapshot, taken concurrently with writers.
+	err := compactInto(tmp, db.bolt, true)
+	db.mu.RUnlock()
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("backup: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir fsyncs a directory so a rename or create in it is durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// cloneBytes copies b; bbolt's slices are only valid inside a transaction.
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}

@@ -1,0 +1,46 @@
+package models_test
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/modelstest"
+)
+
+// FuzzStoredEncoding feeds arbitrary stored bytes to the encoding decoder:
+// it must fail cleanly, never panic, and only accept authentic records.
+func FuzzStoredEncoding(f *testing.F) {
+	key := bytes.Repeat([]byte{9}, models.KeySize)
+	enc := &models.FaceEncoding{ID: "e", UserID: "u", Descriptor: modelstest.RandomDescriptor(rand.New(rand.NewPCG(1, 2))),
+		Source: models.SourceLocal, Model: models.DefaultModelName, CreatedAt: modelstest.FixedNow}
+	sealed, err := models.SealEncodingForTest(key, enc)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte("u\x00e"), sealed)
+	f.Add([]byte("u\x00e"), sealed[:20])
+	f.Add([]byte("\x00"), []byte{1, 1})
+	f.Add([]byte("u\x00x"), sealed)
+	f.Fuzz(func(t *testing.T, k, v []byte) {
+		got, err := models.OpenEncodingForTest(key, k, v)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(k, []byte("u\x00e")) || got.Descriptor != enc.Descriptor {
+			t.Fatalf("accepted a forged record: key %q", k)
+		}
+	})
+}
+
+// FuzzStoredRecords runs every decoder of stored records over arbitrary
+// bytes.
+func FuzzStoredRecords(f *testing.F) {
+	for _, s := range []string{`{"id":"u","email":"a@b.c"}`, `{"seq":1,"payload":"AA=="}`, `{"time":"2025-01-01T00:00:00Z"}`, `[`, "\x01\x02"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		models.DecodeStoredForTest(v)
+	})
+}
