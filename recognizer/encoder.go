@@ -1,0 +1,371 @@
+package recognizer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/recognizer/internal/dlib"
+)
+
+// Encoder defaults.
+const (
+	// DefaultMaxPixels refuses images above 40 megapixels: more than any
+	// phone camera an enrolment photo comes from, and ~120 MB once decoded.
+	DefaultMaxPixels = 40_000_000
+	// DefaultMaxBytes refuses files above 20 MiB before looking at them.
+	DefaultMaxBytes = 20 << 20
+	// DefaultMinFaceSize is the smallest face box (its shorter side, in
+	// pixels) EncodeOne accepts for enrolment. dlib's HOG detector finds
+	// faces from 80 px, and from about 40 px on a 2x upscaled image; a 40 px
+	// box is a face about 16 px between the eyes, which the ResNet model (fed
+	// 150 px chips) sees as a blur. 50 px keeps enrolment descriptors usable
+	// while still accepting a face that fills a quarter of a 320x240 photo.
+	DefaultMinFaceSize = 50
+	// DefaultUpsampleMaxPixels bounds the images Encode detects on a 2x
+	// copy, as face_recognition always does: up to 10 MP (a 2x copy of 40 MP)
+	// our descriptors are face_recognition's. Larger images are detected at
+	// native size (faces from 80 px), because the 2x pass costs about four
+	// native ones (seconds for a 10 MP photo).
+	DefaultUpsampleMaxPixels = DefaultMaxPixels / 4
+	// maxDefaultPool caps the default pool: each go-face instance holds the
+	// models (~35 MB) and dlib already uses a core per call.
+	maxDefaultPool = 4
+)
+
+// modelFiles are the files loaded from ModelsDir.
+var modelFiles = []string{
+	"shape_predictor_5_face_landmarks.dat",
+	"dlib_face_recognition_resnet_model_v1.dat",
+}
+
+// EncoderConfig configures an Encoder. Zero fields take the defaults of
+// DefaultEncoderConfig.
+type EncoderConfig struct {
+	// ModelsDir holds dlib's model files (`make models` puts them in var/models).
+	ModelsDir string
+	// MaxPixels refuses images with more pixels, read from the header
+	// before decoding (ETOOLARGE).
+	MaxPixels int
+	// MaxBytes refuses larger files (ETOOLARGE).
+	MaxBytes int64
+	// MinFaceSize is the smallest face box side, in pixels, EncodeOne
+	// accepts (EFACESMALL below it).
+	MinFaceSize int
+	// PoolSize is how many dlib recognizers run in parallel; each holds its
+	// own copy of the models (about 35 MB).
+	PoolSize int
+	// UpsampleMaxPixels is the largest image (in pixels) Encode detects on
+	// a 2x copy, finding faces down to ~40 px as face_recognition does;
+	// larger ones are detected at native size (faces from ~80 px).
+	UpsampleMaxPixels int
+	// UpsampleFrames makes EncodeMat detect on a 2x copy too. Off by
+	// default: detection at 2x costs about four native ones per frame, and a
+	// person standing at the kiosk shows a face well above 80 px.
+	UpsampleFrames bool
+	// Logger receives debug timings and warnings; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultEncoderConfig returns the defaults, with ModelsDir var/models.
+func DefaultEncoderConfig() EncoderConfig {
+	return EncoderConfig{
+		ModelsDir:         filepath.Join("var", "models"),
+		MaxPixels:         DefaultMaxPixels,
+		MaxBytes:          DefaultMaxBytes,
+		MinFaceSize:       DefaultMinFaceSize,
+		UpsampleMaxPixels: DefaultUpsampleMaxPixels,
+		PoolSize:          min(runtime.NumCPU(), maxDefaultPool),
+	}
+}
+
+// Encoder finds faces and computes dlib ResNet descriptors, implementing
+// models.Encoder. Create it with NewEncoder, then Open; it is safe for
+// concurrent use, running up to PoolSize images at once.
+//
+// It runs dlib's pipeline the way face_recognition (the central registry's
+// library) does: HOG detection on a 2x copy, 5-point landmarks and the
+// ResNet descriptor on the original pixels. It hands dlib decoded pixels,
+// never a re-encoded JPEG, so PNG, grey and CMYK inputs lose nothing.
+type Encoder struct {
+	cfg    EncoderConfig
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	pool   chan *dlib.Recognizer
+	opened int
+	done   chan struct{} // closed by Close
+}
+
+var _ models.Encoder = (*Encoder)(nil)
+
+// NewEncoder returns an Encoder with cfg's zero fields defaulted. It does no
+// I/O: Open loads the models.
+func NewEncoder(cfg EncoderConfig) *Encoder {
+	def := DefaultEncoderConfig()
+	if cfg.ModelsDir == "" {
+		cfg.ModelsDir = def.ModelsDir
+	}
+	if cfg.MaxPixels <= 0 {
+		cfg.MaxPixels = def.MaxPixels
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = def.MaxBytes
+	}
+	if cfg.MinFaceSize <= 0 {
+		cfg.MinFaceSize = def.MinFaceSize
+	}
+	if cfg.UpsampleMaxPixels <= 0 {
+		cfg.UpsampleMaxPixels = def.UpsampleMaxPixels
+	}
+	if cfg.PoolSize <= 0 {
+		cfg.PoolSize = def.PoolSize
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Encoder{cfg: cfg, logger: logger}
+}
+
+// Config returns the configuration in use, defaults filled in.
+func (e *Encoder) Config() EncoderConfig { return e.cfg }
+
+// Open loads PoolSize copies of the models. A missing model file gives an
+// EUNAVAILABLE error naming it and the command that fetches it.
+func (e *Encoder) Open() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pool != nil {
+		return errors.New("encoder: already open")
+	}
+	for _, f := range modelFiles {
+		p := filepath.Join(e.cfg.ModelsDir, f)
+		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+			return models.Errorf(models.EUNAVAILABLE, "dlib model file %s is missing: run `make models` (or point the models directory at a folder holding it)", p).
+				WithDetail("file", p)
+		}
+	}
+	start := time.Now()
+	pool := make(chan *dlib.Recognizer, e.cfg.PoolSize)
+	for i := 0; i < e.cfg.PoolSize; i++ {
+		rec, err := dlib.Open(e.cfg.ModelsDir)
+		if err != nil {
+			close(pool)
+			for r := range pool {
+				r.Close()
+			}
+			return models.Errorf(models.EUNAVAILABLE, "dlib models in %s cannot be loaded (%v): run `make models` to fetch and check them", e.cfg.ModelsDir, err)
+		}
+		pool <- rec
+	}
+	e.pool, e.opened, e.done = pool, e.cfg.PoolSize, make(chan struct{})
+	e.logger.Info("face encoder ready", "models", e.cfg.ModelsDir, "pool", e.cfg.PoolSize, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Close waits for running encodes to finish and frees the models. Calls
+// waiting for a recognizer get EUNAVAILABLE. Safe to call twice.
+func (e *Encoder) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pool == nil {
+		return nil
+	}
+	close(e.done)
+	for i := 0; i < e.opened; i++ {
+		(<-e.pool).Close()
+	}
+	e.pool = nil
+	return nil
+}
+
+// ready returns EUNAVAILABLE unless the encoder is open: checked before
+// decoding, so a closed encoder does not spend work on a doomed image.
+func (e *Encoder) ready() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pool == nil {
+		return models.Errorf(models.EUNAVAILABLE, "The face encoder is not running.")
+	}
+	return nil
+}
+
+// acquire takes a recognizer from the pool, honouring ctx and Close.
+func (e *Encoder) acquire(ctx context.Context) (*dlib.Recognizer, chan *dlib.Recognizer, error) {
+	e.mu.Lock()
+	pool, done := e.pool, e.done
+	e.mu.Unlock()
+	if pool == nil {
+		return nil, nil, models.Errorf(models.EUNAVAILABLE, "The face encoder is not running.")
+	}
+	select {
+	case rec := <-pool:
+		select {
+		case <-done:
+			pool <- rec
+			return nil, nil, models.Errorf(models.EUNAVAILABLE, "The face encoder is shutting down.")
+		default:
+		}
+		return rec, pool, nil
+	case <-done:
+		return nil, nil, models.Errorf(models.EUNAVAILABLE, "The face encoder is shutting down.")
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+}
+
+// recognize runs dlib over BGR pixels.
+func (e *Encoder) recognize(ctx context.Context, img *bgrImage, upsample bool) ([]models.Face, error) {
+	rec, pool, err := e.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { pool <- rec }()
+	n, faces, err := rec.Recognize(img.pix, img.w, img.h, upsample)
+	if err != nil {
+		return nil, fmt.Errorf("recognize: %w", err)
+	}
+	if n > len(faces) {
+		e.logger.Warn("too many faces in one image; describing the first ones", "found", n, "described", len(faces))
+	}
+	return convertFaces(faces, img.w, img.h), nil
+}
+
+// result is what one encode found, with what EncodeOne needs to explain it.
+type result struct {
+	faces     []models.Face
+	w, h      int  // upright image size
+	upsampled bool // faces were found on the 2x image
+}
+
+// Encode decodes img and returns every face with its descriptor, left to
+// right. Images too small to hold a detectable face (a side under 40 px)
+// give no faces. Errors: EBADIMAGE, ETOOLARGE, EUNAVAILABLE, ctx's error.
+func (e *Encoder) Encode(ctx context.Context, img []byte) ([]models.Face, error) {
+	r, err := e.encode(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	return r.faces, nil
+}
+
+func (e *Encoder) encode(ctx context.Context, img []byte) (*result, error) {
+	start := time.Now()
+	if err := e.ready(); err != nil {
+		return nil, err
+	}
+	h, err := readHeader(img, e.limits())
+	if err != nil {
+		return nil, err
+	}
+	w, ht := h.size()
+	res := &result{w: w, h: ht}
+	if min(w, ht) < minImageSide {
+		return res, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	px, err := decodePixels(img, h)
+	if err != nil {
+		return nil, err
+	}
+	res.upsampled = e.canUpsample(w, ht)
+	if res.faces, err = e.recognize(ctx, px, res.upsampled); err != nil {
+		return nil, err
+	}
+	e.logger.Debug("encoded image", "format", h.format, "width", w, "height", ht, "orientation", int(h.orientation),
+		"faces", len(res.faces), "upsampled", res.upsampled, "took", time.Since(start))
+	return res, nil
+}
+
+// canUpsample reports whether a w x h image is detected on a 2x copy.
+func (e *Encoder) canUpsample(w, h int) bool {
+	px := int64(w) * int64(h)
+	return px <= int64(e.cfg.UpsampleMaxPixels) && 4*px <= int64(e.cfg.MaxPixels)
+}
+
+// convertFaces turns dlib's faces into models.Face: boxes made half-open
+// (dlib's right/bottom are inclusive) and clipped to the image, as
+// face_recognition's face_locations trims them, sorted left to right.
+func convertFaces(faces []dlib.Face, w, h int) []models.Face {
+	out := make([]models.Face, 0, len(faces))
+	bounds := image.Rect(0, 0, w, h)
+	for _, f := range faces {
+		r := f.Rect
+		box := image.Rect(r.Min.X, r.Min.Y, r.Max.X+1, r.Max.Y+1).Intersect(bounds)
+		out = append(out, models.Face{Box: box, Landmarks: f.Landmarks, Descriptor: models.Descriptor(f.Descriptor)})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Box.Min.X < out[j].Box.Min.X })
+	return out
+}
+
+// EncodeOne applies the one-face rule to img: exactly one face, at least
+// MinFaceSize across. Errors: as Encode, plus ENOFACE, EMULTIFACE
+// (Details["count"]) and EFACESMALL (Details["size"], Details["min"]).
+func (e *Encoder) EncodeOne(ctx context.Context, img []byte) (*models.Face, error) {
+	r, err := e.encode(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	return e.oneFace(r)
+}
+
+func (e *Encoder) oneFace(r *result) (*models.Face, error) {
+	switch n := len(r.faces); {
+	case n == 0 && min(r.w, r.h) < minImageSide:
+		return nil, models.Errorf(models.ENOFACE, "No face found: the image is only %dx%d pixels; use a photo where the face is at least %d pixels across.", r.w, r.h, e.cfg.MinFaceSize).
+			WithDetail("width", r.w).WithDetail("height", r.h)
+	case n == 0:
+		return nil, models.Errorf(models.ENOFACE, "No face found: photograph one person facing the camera, face fully visible and well lit.")
+	case n > 1:
+		return nil, models.Errorf(models.EMULTIFACE, "%d faces found: photograph one person at a time.", n).WithDetail("count", n)
+	}
+	f := &r.faces[0]
+	if size := min(f.Box.Dx(), f.Box.Dy()); size < e.cfg.MinFaceSize {
+		return nil, models.Errorf(models.EFACESMALL, "The face is too small (%d pixels across; at least %d needed): move closer or use a larger photo.", size, e.cfg.MinFaceSize).
+			WithDetail("size", size).WithDetail("min", e.cfg.MinFaceSize)
+	}
+	return f, nil
+}
+
+// EncodeMat finds faces in a BGR 8UC3 frame (the camera pipeline's), left to
+// right, detecting at native size (faces from ~80 px) unless UpsampleFrames
+// is set. Errors: EBADIMAGE (empty or not 8UC3), ETOOLARGE, EUNAVAILABLE,
+// ctx's error.
+func (e *Encoder) EncodeMat(ctx context.Context, m gocv.Mat) ([]models.Face, error) {
+	if err := e.ready(); err != nil {
+		return nil, err
+	}
+	if m.Empty() || m.Type() != gocv.MatTypeCV8UC3 || m.Channels() != 3 {
+		return nil, models.Errorf(models.EBADIMAGE, "The frame is empty or not 8-bit BGR.")
+	}
+	w, h := m.Cols(), m.Rows()
+	if int64(w)*int64(h) > int64(e.cfg.MaxPixels) {
+		return nil, models.Errorf(models.ETOOLARGE, "The frame is %dx%d; the limit is %.1f megapixels.", w, h, float64(e.cfg.MaxPixels)/1e6)
+	}
+	if min(w, h) < minImageSide {
+		return nil, nil
+	}
+	px, err := bgrOfMat(m)
+	if err != nil {
+		return nil, err
+	}
+	return e.recognize(ctx, px, e.cfg.UpsampleFrames && e.canUpsample(w, h))
+}
+
+func (e *Encoder) limits() limits {
+	return limits{maxBytes: e.cfg.MaxBytes, maxPixels: e.cfg.MaxPixels}
+}
