@@ -1,0 +1,140 @@
+package device
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/recognizer/recognizertest"
+)
+
+// benchGater returns a Gater with the default (640x480 webcam) config.
+func benchGater(b *testing.B) *Gater {
+	cfg := testConfig(b, "0")
+	det, err := NewFaceDetector()
+	if err != nil {
+		b.Fatal(err)
+	}
+	shape, err := NewShapePredictor(cfg.ShapePredictorPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := NewGater(&cfg, det, shape)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { g.Close(); det.Close(); shape.Close() })
+	return g
+}
+
+// BenchmarkGate640x480Empty: the per-frame cost with nobody in view (one
+// HOG scan), on one goroutine. Goal: >= 30 fps on one core.
+func BenchmarkGate640x480Empty(b *testing.B) {
+	g := benchGater(b)
+	f := background()
+	defer f.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := g.Check(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fps")
+}
+
+// BenchmarkGate640x480OnePerson: HOG scan, 68 landmarks, sharpness,
+// exposure and pose with one person in view. Goal: >= 15 fps on one core.
+func BenchmarkGate640x480OnePerson(b *testing.B) {
+	g := benchGater(b)
+	f := background()
+	defer f.Close()
+	paste(&f, mustPerson(b, "people/obama/1.jpg", 160), scenW/2, scenH/2)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		gt, err := g.Check(f)
+		if err != nil || !gt.Passed() {
+			b.Fatalf("gate: %v %v", gt.Problem, err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fps")
+}
+
+// BenchmarkTimeToAttendance replays the Hamilton clip from frame 70 (just
+// before Lin-Manuel Miranda faces the camera) at its real pace, liveness
+// on, and measures from the wall time of the track's first gated frame to
+// the event committed in bbolt. p50 and p95 over b.N replays.
+func BenchmarkTimeToAttendance(b *testing.B) {
+	g := mustGallery(b, "lin_manuel_miranda", "alex_lacamoire")
+	clip := mustTrimClip(b, 70, 160)
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		db := g.db
+		cfg := testConfig(b, clip)
+		cfg.MinFaceSize = 70
+		cfg.Pace = true
+		cfg.Cooldown = 0
+		p := NewPipeline(cfg, mustEncoder(b), g.matcher, db, NewBus(), nil)
+		var got time.Duration
+		p.onRecord = func(_ *models.AttendanceEvent, first time.Time) { got = time.Since(first) }
+		mustRun(b, p, time.Minute)
+		if got == 0 {
+			b.Fatalf("no event in replay %d", i)
+		}
+		lat = append(lat, got)
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(lat[(len(lat)*95+99)/100-1].Milliseconds()), "p95-ms")
+}
+
+// mustTrimClip writes frames [from, to) of the Hamilton clip to an MJPEG AVI.
+func mustTrimClip(tb testing.TB, from, to int) string {
+	tb.Helper()
+	src, err := gocv.VideoCaptureFile(recognizertest.Testdata(tb, "video/short_hamilton_clip.mp4"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer src.Close()
+	path := tb.TempDir() + "/trim.avi"
+	vw, err := gocv.VideoWriterFile(path, "MJPG", src.Get(gocv.VideoCaptureFPS), 640, 360, true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := gocv.NewMat()
+	defer m.Close()
+	for i := 0; i < to && src.Read(&m); i++ {
+		if i >= from {
+			vw.Write(m)
+		}
+	}
+	vw.Close()
+	return path
+}
+
+// TestExtractFrames writes the Hamilton clip's frames as JPEGs into
+// $KIOSK_EXTRACT_FRAMES, for scripts/peer_video.py (the venv has no OpenCV).
+// Skipped unless the variable is set.
+func TestExtractFrames(t *testing.T) {
+	dir := os.Getenv("KIOSK_EXTRACT_FRAMES")
+	if dir == "" {
+		t.Skip("set KIOSK_EXTRACT_FRAMES=dir")
+	}
+	src, err := gocv.VideoCaptureFile(recognizertest.Testdata(t, "video/short_hamilton_clip.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	m := gocv.NewMat()
+	defer m.Close()
+	for i := 0; src.Read(&m); i++ {
+		if !gocv.IMWriteWithParams(fmt.Sprintf("%s/%05d.jpg", dir, i), m, []int{gocv.IMWriteJpegQuality, 95}) {
+			t.Fatal("write frame")
+		}
+	}
+}

@@ -1,0 +1,206 @@
+package device
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kioskd/kioskd/models"
+)
+
+// Config says where frames come from and how strict the kiosk is. Zero values
+// are not defaults: start from DefaultConfig.
+type Config struct {
+	// Source is where frames come from: a camera index ("0") or device
+	// ("/dev/video0"), an rtsp://, http:// or https:// URL, a video file, or a
+	// folder of images (played in name order).
+	Source string `yaml:"source"`
+	// Width, Height and FPS are requested from cameras; files keep their own.
+	Width  int     `yaml:"width"`
+	Height int     `yaml:"height"`
+	FPS    float64 `yaml:"fps"`
+	// Pace replays video files and image folders at their frame rate (a
+	// folder uses FPS) instead of as fast as frames can be processed; paced
+	// and live sources drop frames the pipeline is too busy for.
+	Pace bool `yaml:"pace"`
+
+	// KioskID goes into every AttendanceEvent.
+	KioskID string `yaml:"kiosk_id"`
+
+	// DetectWidth downscales wider frames before the HOG scan (dlib finds
+	// faces from about 80 px, so faces smaller than 80*width/DetectWidth px
+	// are not seen). 0 scans at full size.
+	DetectWidth int `yaml:"detect_width"`
+	// DetectAdjust shifts dlib's HOG threshold: positive is stricter.
+	DetectAdjust float64 `yaml:"detect_adjust"`
+	// MinFaceSize is the smallest face width, in frame pixels, worth
+	// identifying; smaller faces get "move closer".
+	MinFaceSize int `yaml:"min_face_size"`
+	// MinSharpness is the least variance of the Laplacian of the face,
+	// measured at a fixed face width of 128 px; below it: "hold still".
+	MinSharpness float64 `yaml:"min_sharpness"`
+	// MinBrightness and MaxBrightness bound the face's mean luma (0-255).
+	MinBrightness float64 `yaml:"min_brightness"`
+	MaxBrightness float64 `yaml:"max_brightness"`
+	// MaxYaw bounds how far the nose may sit from the eyes' midline, as a
+	// fraction of the distance between the eyes (0 = perfectly frontal).
+	MaxYaw float64 `yaml:"max_yaw"`
+	// MaxRoll bounds the eyes' tilt in degrees.
+	MaxRoll float64 `yaml:"max_roll"`
+
+	// EncodeFaceSize is the face width the crop handed to the encoder is
+	// upscaled to when the face is smaller (dlib's HOG misses faces under
+	// about 80 px, and descriptors get noisy below about 100 px).
+	EncodeFaceSize int `yaml:"encode_face_size"`
+	// EncodeInterval spaces encodings of one track; 0 encodes every gated
+	// frame the encoder has time for.
+	EncodeInterval time.Duration `yaml:"encode_interval"`
+	// ConfirmK of the last ConfirmM encodings of a track must name the same
+	// user before attendance is recorded.
+	ConfirmK int `yaml:"confirm_k"`
+	ConfirmM int `yaml:"confirm_m"`
+	// Cooldown is the least time between two events for one user.
+	Cooldown time.Duration `yaml:"cooldown"`
+	// TrackIoU is the least overlap between the face's boxes in consecutive
+	// frames for them to be the same person.
+	TrackIoU float64 `yaml:"track_iou"`
+	// TrackTimeout ends a track after this long without its face.
+	TrackTimeout time.Duration `yaml:"track_timeout"`
+
+	// Liveness requires proof that the face is a live person (a blink or
+	// non-rigid facial motion) before recording attendance.
+	Liveness bool `yaml:"liveness"`
+	// ShapePredictorPath is dlib's shape_predictor_68_face_landmarks.dat,
+	// used for the pose gate and for liveness.
+	ShapePredictorPath string `yaml:"shape_predictor"`
+	// LivenessMotion is the least non-rigid landmark motion (RMS residual
+	// after fitting a homography, in inter-ocular distances) that counts as
+	// a live face in 3 frames; a photo moved, turned or tilted stays below
+	// it (measured: <= 0.02), a person talking or turning exceeds it within
+	// a few frames (0.05-0.16 in the Hamilton clip).
+	LivenessMotion float64 `yaml:"liveness_motion"`
+	// BlinkEAR is the eye aspect ratio below which an eye counts as closed;
+	// a blink is a closed eye between open ones.
+	BlinkEAR float64 `yaml:"blink_ear"`
+	// LivenessTimeout is how long a recognised track may go without proof
+	// of liveness before the screen says "liveness failed".
+	LivenessTimeout time.Duration `yaml:"liveness_timeout"`
+
+	// PreviewInterval spaces the JPEG previews kept for the kiosk screen.
+	PreviewInterval time.Duration `yaml:"preview_interval"`
+	// PreviewQuality is the preview's JPEG quality (1-100).
+	PreviewQuality int `yaml:"preview_quality"`
+	// UnknownDir, when set, keeps a JPEG crop of each unknown face there.
+	// Off by default: faces of people who are not enrolled are personal data.
+	UnknownDir string `yaml:"unknown_dir"`
+
+	// ReopenMin and ReopenMax bound the backoff between attempts to reopen
+	// a failed source.
+	ReopenMin time.Duration `yaml:"reopen_min"`
+	ReopenMax time.Duration `yaml:"reopen_max"`
+}
+
+// DefaultConfig returns settings for a USB webcam at 640x480 and 30 fps with
+// a person about 40-80 cm away: a face is then 100-250 px wide.
+func DefaultConfig() Config {
+	return Config{
+		Source:             "0",
+		Width:              640,
+		Height:             480,
+		FPS:                30,
+		Pace:               false,
+		KioskID:            "kiosk",
+		DetectWidth:        640,
+		DetectAdjust:       0,
+		MinFaceSize:        90,
+		MinSharpness:       15,
+		MinBrightness:      45,
+		MaxBrightness:      215,
+		MaxYaw:             0.35,
+		MaxRoll:            20,
+		EncodeFaceSize:     150,
+		EncodeInterval:     0,
+		ConfirmK:           2,
+		ConfirmM:           3,
+		Cooldown:           5 * time.Minute,
+		TrackIoU:           0.3,
+		TrackTimeout:       time.Second,
+		Liveness:           true,
+		LivenessMotion:     0.05,
+		ShapePredictorPath: "var/models/shape_predictor_68_face_landmarks.dat",
+		BlinkEAR:           0.19,
+		LivenessTimeout:    5 * time.Second,
+		PreviewInterval:    100 * time.Millisecond,
+		PreviewQuality:     75,
+		ReopenMin:          250 * time.Millisecond,
+		ReopenMax:          30 * time.Second,
+	}
+}
+
+// Validate returns an EINVALID error naming the first bad field, or nil.
+func (c *Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return models.Errorf(models.EINVALID, "device.%s: "+format, append([]any{field}, args...)...).WithDetail("field", "device."+field)
+	}
+	switch {
+	case strings.TrimSpace(c.Source) == "":
+		return bad("source", "required (camera index, device, URL, video file or image folder)")
+	case c.Width < 0 || c.Width > 8192:
+		return bad("width", "%d is outside 0-8192", c.Width)
+	case c.Height < 0 || c.Height > 8192:
+		return bad("height", "%d is outside 0-8192", c.Height)
+	case c.FPS < 0 || c.FPS > 240:
+		return bad("fps", "%v is outside 0-240", c.FPS)
+	case c.KioskID == "" || len(c.KioskID) > models.MaxIDLen:
+		return bad("kiosk_id", "required, at most %d characters", models.MaxIDLen)
+	case c.DetectWidth != 0 && (c.DetectWidth < 160 || c.DetectWidth > 4096):
+		return bad("detect_width", "%d is outside 160-4096 (or 0 for full size)", c.DetectWidth)
+	case c.DetectAdjust < -1 || c.DetectAdjust > 2:
+		return bad("detect_adjust", "%v is outside -1 to 2", c.DetectAdjust)
+	case c.MinFaceSize < 40 || c.MinFaceSize > 2000:
+		return bad("min_face_size", "%d is outside 40-2000 px", c.MinFaceSize)
+	case c.MinSharpness < 0:
+		return bad("min_sharpness", "negative")
+	case c.MinBrightness < 0 || c.MaxBrightness > 255 || c.MinBrightness >= c.MaxBrightness:
+		return bad("min_brightness", "want 0 <= min_brightness < max_brightness <= 255, got %v and %v", c.MinBrightness, c.MaxBrightness)
+	case c.MaxYaw <= 0 || c.MaxYaw > 1:
+		return bad("max_yaw", "%v is outside (0, 1]", c.MaxYaw)
+	case c.MaxRoll <= 0 || c.MaxRoll > 90:
+		return bad("max_roll", "%v is outside (0, 90] degrees", c.MaxRoll)
+	case c.EncodeFaceSize < 80 || c.EncodeFaceSize > 600:
+		return bad("encode_face_size", "%d is outside 80-600 px", c.EncodeFaceSize)
+	case c.EncodeInterval < 0:
+		return bad("encode_interval", "negative")
+	case c.ConfirmM < 1 || c.ConfirmM > 50:
+		return bad("confirm_m", "%d is outside 1-50", c.ConfirmM)
+	case c.ConfirmK < 1 || c.ConfirmK > c.ConfirmM:
+		return bad("confirm_k", "%d is outside 1-confirm_m (%d)", c.ConfirmK, c.ConfirmM)
+	case c.Cooldown < 0:
+		return bad("cooldown", "negative")
+	case c.TrackIoU <= 0 || c.TrackIoU >= 1:
+		return bad("track_iou", "%v is outside (0, 1)", c.TrackIoU)
+	case c.TrackTimeout <= 0:
+		return bad("track_timeout", "must be positive")
+	case c.ShapePredictorPath == "":
+		return bad("shape_predictor", "required: the path of shape_predictor_68_face_landmarks.dat (pose and liveness)")
+	case c.LivenessMotion <= 0 || c.LivenessMotion > 1:
+		return bad("liveness_motion", "%v is outside (0, 1]", c.LivenessMotion)
+	case c.BlinkEAR <= 0 || c.BlinkEAR > 0.5:
+		return bad("blink_ear", "%v is outside (0, 0.5]", c.BlinkEAR)
+	case c.LivenessTimeout <= 0:
+		return bad("liveness_timeout", "must be positive")
+	case c.PreviewInterval < 0:
+		return bad("preview_interval", "negative")
+	case c.PreviewQuality < 1 || c.PreviewQuality > 100:
+		return bad("preview_quality", "%d is outside 1-100", c.PreviewQuality)
+	case c.ReopenMin <= 0:
+		return bad("reopen_min", "must be positive")
+	case c.ReopenMax < c.ReopenMin:
+		return bad("reopen_max", "%v is less than reopen_min %v", c.ReopenMax, c.ReopenMin)
+	}
+	return nil
+}
+
+func (c *Config) String() string {
+	return fmt.Sprintf("source=%q %dx%d@%v pace=%v", c.Source, c.Width, c.Height, c.FPS, c.Pace)
+}

@@ -1,0 +1,198 @@
+package device
+
+import (
+	"fmt"
+	"image"
+	"math"
+
+	"gocv.io/x/gocv"
+
+	"github.com/kioskd/kioskd/models"
+)
+
+// shapeFaceWidth is the face width landmarks are predicted at: the crop is
+// scaled to it so landmarks have sub-pixel precision in frame terms and the
+// sharpness measure does not depend on distance.
+const shapeFaceWidth = 160
+
+// sharpFaceWidth is the face width the variance of the Laplacian is measured at.
+const sharpFaceWidth = 128
+
+// Gate is the verdict on one frame.
+type Gate struct {
+	// Faces are every face the HOG detector found, in frame pixels.
+	Faces []Detection
+	// Face is the one face when there is exactly one.
+	Face *FaceQuality
+	// Problem is what stops this frame from being identified: idle (no
+	// face), one person please, move closer, too dark, too bright, hold
+	// still (blurred), look at camera (turned); "" when it passes.
+	Problem models.FeedbackKind
+}
+
+// Passed reports whether the frame holds exactly one face good enough to
+// identify.
+func (g *Gate) Passed() bool { return g.Problem == "" && g.Face != nil }
+
+// FaceQuality holds the measures taken on the single face of a frame.
+type FaceQuality struct {
+	Box        image.Rectangle
+	Landmarks  []Point // dlib's 68 points in frame pixels
+	Sharpness  float64 // variance of the Laplacian at sharpFaceWidth
+	Brightness float64 // mean luma of the face box
+	Yaw, Roll  float64
+	EAR        float64
+}
+
+// Gater runs the per-frame checks. It owns scratch Mats and is not safe for
+// concurrent use.
+type Gater struct {
+	cfg   *Config
+	det   *FaceDetector
+	shape *ShapePredictor
+
+	gray, small, crop, lap gocv.Mat
+}
+
+// NewGater returns a Gater using det and shape (68 points); it does not own them.
+func NewGater(cfg *Config, det *FaceDetector, shape *ShapePredictor) (*Gater, error) {
+	if shape.Parts() != lmCount {
+		return nil, fmt.Errorf("shape predictor has %d points, want %d (shape_predictor_68_face_landmarks.dat)", shape.Parts(), lmCount)
+	}
+	return &Gater{cfg: cfg, det: det, shape: shape,
+		gray: gocv.NewMat(), small: gocv.NewMat(), crop: gocv.NewMat(), lap: gocv.NewMat()}, nil
+}
+
+// Close frees the scratch Mats.
+func (g *Gater) Close() error {
+	for _, m := range []*gocv.Mat{&g.gray, &g.small, &g.crop, &g.lap} {
+		if m.Ptr() != nil {
+			m.Close()
+		}
+	}
+	return nil
+}
+
+// Gray returns the grayscale version of the last frame checked.
+func (g *Gater) Gray() gocv.Mat { return g.gray }
+
+// Check runs the gates on a BGR frame.
+func (g *Gater) Check(frame gocv.Mat) (Gate, error) {
+	var out Gate
+	if frame.Empty() {
+		return out, fmt.Errorf("empty frame")
+	}
+	if frame.Channels() == 1 {
+		frame.CopyTo(&g.gray)
+	} else {
+		gocv.CvtColor(frame, &g.gray, gocv.ColorBGRToGray)
+	}
+	scan, scale := g.gray, 1.0
+	if w := g.cfg.DetectWidth; w > 0 && g.gray.Cols() > w {
+		scale = float64(w) / float64(g.gray.Cols())
+		gocv.Resize(g.gray, &g.small, image.Point{}, scale, scale, gocv.InterpolationArea)
+		scan = g.small
+	}
+	dets, err := g.det.Detect(scan, g.cfg.DetectAdjust)
+	if err != nil {
+		return out, err
+	}
+	bounds := image.Rect(0, 0, g.gray.Cols(), g.gray.Rows())
+	for i := range dets {
+		if scale != 1 {
+			b := dets[i].Box
+			dets[i].Box = image.Rect(int(float64(b.Min.X)/scale), int(float64(b.Min.Y)/scale),
+				int(float64(b.Max.X)/scale), int(float64(b.Max.Y)/scale))
+		}
+	}
+	out.Faces = dets
+	switch {
+	case len(dets) == 0:
+		out.Problem = models.FeedbackIdle
+		return out, nil
+	case len(dets) > 1:
+		out.Problem = models.FeedbackOnePerson
+		return out, nil
+	}
+	box := dets[0].Box
+	q := &FaceQuality{Box: box}
+	out.Face = q
+	if box.Dx() < g.cfg.MinFaceSize {
+		out.Problem = models.FeedbackMoveCloser
+		return out, nil
+	}
+	inner := box.Intersect(bounds)
+	if inner.Dx() < box.Dx()*3/4 || inner.Dy() < box.Dy()*3/4 {
+		// Mostly outside the frame: treat like a turned face.
+		out.Problem = models.FeedbackLookAtCamera
+		return out, nil
+	}
+	if err := g.measure(q, inner); err != nil {
+		return out, err
+	}
+	switch {
+	case q.Brightness < g.cfg.MinBrightness:
+		out.Problem = models.FeedbackTooDark
+	case q.Brightness > g.cfg.MaxBrightness:
+		out.Problem = models.FeedbackTooBright
+	case dets[0].Kind == HOGLeftProfile || dets[0].Kind == HOGRightProfile,
+		math.Abs(q.Yaw) > g.cfg.MaxYaw, math.Abs(q.Roll) > g.cfg.MaxRoll:
+		out.Problem = models.FeedbackLookAtCamera
+	case q.Sharpness < g.cfg.MinSharpness:
+		out.Problem = models.FeedbackHoldStill
+	}
+	return out, nil
+}
+
+// measure fills q's brightness, sharpness, landmarks and pose for the face
+// in box (inside the frame).
+func (g *Gater) measure(q *FaceQuality, box image.Rectangle) error {
+	roi := g.gray.Region(box)
+	mean := roi.Mean()
+	q.Brightness = mean.Val1
+	s := float64(sharpFaceWidth) / float64(box.Dx())
+	gocv.Resize(roi, &g.crop, image.Point{}, s, s, gocv.InterpolationArea)
+	roi.Close()
+	gocv.Laplacian(g.crop, &g.lap, gocv.MatTypeCV16S, 1, 1, 0, gocv.BorderDefault)
+	mu, sd := gocv.NewMat(), gocv.NewMat()
+	gocv.MeanStdDev(g.lap, &mu, &sd)
+	q.Sharpness = sd.GetDoubleAt(0, 0) * sd.GetDoubleAt(0, 0)
+	mu.Close()
+	sd.Close()
+
+	lm, err := g.landmarks(box)
+	if err != nil {
+		return err
+	}
+	q.Landmarks = lm
+	q.Yaw, q.Roll = facePose(lm)
+	q.EAR = meanEAR(lm)
+	return nil
+}
+
+// landmarks predicts the 68 points on a crop around box scaled so that the
+// face is shapeFaceWidth wide, and maps them back to frame pixels.
+func (g *Gater) landmarks(box image.Rectangle) ([]Point, error) {
+	bounds := image.Rect(0, 0, g.gray.Cols(), g.gray.Rows())
+	m := box.Dx() / 4
+	area := image.Rect(box.Min.X-m, box.Min.Y-m, box.Max.X+m, box.Max.Y+m).Intersect(bounds)
+	s := float64(shapeFaceWidth) / float64(box.Dx())
+	roi := g.gray.Region(area)
+	defer roi.Close()
+	interp := gocv.InterpolationLinear
+	if s < 1 {
+		interp = gocv.InterpolationArea
+	}
+	gocv.Resize(roi, &g.crop, image.Point{}, s, s, interp)
+	rb := image.Rect(int(float64(box.Min.X-area.Min.X)*s), int(float64(box.Min.Y-area.Min.Y)*s),
+		int(float64(box.Max.X-area.Min.X)*s), int(float64(box.Max.Y-area.Min.Y)*s))
+	pts, err := g.shape.Shape(g.crop, rb)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Point, len(pts))
+	for i, p := range pts {
+		out[i] = Point{float64(area.Min.X) + float64(p.X)/s, float64(area.Min.Y) + float64(p.Y)/s}
+	}
+	return out, nil
+}

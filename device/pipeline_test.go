@@ -1,0 +1,147 @@
+package device
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/recognizer/recognizertest"
+)
+
+// TestHamiltonClip replays the face_recognition example clip with Lin-Manuel
+// Miranda and Alex Lacamoire enrolled. Looking at the frames: 0-80 show a man
+// in profile at the piano side (no frontal face), 84-212 show Lin-Manuel
+// Miranda singing, facing the camera (faces 87-105 px in a 640x360 frame),
+// 213-250 the audience with one small, blurred frontal face (a stranger),
+// and no frame has two detectable faces. Alex Lacamoire is never shown
+// recognisably. So: exactly one event, for Lin-Manuel Miranda, with
+// liveness on (he sings and moves: non-rigid motion).
+func TestHamiltonClip(t *testing.T) {
+	g := mustGallery(t, "lin_manuel_miranda", "alex_lacamoire")
+	cfg := testConfig(t, recognizertest.Testdata(t, "video/short_hamilton_clip.mp4"))
+	// The clip is a stage shot, 640x360: faces are 73-105 px, smaller than
+	// at a kiosk, so this test lowers the size gate.
+	cfg.MinFaceSize = 70
+	bus := NewBus()
+	fb := collectFeedback(t, bus)
+	p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
+	var twoFaceTracks []uint64
+	p.onGate = func(_ time.Time, gt *Gate, tr *track) {
+		if len(gt.Faces) > 1 && tr != nil {
+			twoFaceTracks = append(twoFaceTracks, tr.id)
+		}
+	}
+	mustRun(t, p, 3*time.Minute)
+	if got := g.events(t); !slices.Equal(got, []string{"lin_manuel_miranda"}) {
+		t.Errorf("events = %v, want exactly one for lin_manuel_miranda; feedback %v", got, fb.kinds())
+	}
+	if len(twoFaceTracks) > 0 {
+		t.Errorf("a track survived a two-face frame: %v", twoFaceTracks)
+	}
+	evs, _, err := g.db.ListAttendance(context.Background(), models.AttendanceFilter{})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("list: %v %d", err, len(evs))
+	}
+	if evs[0].Liveness != LivenessMotion && evs[0].Liveness != LivenessBlink {
+		t.Errorf("liveness = %q, want blink or motion", evs[0].Liveness)
+	}
+	if evs[0].KioskID != cfg.KioskID || evs[0].Distance <= 0 || evs[0].Distance > 0.6 {
+		t.Errorf("event = %+v", evs[0])
+	}
+	st := p.Status()
+	if st.State != CameraStopped || st.Frames != 275 || st.Processed != 275 {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+// TestScenarioOneEventPerPerson: empty -> A (2 s) -> A and B -> B -> still
+// photo of A, with liveness off (every person in these videos is a pasted
+// photo, which liveness rightly refuses: TestLivenessRefusesPhotos covers
+// that, TestHamiltonClip the live positive). One event for A, one for B, "one
+// person at a time" while both are in view, nothing from the pair.
+func TestScenarioOneEventPerPerson(t *testing.T) {
+	g := mustGallery(t, "obama", "biden")
+	a := mustPerson(t, "people/obama/1.jpg", 150)
+	b := mustPerson(t, "people/biden/1.jpg", 150)
+	pa := mustPerson(t, "people/obama/1.jpg", 120)
+	pb := mustPerson(t, "people/biden/1.jpg", 120)
+	video := mustWriteVideo(t, "scenario",
+		scene{frames: secs(1)},
+		scene{frames: secs(2), draw: shifted(a)},
+		scene{frames: secs(2), draw: pair(pa, pb)},
+		scene{frames: secs(2), draw: shifted(b)},
+		scene{frames: secs(0.5)},
+		scene{frames: secs(2), draw: still(a)},
+	)
+	cfg := testConfig(t, video)
+	cfg.Liveness = false
+	bus := NewBus()
+	fb := collectFeedback(t, bus)
+	p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
+	var pairFrames, pairEncodes int
+	p.onGate = func(_ time.Time, gt *Gate, tr *track) {
+		if len(gt.Faces) == 2 {
+			pairFrames++
+			if tr != nil {
+				pairEncodes++
+			}
+		}
+	}
+	mustRun(t, p, 2*time.Minute)
+	if got := g.events(t); !slices.Equal(got, []string{"obama", "biden"}) {
+		t.Errorf("events = %v, want [obama biden]; feedback %v", got, fb.kinds())
+	}
+	if pairFrames < secs(2)-2 {
+		t.Errorf("two faces seen in %d frames, want about %d", pairFrames, secs(2))
+	}
+	if pairEncodes != 0 {
+		t.Errorf("%d two-face frames kept a track", pairEncodes)
+	}
+	if fb.count(models.FeedbackOnePerson) == 0 {
+		t.Errorf("no one-person-please feedback: %v", fb.kinds())
+	}
+	if n := fb.count(models.FeedbackRecognised); n < 2 {
+		t.Errorf("recognised feedback %d times, want >= 2: %v", n, fb.kinds())
+	}
+}
+
+// TestLivenessRefusesPhotos: the same kind of video with liveness on
+// and no cooldown. Every face in it is a photo: still, shifted a few pixels
+// per frame, or tilted in 3D. None may produce attendance.
+func TestLivenessRefusesPhotos(t *testing.T) {
+	g := mustGallery(t, "obama", "biden")
+	a := mustPerson(t, "people/obama/1.jpg", 150)
+	video := mustWriteVideo(t, "photos",
+		scene{frames: secs(0.5)},
+		scene{frames: secs(3), draw: still(a)},
+		scene{frames: secs(1.5)},
+		scene{frames: secs(3), draw: shifted(a)},
+		scene{frames: secs(1.5)},
+		scene{frames: secs(3), draw: tilted(a)},
+	)
+	cfg := testConfig(t, video)
+	cfg.Cooldown = 0
+	cfg.LivenessTimeout = 2 * time.Second
+	bus := NewBus()
+	fb := collectFeedback(t, bus)
+	p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
+	motion := map[uint64]float64{}
+	p.onGate = func(_ time.Time, _ *Gate, tr *track) {
+		if tr != nil {
+			motion[tr.id] = tr.live.maxMotion
+		}
+	}
+	mustRun(t, p, 2*time.Minute)
+	t.Logf("largest non-rigid motion per track: %v (threshold %v)", motion, cfg.LivenessMotion)
+	if got := g.events(t); len(got) != 0 {
+		t.Errorf("events = %v from photos, want none", got)
+	}
+	if n := fb.count(models.FeedbackLivenessFailed); n < 3 {
+		t.Errorf("liveness_failed %d times, want one per photo (3): %v", n, fb.kinds())
+	}
+	if st := p.Status(); st.LivenessFailed < 3 || st.Encodings == 0 {
+		t.Errorf("status = %+v", st)
+	}
+}

@@ -1,0 +1,38 @@
+package device
+
+import "time"
+
+// CameraState is the state of the frame source.
+type CameraState string
+
+// Camera states.
+const (
+	CameraStarting     CameraState = "starting"     // opening the source for the first time
+	CameraRunning      CameraState = "running"      // frames arriving
+	CameraReconnecting CameraState = "reconnecting" // the source failed; reopening with backoff
+	CameraEnded        CameraState = "ended"        // a file or folder played to its end
+	CameraStopped      CameraState = "stopped"      // Close was called
+)
+
+// CameraStatus is a snapshot of the pipeline for the API and health checks.
+type CameraStatus struct {
+	State       CameraState `json:"state"`
+	Source      string      `json:"source"`
+	Since       time.Time   `json:"since"` // when State was entered
+	LastFrameAt time.Time   `json:"last_frame_at"`
+	LastError   string      `json:"last_error,omitempty"`
+	// Frames read, frames gated (processed), frames dropped because the
+	// pipeline was busy, and how many times the source was reopened.
+	Frames    uint64 `json:"frames"`
+	Processed uint64 `json:"processed"`
+	Dropped   uint64 `json:"dropped"`
+	Reopens   uint64 `json:"reopens"`
+	// Encodings run, attendance events recorded, unknown faces seen,
+	// tracks refused for lack of liveness.
+	Encodings      uint64 `json:"encodings"`
+	Events         uint64 `json:"events"`
+	Unknown        uint64 `json:"unknown"`
+	LivenessFailed uint64 `json:"liveness_failed"`
+	// FeedbackDropped counts feedback lost by slow bus subscribers.
+	FeedbackDropped uint64 `json:"feedback_dropped"`
+}

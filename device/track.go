@@ -1,0 +1,89 @@
+package device
+
+import (
+	"image"
+	"time"
+)
+
+// iou returns the intersection over union of two boxes.
+func iou(a, b image.Rectangle) float64 {
+	in := a.Intersect(b)
+	if in.Empty() {
+		return 0
+	}
+	ia := float64(in.Dx() * in.Dy())
+	return ia / (float64(a.Dx()*a.Dy()+b.Dx()*b.Dy()) - ia)
+}
+
+// track is one face followed across frames. A new track starts when the face
+// jumps (IoU below the threshold), when a second face appears, or after the
+// face was gone for TrackTimeout.
+type track struct {
+	id        uint64
+	box       image.Rectangle
+	firstSeen time.Time // frame time of the first frame of the track
+	lastSeen  time.Time
+	// firstGated is the capture time (wall clock) of the first frame that
+	// passed the gates: time to attendance is measured from it.
+	firstGated time.Time
+	lastEncode time.Time
+	votes      votes
+	live       *liveness
+	// decided: attendance recorded (or refused by cooldown) for this track;
+	// no more encodings.
+	decided         bool
+	unknownAnnounce bool
+	livenessFailed  bool
+	recognisedAt    time.Time // frame time K-of-M first agreed, waiting for liveness
+}
+
+// vote is one encoding's identification.
+type vote struct {
+	userID   string // "" for unknown
+	distance float64
+}
+
+// votes keeps the last M identifications of a track.
+type votes struct {
+	ring []vote
+	m    int
+}
+
+func (v *votes) add(x vote) {
+	if len(v.ring) == v.m {
+		copy(v.ring, v.ring[1:])
+		v.ring = v.ring[:v.m-1]
+	}
+	v.ring = append(v.ring, x)
+}
+
+// winner returns the user named by at least k of the kept votes and the
+// mean distance of those votes.
+func (v *votes) winner(k int) (string, float64, bool) {
+	counts := map[string]int{}
+	sums := map[string]float64{}
+	for _, x := range v.ring {
+		if x.userID == "" {
+			continue
+		}
+		counts[x.userID]++
+		sums[x.userID] += x.distance
+	}
+	for id, c := range counts {
+		if c >= k {
+			return id, sums[id] / float64(c), true
+		}
+	}
+	return "", 0, false
+}
+
+// unknown reports whether at least k of the kept votes are unknown.
+func (v *votes) unknown(k int) bool {
+	n := 0
+	for _, x := range v.ring {
+		if x.userID == "" {
+			n++
+		}
+	}
+	return n >= k
+}
