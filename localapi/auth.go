@@ -1,0 +1,238 @@
+package localapi
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kioskd/kioskd/models"
+)
+
+// tokenCookie carries the token for what a browser loads without headers
+// (the MJPEG <img>, EventSource, downloads). It is honoured on GET only, so a
+// forged cross-site form cannot use it to change anything.
+const tokenCookie = "kioskd_token"
+
+const ctxAccount = "localapi.account"
+const ctxClaims = "localapi.claims"
+
+// authenticate requires a valid token; with allowLoopback, a client on the
+// loopback interface passes without one when cfg.TrustLoopback is set.
+func (s *Server) authenticate(allowLoopback bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		tok := bearerToken(c.Request)
+		if tok == "" && allowLoopback && s.cfg.TrustLoopback && isLoopback(c.Request) {
+			c.Next()
+			return
+		}
+		if tok == "" {
+			s.writeError(c, models.Errorf(models.EUNAUTHORIZED, "Log in first: this needs an Authorization: Bearer token."))
+			return
+		}
+		claims, err := s.tokens.verify(tok)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		a, err := s.deps.Store.GetAccount(c.Request.Context(), claims.Email)
+		if models.ErrorCode(err) == models.ENOTFOUND || (err == nil && a.Disabled) {
+			s.writeError(c, models.Errorf(models.EUNAUTHORIZED, "This account no longer exists or is disabled."))
+			return
+		} else if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Set(ctxAccount, a)
+		c.Set(ctxClaims, claims)
+		c.Next()
+	}
+}
+
+// requireRole refuses accounts without role (admins pass every check).
+func (s *Server) requireRole(role models.AccountRole) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		a := account(c)
+		if a == nil || (a.Role != role && a.Role != models.AccountAdmin) {
+			s.writeError(c, models.Errorf(models.EFORBIDDEN, "Only an admin may do this."))
+			return
+		}
+		c.Next()
+	}
+}
+
+// account returns the authenticated account, nil for a loopback client.
+func account(c *gin.Context) *models.LocalAccount {
+	v, _ := c.Get(ctxAccount)
+	a, _ := v.(*models.LocalAccount)
+	return a
+}
+
+func isAdmin(c *gin.Context) bool {
+	a := account(c)
+	return a != nil && a.Role == models.AccountAdmin
+}
+
+func bearerToken(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			return strings.TrimSpace(h[7:])
+		}
+		return ""
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if ck, err := r.Cookie(tokenCookie); err == nil {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// clientAddr is the peer's IP: no forwarding header is trusted.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func isLoopback(r *http.Request) bool {
+	ip := net.ParseIP(clientAddr(r))
+	return ip != nil && ip.IsLoopback()
+}
+
+// LoginRequest is the body of POST /api/v1/auth/login.
+type LoginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// LoginResponse carries a new token.
+type LoginResponse struct {
+	Token     string               `json:"token"`
+	ExpiresAt time.Time            `json:"expires_at"`
+	Account   *models.LocalAccount `json:"account"`
+}
+
+// verifyPassword runs one hash verification, at most one per core at a time.
+func (s *Server) verifyPassword(ctx context.Context, hash, password string) (bool, error) {
+	select {
+	case s.hashSem <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-s.hashSem }()
+	return models.VerifyPassword(hash, password)
+}
+
+func (s *Server) handleLogin(c *gin.Context) {
+	var req LoginRequest
+	if err := s.bindJSON(c, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	email := strings.ToLower(strings.TrimSpace(req.Email))
+	addr := clientAddr(c.Request)
+	if email == "" || req.Password == "" {
+		s.writeError(c, models.Errorf(models.EINVALID, "email and password are required."))
+		return
+	}
+	if len(email) > models.MaxEmailLen || len(req.Password) > models.MaxPasswordLen {
+		s.writeError(c, models.Errorf(models.EINVALID, "email or password is too long."))
+		return
+	}
+	if err := s.throttle.check(email, addr); err != nil {
+		s.metrics.logins.WithLabelValues("throttled").Inc()
+		s.writeError(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	a, err := s.deps.Store.GetAccount(ctx, email)
+	if err != nil && models.ErrorCode(err) != models.ENOTFOUND {
+		s.writeError(c, err)
+		return
+	}
+	hash := s.dummy // unknown email or disabled: verify anyway, so it takes as long
+	if a != nil && !a.Disabled {
+		hash = a.PasswordHash
+	}
+	ok, verr := s.verifyPassword(ctx, hash, req.Password)
+	if verr != nil && ctx.Err() == nil {
+		s.logger.Warn("account password hash cannot be checked", "email", email, "err", verr)
+	}
+	if !ok || a == nil || a.Disabled {
+		s.throttle.fail(email, addr)
+		s.metrics.logins.WithLabelValues("failed").Inc()
+		s.writeError(c, models.Errorf(models.EUNAUTHORIZED, "Email or password is wrong."))
+		return
+	}
+	s.throttle.succeed(email)
+	tok, exp, err := s.tokens.issue(a)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.metrics.logins.WithLabelValues("ok").Inc()
+	http.SetCookie(c.Writer, &http.Cookie{Name: tokenCookie, Value: tok, Path: "/", Expires: exp,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	c.JSON(http.StatusOK, LoginResponse{Token: tok, ExpiresAt: exp.UTC(), Account: a})
+}
+
+func (s *Server) handleLogout(c *gin.Context) {
+	if v, ok := c.Get(ctxClaims); ok {
+		s.tokens.revoke(v.(*tokenClaims))
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: tokenCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) handleMe(c *gin.Context) {
+	c.JSON(http.StatusOK, account(c))
+}
+
+// PasswordChange is the body of PUT /api/v1/me/password.
+type PasswordChange struct {
+	Current string `json:"current_password"`
+	New     string `json:"new_password"`
+}
+
+func (s *Server) handleChangePassword(c *gin.Context) {
+	var req PasswordChange
+	if err := s.bindJSON(c, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	a := account(c)
+	ctx := c.Request.Context()
+	addr := clientAddr(c.Request)
+	if err := s.throttle.check(a.Email, addr); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if ok, _ := s.verifyPassword(ctx, a.PasswordHash, req.Current); !ok {
+		s.throttle.fail(a.Email, addr)
+		s.writeError(c, models.Errorf(models.EUNAUTHORIZED, "current_password: wrong.").WithDetail("field", "current_password"))
+		return
+	}
+	if err := models.ValidatePassword(req.New, a.Email); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	h, err := models.HashPassword(req.New)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	b := *a
+	b.PasswordHash, b.Source, b.UpdatedAt = h, models.SourceLocal, s.now()
+	if err := s.deps.Store.PutAccount(ctx, &b); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

@@ -1,0 +1,139 @@
+package localapi
+
+import (
+	"fmt"
+	"net"
+	"time"
+)
+
+// Config configures the local API. DefaultConfig gives a working one.
+type Config struct {
+	// Addr is the listen address; ":0" picks a free port (see Server.URL).
+	Addr string `yaml:"addr"`
+	// TokenTTL is how long a login token stays valid.
+	TokenTTL time.Duration `yaml:"token_ttl"`
+	// MaxUploadBytes bounds a whole request body (spreadsheet + photos zip).
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// MaxImageBytes bounds one image (a face upload, identify, one photo in
+	// the zip).
+	MaxImageBytes int64 `yaml:"max_image_bytes"`
+	// MaxImportRows bounds the data rows of an import spreadsheet.
+	MaxImportRows int `yaml:"max_import_rows"`
+	// MaxZipEntries bounds the entries of the photos zip (and of the .xlsx).
+	MaxZipEntries int `yaml:"max_zip_entries"`
+	// MaxUnzipBytes bounds the total uncompressed size of the photos zip and
+	// of the .xlsx (excelize's UnzipSizeLimit).
+	MaxUnzipBytes int64 `yaml:"max_unzip_bytes"`
+	// MaxImagePixels bounds width x height of an image; the encoder enforces
+	// its own limit too, this one is checked on headers before encoding.
+	MaxImagePixels int `yaml:"max_image_pixels"`
+	// DuplicateDistance: a new face within this distance of another user's
+	// face is a duplicate (dlib's same-person convention is 0.6).
+	DuplicateDistance float64 `yaml:"duplicate_distance"`
+	// SameFaceDistance: a face this close to one the user already has is the
+	// same image again (re-saved or re-sent); it is not stored twice, so
+	// re-imports stay idempotent. The encoder is deterministic (identical
+	// bytes give distance 0); two different photos of one person are
+	// usually 0.2-0.5 apart, a downscaled copy of one photo under 0.1.
+	SameFaceDistance float64 `yaml:"same_face_distance"`
+	// CaptureTimeout bounds how long a capture from the camera waits for a
+	// gated frame.
+	CaptureTimeout time.Duration `yaml:"capture_timeout"`
+	// LoginMaxFailures failed logins within LoginWindow lock the account
+	// (and, at LoginMaxFailuresPerAddr, the client address) for LoginLockout.
+	LoginMaxFailures        int           `yaml:"login_max_failures"`
+	LoginMaxFailuresPerAddr int           `yaml:"login_max_failures_per_addr"`
+	LoginWindow             time.Duration `yaml:"login_window"`
+	LoginLockout            time.Duration `yaml:"login_lockout"`
+	// TrustLoopback lets clients on the loopback interface (the kiosk's own
+	// screen) see the live preview, feedback and /metrics without a token.
+	TrustLoopback bool `yaml:"trust_loopback"`
+	// ImportWorkers sizes the bulk-import encoding pool; 0 means one per core.
+	ImportWorkers int `yaml:"import_workers"`
+	// ImportBatch is how many rows one bbolt write transaction carries.
+	ImportBatch int `yaml:"import_batch"`
+	// MaxJobs bounds the import jobs kept in memory (oldest finished first).
+	MaxJobs int `yaml:"max_jobs"`
+	// TempDir holds uploads while an import runs; "" means os.TempDir().
+	TempDir string `yaml:"temp_dir"`
+	// ReadCacheTTL is how long user lists and status are served from a
+	// rendered copy (writes through the API clear it); 0 disables it.
+	ReadCacheTTL time.Duration `yaml:"read_cache_ttl"`
+	// ShutdownTimeout bounds Close's graceful drain.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	// DeviceID and Version are reported by /api/v1/status.
+	DeviceID string `yaml:"-"`
+	Version  string `yaml:"-"`
+}
+
+// DefaultConfig returns the defaults a deployed kiosk uses.
+func DefaultConfig() Config {
+	return Config{
+		Addr:                    ":8080",
+		TokenTTL:                30 * time.Minute,
+		MaxUploadBytes:          512 << 20,
+		MaxImageBytes:           20 << 20,
+		MaxImportRows:           5000,
+		MaxZipEntries:           10000,
+		MaxUnzipBytes:           2 << 30,
+		MaxImagePixels:          40_000_000,
+		DuplicateDistance:       0.6,
+		SameFaceDistance:        0.05,
+		CaptureTimeout:          15 * time.Second,
+		LoginMaxFailures:        5,
+		LoginMaxFailuresPerAddr: 20,
+		LoginWindow:             15 * time.Minute,
+		LoginLockout:            15 * time.Minute,
+		TrustLoopback:           true,
+		ImportBatch:             100,
+		MaxJobs:                 20,
+		ReadCacheTTL:            time.Second,
+		ShutdownTimeout:         10 * time.Second,
+		Version:                 "dev",
+	}
+}
+
+// Validate returns an error naming the first bad field.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("addr: %q is not host:port", c.Addr)
+	}
+	switch {
+	case c.TokenTTL < time.Minute || c.TokenTTL > 24*time.Hour:
+		return fmt.Errorf("token_ttl: %s is outside [1m, 24h]", c.TokenTTL)
+	case c.MaxUploadBytes < 1<<20:
+		return fmt.Errorf("max_upload_bytes: %d is below 1 MiB", c.MaxUploadBytes)
+	case c.MaxImageBytes < 64<<10 || c.MaxImageBytes > c.MaxUploadBytes:
+		return fmt.Errorf("max_image_bytes: %d is outside [64 KiB, max_upload_bytes]", c.MaxImageBytes)
+	case c.MaxImportRows < 1 || c.MaxImportRows > 1_048_575:
+		return fmt.Errorf("max_import_rows: %d is outside [1, 1048575]", c.MaxImportRows)
+	case c.MaxZipEntries < 1:
+		return fmt.Errorf("max_zip_entries: %d must be positive", c.MaxZipEntries)
+	case c.MaxUnzipBytes < 1<<20:
+		return fmt.Errorf("max_unzip_bytes: %d is below 1 MiB", c.MaxUnzipBytes)
+	case c.MaxImagePixels < 1<<16:
+		return fmt.Errorf("max_image_pixels: %d is below 65536", c.MaxImagePixels)
+	case c.DuplicateDistance <= 0 || c.DuplicateDistance > 1.2:
+		return fmt.Errorf("duplicate_distance: %g is outside (0, 1.2]", c.DuplicateDistance)
+	case c.SameFaceDistance < 0 || c.SameFaceDistance >= c.DuplicateDistance:
+		return fmt.Errorf("same_face_distance: %g is outside [0, duplicate_distance)", c.SameFaceDistance)
+	case c.CaptureTimeout < time.Second:
+		return fmt.Errorf("capture_timeout: %s is below 1s", c.CaptureTimeout)
+	case c.LoginMaxFailures < 1 || c.LoginMaxFailuresPerAddr < c.LoginMaxFailures:
+		return fmt.Errorf("login_max_failures: %d must be positive and not above login_max_failures_per_addr (%d)", c.LoginMaxFailures, c.LoginMaxFailuresPerAddr)
+	case c.LoginWindow <= 0 || c.LoginLockout <= 0:
+		return fmt.Errorf("login_window, login_lockout: must be positive")
+	case c.ImportWorkers < 0 || c.ImportWorkers > 64:
+		return fmt.Errorf("import_workers: %d is outside [0, 64]", c.ImportWorkers)
+	case c.ImportBatch < 1 || c.ImportBatch > 10000:
+		return fmt.Errorf("import_batch: %d is outside [1, 10000]", c.ImportBatch)
+	case c.MaxJobs < 1:
+		return fmt.Errorf("max_jobs: %d must be positive", c.MaxJobs)
+	case c.ReadCacheTTL < 0 || c.ReadCacheTTL > time.Minute:
+		return fmt.Errorf("read_cache_ttl: %s is outside [0, 1m]", c.ReadCacheTTL)
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("shutdown_timeout: must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+package localapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kioskd/kioskd/models"
+)
+
+// FeedbackSource is the pipeline's feedback bus: each subscriber gets its own
+// channel; cancel unsubscribes and closes it. A slow subscriber loses
+// messages rather than blocking the pipeline.
+type FeedbackSource interface {
+	Subscribe(buffer int) (<-chan models.Feedback, func())
+}
+
+// PreviewSource gives the latest camera frame as JPEG (with the face box
+// drawn by the pipeline) and a sequence number that changes with each frame;
+// nil bytes mean no frame yet.
+type PreviewSource interface {
+	LatestJPEG() ([]byte, uint64)
+}
+
+// FaceCapturer waits for the next frame that passes the pipeline's gates
+// (one face, large enough, sharp, lit) and returns the face and that frame as
+// JPEG. Errors: ENOFACE etc. as models.Encoder, EUNAVAILABLE (no camera).
+type FaceCapturer interface {
+	CaptureFace(ctx context.Context) (*models.Face, []byte, error)
+}
+
+// StatusProvider reports a component's state for /api/v1/status, as any
+// JSON-encodable value.
+type StatusProvider interface {
+	Status() any
+}
+
+// StatusFunc adapts a function to StatusProvider, so that kioskd can wire a
+// component whose Status method returns its own concrete type:
+// StatusFunc(func() any { return pipeline.Status() }).
+type StatusFunc func() any
+
+// Status calls f.
+func (f StatusFunc) Status() any { return f() }
+
+// ConfigProvider is kioskd's runtime configuration, which admins read and
+// change through /api/v1/config. Update applies a JSON merge patch and
+// returns the new effective configuration. Errors: EINVALID naming the field.
+type ConfigProvider interface {
+	Config() any
+	UpdateConfig(ctx context.Context, patch []byte) (any, error)
+}
+
+// Deps are the server's collaborators. Store, Encoder and Matcher are
+// required; the rest may be nil, and the endpoints that need them then answer
+// 503 EUNAVAILABLE saying what is missing (kioskd runs without a camera).
+type Deps struct {
+	Store   models.Store
+	Encoder models.Encoder
+	Matcher models.Matcher
+
+	Feedback FeedbackSource
+	Preview  PreviewSource
+	Capturer FaceCapturer
+	Camera   StatusProvider // the device pipeline's status
+	Sync     StatusProvider // sync's status (connected, last error, ...)
+	Config   ConfigProvider
+
+	// Ready reports whether kioskd is ready to serve (models loaded,
+	// gallery loaded); nil means ready once the store answers.
+	Ready func() error
+	// Registry receives the API's metrics and is served at /metrics; nil
+	// makes a private registry with the Go and process collectors.
+	Registry *prometheus.Registry
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}

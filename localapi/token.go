@@ -1,0 +1,146 @@
+package localapi
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kioskd/kioskd/models"
+)
+
+// tokenSecretKey is the MetaStore key of the per-device token secret,
+// generated on first run. Changing it logs everybody out.
+const tokenSecretKey = "localapi/token_secret"
+
+// loadTokenSecret returns the device's token secret, creating it on first run.
+func loadTokenSecret(ctx context.Context, meta models.MetaStore) ([]byte, error) {
+	b, err := meta.GetMeta(ctx, tokenSecretKey)
+	if err == nil && len(b) >= 32 {
+		return b, nil
+	} else if err != nil && models.ErrorCode(err) != models.ENOTFOUND {
+		return nil, err
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := meta.SetMeta(ctx, tokenSecretKey, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// tokenClaims is what a token says. The role in it is informational: every
+// request reloads the account, so a disabled or demoted account loses access
+// at once.
+type tokenClaims struct {
+	ID      string             `json:"jti"`
+	Email   string             `json:"sub"`
+	Role    models.AccountRole `json:"role"`
+	Issued  int64              `json:"iat"`
+	Expires int64              `json:"exp"`
+}
+
+// tokenSigner issues and checks "v1.<claims>.<hmac>" tokens: HMAC-SHA256 over
+// the base64url claims with the device's secret.
+type tokenSigner struct {
+	secret []byte
+	ttl    time.Duration
+	now    func() time.Time
+
+	mu      sync.Mutex
+	revoked map[string]int64 // token id -> expiry (unix), dropped once expired
+}
+
+func newTokenSigner(secret []byte, ttl time.Duration, now func() time.Time) *tokenSigner {
+	return &tokenSigner{secret: secret, ttl: ttl, now: now, revoked: map[string]int64{}}
+}
+
+var b64url = base64.RawURLEncoding
+
+func (t *tokenSigner) mac(payload string) []byte {
+	m := hmac.New(sha256.New, t.secret)
+	m.Write([]byte("v1." + payload))
+	return m.Sum(nil)
+}
+
+// issue returns a new token for the account and its expiry.
+func (t *tokenSigner) issue(a *models.LocalAccount) (string, time.Time, error) {
+	id := make([]byte, 12)
+	if _, err := rand.Read(id); err != nil {
+		return "", time.Time{}, err
+	}
+	now := t.now()
+	exp := now.Add(t.ttl)
+	c := tokenClaims{ID: b64url.EncodeToString(id), Email: a.Email, Role: a.Role, Issued: now.Unix(), Expires: exp.Unix()}
+	js, err := json.Marshal(c)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	payload := b64url.EncodeToString(js)
+	return "v1." + payload + "." + b64url.EncodeToString(t.mac(payload)), exp, nil
+}
+
+// verify checks a token's signature, expiry and revocation.
+func (t *tokenSigner) verify(tok string) (*tokenClaims, error) {
+	bad := models.Errorf(models.EUNAUTHORIZED, "Your session token is not valid; log in again.")
+	if len(tok) > 1024 || !strings.HasPrefix(tok, "v1.") {
+		return nil, bad
+	}
+	payload, sig, ok := strings.Cut(tok[3:], ".")
+	if !ok {
+		return nil, bad
+	}
+	got, err := b64url.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, t.mac(payload)) {
+		return nil, bad
+	}
+	js, err := b64url.DecodeString(payload)
+	if err != nil {
+		return nil, bad
+	}
+	var c tokenClaims
+	if err := json.Unmarshal(js, &c); err != nil || c.Email == "" {
+		return nil, bad
+	}
+	if t.now().Unix() >= c.Expires {
+		return nil, models.Errorf(models.EUNAUTHORIZED, "Your session has expired; log in again.")
+	}
+	t.mu.Lock()
+	_, revoked := t.revoked[c.ID]
+	t.mu.Unlock()
+	if revoked {
+		return nil, models.Errorf(models.EUNAUTHORIZED, "You have logged out; log in again.")
+	}
+	return &c, nil
+}
+
+// revoke refuses a token until it expires (logout).
+func (t *tokenSigner) revoke(c *tokenClaims) {
+	t.mu.Lock()
+	t.revoked[c.ID] = c.Expires
+	t.mu.Unlock()
+}
+
+func (t *tokenSigner) sweep() {
+	if t == nil {
+		return
+	}
+	now := t.now().Unix()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, exp := range t.revoked {
+		if exp <= now {
+			delete(t.revoked, id)
+		}
+	}
+}
+
+func (c *tokenClaims) String() string { return fmt.Sprintf("token %s for %s", c.ID, c.Email) }

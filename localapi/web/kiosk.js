@@ -1,0 +1,58 @@
+// Kiosk screen: feedback from the pipeline over Server-Sent Events, in big
+// words; the MJPEG preview is a plain <img>.
+(function () {
+  "use strict";
+  var fb = document.getElementById("feedback");
+  var img = document.getElementById("preview");
+  var nocam = document.getElementById("nocam");
+  var clock = document.getElementById("clock");
+  var idleTimer = null;
+  var words = {
+    idle: "Look at the camera",
+    one_person_please: "One person at a time",
+    move_closer: "Move closer",
+    too_dark: "Too dark",
+    too_bright: "Too bright",
+    hold_still: "Hold still",
+    look_at_camera: "Look at the camera",
+    recognised: "Welcome",
+    unknown: "Not recognised",
+    liveness_failed: "Please try again",
+    camera_lost: "Camera offline"
+  };
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function hhmm(t) { var d = t ? new Date(t) : new Date(); return pad(d.getHours()) + ":" + pad(d.getMinutes()); }
+  function show(f) {
+    var text = f.message || words[f.kind] || "";
+    if (!f.message && f.kind === "recognised" && f.name) { text = "Welcome, " + f.name + " - " + hhmm(f.time); }
+    fb.textContent = text;
+    fb.className = "feedback " + (f.kind || "idle");
+    nocam.hidden = f.kind !== "camera_lost";
+    clearTimeout(idleTimer);
+    if (f.kind !== "idle" && f.kind !== "camera_lost") {
+      idleTimer = setTimeout(function () { show({ kind: "idle" }); }, 6000);
+    }
+  }
+  function connect() {
+    var es = new EventSource("/kiosk/events");
+    es.addEventListener("feedback", function (e) {
+      try { show(JSON.parse(e.data)); } catch (err) { /* ignore a malformed event */ }
+    });
+    es.onerror = function () {
+      show({ kind: "camera_lost", message: "Camera offline" });
+      es.close();
+      setTimeout(connect, 3000);
+    };
+  }
+  img.onerror = function () {
+    nocam.hidden = false;
+    setTimeout(function () { img.src = "/kiosk/preview.mjpeg?t=" + Date.now(); }, 5000);
+  };
+  img.onload = function () { nocam.hidden = true; };
+  setInterval(function () { clock.textContent = hhmm(); }, 1000);
+  clock.textContent = hhmm();
+  connect();
+  // Start the endless MJPEG stream after the page has loaded, so that the
+  // page's load event is not held up by it.
+  window.addEventListener("load", function () { img.src = "/kiosk/preview.mjpeg"; });
+})();

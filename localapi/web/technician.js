@@ -1,0 +1,162 @@
+// Technician page: log in, search users, enrol from a photo or the camera,
+// bulk import with progress, try identify. Talks only to this kiosk's API.
+(function () {
+  "use strict";
+  var token = sessionStorage.getItem("kioskd_token") || "";
+  var current = null; // the user being enrolled
+  function $(id) { return document.getElementById(id); }
+  function say(id, text, ok) { var el = $(id); el.textContent = text; el.className = "msg " + (ok ? "ok" : "error") + (el.classList.contains("big") ? " big" : ""); }
+  function api(method, path, body, isForm) {
+    var opts = { method: method, headers: {} };
+    if (token) { opts.headers.Authorization = "Bearer " + token; }
+    if (body !== undefined) {
+      if (isForm) { opts.body = body; } else { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+    }
+    return fetch(path, opts).then(function (r) {
+      if (r.status === 204) { return null; }
+      return r.json().then(function (j) {
+        if (!r.ok) {
+          if (r.status === 401 && path !== "/api/v1/auth/login") { loggedOut(); }
+          var e = new Error(j && j.error ? j.error.message : "HTTP " + r.status);
+          e.code = j && j.error ? j.error.code : "";
+          throw e;
+        }
+        return j;
+      });
+    });
+  }
+  function loggedIn(acc) {
+    $("login-section").hidden = true;
+    $("app").hidden = false;
+    $("logout").hidden = false;
+    $("who").textContent = acc.email + " (" + acc.role + ")";
+    search();
+  }
+  function loggedOut() {
+    token = "";
+    sessionStorage.removeItem("kioskd_token");
+    $("login-section").hidden = false;
+    $("app").hidden = true;
+    $("logout").hidden = true;
+    $("who").textContent = "";
+    $("tech-preview").removeAttribute("src");
+  }
+  $("login-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    api("POST", "/api/v1/auth/login", { email: $("login-email").value, password: $("login-password").value })
+      .then(function (r) { token = r.token; sessionStorage.setItem("kioskd_token", token); say("login-msg", "", true); loggedIn(r.account); })
+      .catch(function (e) { say("login-msg", e.message); });
+  });
+  $("logout").addEventListener("click", function () { api("POST", "/api/v1/auth/logout").finally(loggedOut); });
+
+  function cell(tr, text) { var td = document.createElement("td"); td.textContent = text || ""; tr.appendChild(td); return td; }
+  function search() {
+    var q = encodeURIComponent($("search-q").value);
+    api("GET", "/api/v1/users?limit=50&q=" + q).then(function (page) {
+      var tb = $("users").querySelector("tbody");
+      tb.textContent = "";
+      page.items.forEach(function (u) {
+        var tr = document.createElement("tr");
+        cell(tr, u.full_name); cell(tr, u.email); cell(tr, u.external_id); cell(tr, u.role); cell(tr, u.class_group);
+        var b = document.createElement("button");
+        b.textContent = "Enrol"; b.className = "enrol-button"; b.dataset.email = u.email;
+        b.addEventListener("click", function () { pick(u); });
+        cell(tr, "").appendChild(b);
+        tb.appendChild(tr);
+      });
+      say("users-msg", page.total + " user(s)", true);
+    }).catch(function (e) { say("users-msg", e.message); });
+  }
+  $("search-form").addEventListener("submit", function (ev) { ev.preventDefault(); search(); });
+  $("new-user-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    api("POST", "/api/v1/users", { full_name: $("nu-name").value, email: $("nu-email").value, external_id: $("nu-ext").value,
+      role: $("nu-role").value, class_group: $("nu-class").value })
+      .then(function (u) { say("users-msg", "Created " + u.full_name, true); $("search-q").value = u.email; search(); pick(u); })
+      .catch(function (e) { say("users-msg", e.message); });
+  });
+
+  function pick(u) {
+    current = u;
+    $("enrol-section").hidden = false;
+    $("enrol-name").textContent = u.full_name;
+    say("enrol-msg", "", true);
+    $("tech-preview").src = "/kiosk/preview.mjpeg?t=" + Date.now();
+    faces();
+  }
+  function faces() {
+    api("GET", "/api/v1/users/" + encodeURIComponent(current.id) + "/faces").then(function (r) {
+      var ul = $("faces"); ul.textContent = "";
+      r.items.forEach(function (f) {
+        var li = document.createElement("li");
+        li.textContent = f.source + " face, " + new Date(f.created_at).toLocaleString() + " ";
+        var b = document.createElement("button"); b.textContent = "Delete";
+        b.addEventListener("click", function () {
+          api("DELETE", "/api/v1/users/" + encodeURIComponent(current.id) + "/faces/" + encodeURIComponent(f.id)).then(faces)
+            .catch(function (e) { say("enrol-msg", e.message); });
+        });
+        li.appendChild(b); ul.appendChild(li);
+      });
+    }).catch(function (e) { say("enrol-msg", e.message); });
+  }
+  function enrolled(r) { say("enrol-msg", "Enrolled " + current.full_name + ".", true); faces(); }
+  $("enrol-file-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var fd = new FormData(); fd.append("image", $("enrol-file").files[0]);
+    say("enrol-msg", "Enrolling…", true);
+    api("POST", "/api/v1/users/" + encodeURIComponent(current.id) + "/faces", fd, true).then(enrolled)
+      .catch(function (e) { say("enrol-msg", e.message); });
+  });
+  $("enrol-capture").addEventListener("click", function () {
+    say("enrol-msg", "Look at the camera…", true);
+    api("POST", "/api/v1/users/" + encodeURIComponent(current.id) + "/faces/capture").then(enrolled)
+      .catch(function (e) { say("enrol-msg", e.message); });
+  });
+
+  function download(path, name) {
+    return fetch(path, { headers: { Authorization: "Bearer " + token } }).then(function (r) {
+      if (!r.ok) { throw new Error("HTTP " + r.status); }
+      return r.blob();
+    }).then(function (b) {
+      var a = document.createElement("a"); a.href = URL.createObjectURL(b); a.download = name; a.click();
+    });
+  }
+  $("template-link").addEventListener("click", function (ev) { ev.preventDefault(); download("/api/v1/import/template.xlsx", "kioskd-import-template.xlsx"); });
+  $("import-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var fd = new FormData();
+    fd.append("sheet", $("import-sheet").files[0]);
+    if ($("import-photos").files[0]) { fd.append("photos", $("import-photos").files[0]); }
+    $("import-result").hidden = true;
+    say("import-msg", "Uploading…", true);
+    api("POST", "/api/v1/import", fd, true).then(function (job) { poll(job.id); })
+      .catch(function (e) { say("import-msg", e.message); });
+  });
+  function poll(id) {
+    api("GET", "/api/v1/import/" + encodeURIComponent(id)).then(function (j) {
+      var p = $("import-progress"); p.hidden = false; p.max = Math.max(1, j.valid); p.value = j.state === "done" ? p.max : j.encoded;
+      var counts = Object.keys(j.counts).map(function (k) { return k + ": " + j.counts[k]; }).join(", ");
+      if (j.state === "done") {
+        say("import-msg", "Done. " + counts, true);
+        var a = $("import-result"); a.hidden = false; a.href = "#";
+        a.onclick = function (ev) { ev.preventDefault(); download(j.result_url, "import-result.xlsx"); };
+        search();
+      } else if (j.state === "failed") {
+        say("import-msg", "Failed: " + j.error);
+      } else {
+        say("import-msg", j.state + ": " + j.encoded + " of " + j.valid + " photos", true);
+        setTimeout(function () { poll(id); }, 500);
+      }
+    }).catch(function (e) { say("import-msg", e.message); });
+  }
+  $("identify-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var fd = new FormData(); fd.append("image", $("identify-file").files[0]);
+    api("POST", "/api/v1/identify", fd, true).then(function (r) {
+      var d = r.distance !== undefined ? " (distance " + r.distance.toFixed(2) + ")" : "";
+      say("identify-msg", (r.result === "match" ? "Match: " + r.name : r.message) + d, r.result === "match");
+    }).catch(function (e) { say("identify-msg", e.message); });
+  });
+
+  if (token) { api("GET", "/api/v1/me").then(loggedIn).catch(loggedOut); }
+})();
