@@ -11,7 +11,7 @@ export KIOSK_MODELS_DIR_DEFAULT := $(abspath $(MODELS))
 export KIOSK_TESTDATA := $(abspath $(TESTDATA))
 export KIOSK_VENV := $(abspath $(VENV))
 
-.PHONY: all deps models testdata venv build run test test-race bench bench-peer parity fmt vet lint fuzz soak clean
+.PHONY: registry-sim all deps models testdata venv build run test test-race bench bench-peer parity fmt vet lint fuzz soak clean
 
 all: build
 
@@ -44,6 +44,7 @@ test: deps models venv $(if $(wildcard ../shared/testdata),,testdata)
 	$(GO) vet ./...
 	$(GO) test $(GOFLAGS_TEST) -timeout 30m ./...
 	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./models/ ./recognizer/ -run 'Race|Concurrent|Matcher|Store'
+	$(GO) test $(GOFLAGS_TEST) -tags matprofile -timeout 20m -run Leak ./device/
 
 ## bench: benchmarks; results go to docs/benchmarks.md by hand with the machine
 bench: deps models
@@ -70,7 +71,7 @@ fmt:
 	gofmt -s -w $$(git ls-files '*.go')
 
 vet: lint
-lint:
+lint: deps
 	@test -z "$$(gofmt -s -l $$(git ls-files '*.go'))" || (gofmt -s -l $$(git ls-files '*.go'); echo "gofmt -s needed"; exit 1)
 	$(GO) vet ./...
 

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+type fakeBackup struct{ data []byte }
+
+func (f *fakeBackup) Backup(w io.Writer) (int64, error) {
+	n, err := w.Write(f.data)
+	return int64(n), err
+}
+
+type fakeRetention struct{ cutoff time.Time }
+
+func (f *fakeRetention) DeleteAttendanceBefore(_ context.Context, t time.Time) (int, error) {
+	f.cutoff = t
+	return 3, nil
+}
+
+func TestJobs_BackupKeepsNewest(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig().Jobs
+	cfg.BackupDir, cfg.BackupKeep = dir, 2
+	j := NewJobs(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	j.Backups = &fakeBackup{data: []byte("db bytes")}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := 0; i < 4; i++ {
+		j.Now = func() time.Time { return now.Add(time.Duration(i) * time.Hour) }
+		if _, err := j.RunBackup(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := filepath.Glob(filepath.Join(dir, "kioskd-*.db"))
+	if len(got) != 2 {
+		t.Fatalf("%d backups kept, want 2: %v", len(got), got)
+	}
+	if filepath.Base(got[1]) != "kioskd-20260102T060405Z.db" {
+		t.Fatalf("newest backup is %s", got[1])
+	}
+	b, _ := os.ReadFile(got[1])
+	if !bytes.Equal(b, []byte("db bytes")) {
+		t.Fatalf("backup content %q", b)
+	}
+	if st, _ := os.Stat(got[1]); st.Mode().Perm() != 0o600 {
+		t.Fatalf("backup mode %v, want 0600 (it holds encrypted descriptors and accounts)", st.Mode().Perm())
+	}
+}
+
+func TestJobs_RetentionCutoff(t *testing.T) {
+	cfg := DefaultConfig().Jobs
+	cfg.RetentionDays = 30
+	j := NewJobs(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r := &fakeRetention{}
+	j.Retention = r
+	now := time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)
+	j.Now = func() time.Time { return now }
+	if n := j.RunRetention(context.Background()); n != 3 {
+		t.Fatalf("deleted %d", n)
+	}
+	if want := now.AddDate(0, 0, -30); !r.cutoff.Equal(want) {
+		t.Fatalf("cutoff %s, want %s", r.cutoff, want)
+	}
+}
+
+func TestJobs_SessionOpenAtStartMidClass(t *testing.T) {
+	cfg := DefaultConfig().Jobs
+	cfg.Sessions = []SessionConfig{{ID: "maths", Cron: "0 8 * * *", Duration: 2 * time.Hour}}
+	j := NewJobs(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	now := time.Date(2026, 3, 31, 9, 15, 0, 0, time.Local)
+	j.Now = func() time.Time { return now }
+	if err := j.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if got := j.SessionID(); got != "maths" {
+		t.Fatalf("SessionID at 09:15 = %q, want maths (opened 08:00 for 2h)", got)
+	}
+	now = time.Date(2026, 3, 31, 10, 0, 1, 0, time.Local)
+	if got := j.SessionID(); got != "" {
+		t.Fatalf("SessionID at 10:00:01 = %q, want none", got)
+	}
+}

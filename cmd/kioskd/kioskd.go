@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"github.com/kioskd/kioskd/device"
+	"github.com/kioskd/kioskd/localapi"
+	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/recognizer"
+	ksync "github.com/kioskd/kioskd/sync"
+)
+
+// Version is kioskd's version, set at build time with -ldflags.
+var Version = "dev"
+
+// Main is kioskd: its configuration and every component, opened by Run and
+// closed by Close. Tests run it on :0 with a temp data dir.
+type Main struct {
+	Config     Config
+	ConfigPath string
+
+	// Command is the subcommand ("" for the daemon) and Args its arguments.
+	Command string
+	Args    []string
+
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	Logger         *slog.Logger
+
+	DB       *models.DB
+	Encoder  *recognizer.Encoder
+	Matcher  *recognizer.Matcher
+	Jobs     *Jobs
+	Bus      *device.Bus
+	Pipeline *device.Pipeline
+	Sync     *ksync.Client
+	API      *localapi.Server
+
+	mu      gosync.Mutex
+	closers []func() error // in opening order; Close runs them in reverse
+}
+
+// addCloser registers a component's Close; components open concurrently.
+func (m *Main) addCloser(fn func() error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closers = append(m.closers, fn)
+}
+
+// NewMain returns a Main with the default configuration and the process's
+// standard streams.
+func NewMain() *Main {
+	return &Main{
+		Config: DefaultConfig(),
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+		Getenv: os.Getenv,
+	}
+}
+
+const usage = `kioskd: the face-attendance kiosk daemon
+
+Usage:
+  kioskd [-config FILE]                      run the daemon
+  kioskd encode [-config FILE] IMAGE...      print faces and descriptors as JSON lines
+  kioskd admin add --email E --role R        add a local account (password on stdin)
+  kioskd registry-sim [flags]                play the central registry (demos, tests)
+
+Environment: KIOSK_DATA_DIR, KIOSK_MODELS_DIR, KIOSK_API_ADDR, KIOSK_DEVICE_ID,
+KIOSK_CAMERA_SOURCE, KIOSK_MQTT_BROKER, ... override the file (see README).
+`
+
+// ParseFlags reads the subcommand, flags and configuration file.
+func (m *Main) ParseFlags(ctx context.Context, args []string) error {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		m.Command, args = args[0], args[1:]
+	}
+	switch m.Command {
+	case "", "encode", "admin", "registry-sim":
+	case "help":
+		fmt.Fprint(m.Stderr, usage)
+		return flag.ErrHelp
+	default:
+		return fmt.Errorf("unknown command %q (try: kioskd help)", m.Command)
+	}
+	if m.Command == "registry-sim" {
+		m.Args = args
+		return nil
+	}
+	fs := flag.NewFlagSet("kioskd", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.Usage = func() { fmt.Fprint(m.Stderr, usage); fs.PrintDefaults() }
+	fs.StringVar(&m.ConfigPath, "config", "", "YAML configuration file (default: built-in defaults)")
+	if m.Command == "admin" {
+		// Flags of admin subcommands are parsed by runAdmin.
+		for i, a := range args {
+			if a == "-config" || a == "--config" {
+				if i+1 < len(args) {
+					m.ConfigPath = args[i+1]
+					args = append(append([]string{}, args[:i]...), args[i+2:]...)
+				}
+				break
+			}
+		}
+		m.Args = args
+	} else {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		m.Args = fs.Args()
+	}
+	if m.Command == "" && len(m.Args) > 0 {
+		return fmt.Errorf("unexpected argument %q (try: kioskd help)", m.Args[0])
+	}
+
+	if m.ConfigPath != "" {
+		f, err := os.Open(m.ConfigPath)
+		if err != nil {
+			return fmt.Errorf("open config: %w", err)
+		}
+		defer f.Close()
+		cfg, err := parseConfig(f, m.Getenv)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.ConfigPath, err)
+		}
+		m.Config = cfg
+	}
+	if err := m.Config.ApplyEnv(m.Getenv); err != nil {
+		return err
+	}
+	if err := m.Config.Validate(); err != nil {
+		if m.ConfigPath != "" {
+			return fmt.Errorf("%s: %w", m.ConfigPath, err)
+		}
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// Daemon reports whether Run started the long-running daemon (as opposed to
+// a one-shot subcommand).
+func (m *Main) Daemon() bool { return m.Command == "" }
+
+// Run runs a subcommand to completion, or opens every component of the
+// daemon and returns once it is ready.
+func (m *Main) Run(ctx context.Context) error {
+	m.setupLogger()
+	switch m.Command {
+	case "encode":
+		return m.runEncode(ctx)
+	case "admin":
+		return m.runAdmin(ctx)
+	case "registry-sim":
+		return m.runRegistrySim(ctx)
+	}
+	return m.runDaemon(ctx)
+}
+
+func (m *Main) setupLogger() {
+	if m.Logger != nil {
+		return
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(m.Config.LogLevel))
+	m.Logger = slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func (m *Main) logger(component string) *slog.Logger {
+	return m.Logger.With("component", component)
+}
+
+// dataPath returns a path under the data directory.
+func (m *Main) dataPath(elem ...string) string {
+	return filepath.Join(append([]string{m.Config.DataDir}, elem...)...)
+}
+
+// openStore opens the bbolt store under the data directory.
+func (m *Main) openStore() error {
+	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.MkdirAll(m.dataPath("keys"), 0o700); err != nil {
+		return fmt.Errorf("create key dir: %w", err)
+	}
+	db := models.NewDB(m.dataPath("kioskd.db"))
+	// The key lives outside the database file so a copied database alone
+	// does not reveal descriptors.
+	db.KeyPath = m.dataPath("keys", "descriptors.key")
+	db.Logger = m.logger("store")
+	if err := db.Open(); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	m.DB = db
+	m.addCloser(db.Close)
+	return nil
+}
+
+// openEncoder loads dlib's models.
+func (m *Main) openEncoder() error {
+	cfg := recognizer.DefaultEncoderConfig()
+	cfg.ModelsDir = m.Config.Models.Dir
+	cfg.MinFaceSize = m.Config.Recognizer.MinFaceSize
+	cfg.MaxPixels = m.Config.Recognizer.MaxPixels
+	if m.Config.Recognizer.PoolSize > 0 {
+		cfg.PoolSize = m.Config.Recognizer.PoolSize
+	}
+	cfg.Logger = m.logger("recognizer")
+	enc := recognizer.NewEncoder(cfg)
+	if err := enc.Open(); err != nil {
+		return fmt.Errorf("open encoder: %w", err)
+	}
+	m.Encoder = enc
+	m.addCloser(enc.Close)
+	return nil
+}
+
+// loadMatcher fills a new matcher with every stored descriptor of active
+// users, straight from the store walk into the matcher's contiguous storage
+// (no per-user intermediate copies: at 100,000 descriptors those would
+// double startup's peak memory).
+func (m *Main) loadMatcher(ctx context.Context) error {
+	start := time.Now()
+	matcher := recognizer.NewMatcher(recognizer.MatcherConfig{
+		Threshold: m.Config.Recognizer.Threshold,
+		Margin:    m.Config.Recognizer.Margin,
+	})
+	n, err := m.DB.CountEncodings(ctx)
+	if err != nil {
+		return fmt.Errorf("count descriptors: %w", err)
+	}
+	matcher.Grow(n)
+	if err := m.DB.ForEachEncoding(ctx, func(enc *models.FaceEncoding) error {
+		matcher.AddDescriptors(enc.UserID, enc.Descriptor)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("load descriptors: %w", err)
+	}
+	m.Matcher = matcher
+	m.logger("recognizer").Info("gallery loaded", "users", matcher.Users(), "descriptors", matcher.Len(), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// runDaemon opens the store, the models, the matcher and every service.
+func (m *Main) runDaemon(ctx context.Context) error {
+	log := m.logger("main")
+	log.Info("starting kioskd", "version", Version, "device_id", m.Config.DeviceID, "data_dir", m.Config.DataDir)
+	// dlib's models load while the store opens and the gallery decrypts:
+	// the two are independent and each takes about a second.
+	encErr := make(chan error, 1)
+	go func() { encErr <- m.openEncoder() }()
+	err := m.openStore()
+	if err == nil {
+		err = m.loadMatcher(ctx)
+	}
+	if eerr := <-encErr; err == nil {
+		err = eerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := m.openServices(ctx); err != nil {
+		return err
+	}
+	log.Info("kioskd ready")
+	return nil
+}
+
+// Close closes every opened component in reverse order, within a deadline
+// per component, and returns the first error.
+func (m *Main) Close() error {
+	m.mu.Lock()
+	closers := m.closers
+	m.closers = nil
+	m.mu.Unlock()
+	var errs []error
+	for i := len(closers) - 1; i >= 0; i-- {
+		if err := closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

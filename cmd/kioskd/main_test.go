@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/recognizer"
+	"github.com/kioskd/kioskd/recognizer/recognizertest"
+	"github.com/kioskd/kioskd/sync/registrysim"
+	"github.com/kioskd/kioskd/sync/synctest"
+)
+
+// MustEncodePhoto returns the one face descriptor of a shared photo.
+func MustEncodePhoto(tb testing.TB, enc *recognizer.Encoder, rel string) models.Descriptor {
+	tb.Helper()
+	b, err := os.ReadFile(recognizertest.Testdata(tb, rel))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f, err := enc.EncodeOne(context.Background(), b)
+	if err != nil {
+		tb.Fatalf("encode %s: %v", rel, err)
+	}
+	return f.Descriptor
+}
+
+// MustLogin logs in through the API and returns the bearer token.
+func MustLogin(tb testing.TB, base, email, password string) string {
+	tb.Helper()
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	resp, err := http.Post(base+"/api/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token string `json:"token"`
+	}
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&out) != nil || out.Token == "" {
+		b, _ := io.ReadAll(resp.Body)
+		tb.Fatalf("login: %d %s", resp.StatusCode, b)
+	}
+	return out.Token
+}
+
+func mustGetJSON(tb testing.TB, url, token string, v any) int {
+	tb.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		_ = json.NewDecoder(resp.Body).Decode(v)
+	}
+	return resp.StatusCode
+}
+
+// TestDaemon_NoCamera runs kioskd as `make run` does (no camera, no broker)
+// and checks it serves, authenticates and shuts down cleanly.
+func TestDaemon_NoCamera(t *testing.T) {
+	var out bytes.Buffer
+	admin := MustMain(t, &out)
+	admin.Command, admin.Args = "admin", []string{"add", "--email", "admin@example.org", "--role", "admin"}
+	admin.Stdin = strings.NewReader("kiosk-admin-pass-42\n")
+	if err := admin.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := admin.Config.DataDir
+	admin.Close()
+
+	m := MustMain(t, &out)
+	m.Config.DataDir = dataDir
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	base := m.API.URL()
+	if code := mustGetJSON(t, base+"/healthz", "", nil); code != 200 {
+		t.Fatalf("/healthz %d", code)
+	}
+	if code := mustGetJSON(t, base+"/readyz", "", nil); code != 200 {
+		t.Fatalf("/readyz %d", code)
+	}
+	if code := mustGetJSON(t, base+"/api/v1/status", "", nil); code != 401 {
+		t.Fatalf("/api/v1/status without token: %d, want 401", code)
+	}
+	tok := MustLogin(t, base, "admin@example.org", "kiosk-admin-pass-42")
+	var st map[string]any
+	if code := mustGetJSON(t, base+"/api/v1/status", tok, &st); code != 200 {
+		t.Fatalf("/api/v1/status: %d", code)
+	}
+	if st["device_id"] != m.Config.DeviceID {
+		t.Fatalf("status device_id %v, want %s", st["device_id"], m.Config.DeviceID)
+	}
+	start := time.Now()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("Close took %s", d)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "keys", "descriptors.key")); err != nil {
+		t.Fatalf("descriptor key not kept outside the database: %v", err)
+	}
+}
+
+// TestDaemon_VideoToCentral is the whole kiosk end to end: central pushes
+// two people over a real Mosquitto broker, kioskd replays the real Hamilton
+// clip through OpenCV and dlib, records attendance, and central receives and
+// acknowledges exactly those events.
+func TestDaemon_VideoToCentral(t *testing.T) {
+	if !recognizertest.HasSharedTestdata(t) {
+		t.Skip("needs ../shared/testdata (the video clip); the fallback photo set has no video")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	broker := synctest.MustMosquitto(t)
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+
+	ecfg := recognizer.DefaultEncoderConfig()
+	ecfg.ModelsDir = recognizertest.ModelsDir(t)
+	enc := recognizer.NewEncoder(ecfg)
+	if err := enc.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	now := time.Now().UTC()
+	people := []models.UserRecord{
+		{User: models.User{ID: "u-lin", Email: "lin@example.org", FullName: "Lin-Manuel Miranda", Role: models.RoleTrainer, Status: models.UserActive, Version: 1, UpdatedAt: now},
+			Encodings: []models.FaceEncoding{{ID: "e-lin-1", UserID: "u-lin", Descriptor: MustEncodePhoto(t, enc, "people/lin_manuel_miranda/1.png"), Source: models.SourceCentral, Model: models.DefaultModelName, CreatedAt: now}}},
+		{User: models.User{ID: "u-alex", Email: "alex@example.org", FullName: "Alex Lacamoire", Role: models.RoleTrainee, Status: models.UserActive, Version: 1, UpdatedAt: now},
+			Encodings: []models.FaceEncoding{
+				{ID: "e-alex-1", UserID: "u-alex", Descriptor: MustEncodePhoto(t, enc, "people/alex_lacamoire/1.jpg"), Source: models.SourceCentral, Model: models.DefaultModelName, CreatedAt: now},
+				{ID: "e-alex-2", UserID: "u-alex", Descriptor: MustEncodePhoto(t, enc, "people/alex_lacamoire/2.png"), Source: models.SourceCentral, Model: models.DefaultModelName, CreatedAt: now}}},
+		{User: models.User{ID: "u-obama", Email: "obama@example.org", FullName: "Barack Obama", Role: models.RoleTrainee, Status: models.UserActive, Version: 1, UpdatedAt: now},
+			Encodings: []models.FaceEncoding{{ID: "e-obama-1", UserID: "u-obama", Descriptor: MustEncodePhoto(t, enc, "people/obama/1.jpg"), Source: models.SourceCentral, Model: models.DefaultModelName, CreatedAt: now}}},
+	}
+	reg := registrysim.New(registrysim.Config{Broker: broker.URL, Site: "campus", PrivateKey: priv}, slog.New(slog.DiscardHandler))
+	reg.Set(people...)
+	if err := reg.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+
+	var out bytes.Buffer
+	m := MustMain(t, &out)
+	m.Config.DeviceID, m.Config.SiteID = "door-1", "campus"
+	m.Config.Sync.Broker = broker.URL
+	m.Config.Sync.RegistryPublicKey = base64.StdEncoding.EncodeToString(pub)
+	m.Config.Device.Source = recognizertest.Testdata(t, "video/short_hamilton_clip.mp4")
+	m.Config.Device.Pace = true
+	if err := m.Config.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The kiosk starts with an empty cache: it asks for a snapshot.
+	if err := reg.WaitFor(ctx, func() bool { return m.Matcher.Len() == 4 }); err != nil {
+		t.Fatalf("gallery not synced: matcher holds %d descriptors", m.Matcher.Len())
+	}
+	// Let the clip play out (275 frames at 29.97 fps) and the acks arrive.
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) && string(m.Pipeline.Status().State) != "ended" {
+		time.Sleep(200 * time.Millisecond)
+	}
+	events, _, err := m.DB.ListAttendance(ctx, models.AttendanceFilter{Unlimited: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, ev := range events {
+		seen[ev.UserID]++
+		if ev.KioskID != "door-1" {
+			t.Errorf("event %s kiosk %q", ev.ID, ev.KioskID)
+		}
+	}
+	t.Logf("events by user: %v", seen)
+	if seen["u-obama"] != 0 {
+		t.Fatalf("Obama is not in the clip but got %d events", seen["u-obama"])
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("user %s got %d events, want exactly one per person", id, n)
+		}
+	}
+	if seen["u-lin"]+seen["u-alex"] == 0 {
+		t.Fatalf("no attendance from the clip")
+	}
+	// Central receives and acks every event: the outbox drains.
+	if err := reg.WaitFor(ctx, func() bool {
+		n, _ := m.DB.OutboxLen(ctx)
+		return n == 0
+	}); err != nil {
+		n, _ := m.DB.OutboxLen(ctx)
+		t.Fatalf("outbox not drained: %d left", n)
+	}
+	for _, ev := range events {
+		if _, ok := reg.Payload(ev.ID); !ok {
+			t.Fatalf("central never received event %s", ev.ID)
+		}
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

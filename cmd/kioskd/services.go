@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/kioskd/kioskd/device"
+	"github.com/kioskd/kioskd/localapi"
+	"github.com/kioskd/kioskd/models"
+	ksync "github.com/kioskd/kioskd/sync"
+	"github.com/kioskd/kioskd/sync/registrysim"
+)
+
+// openServices starts the scheduled jobs and, as configured, the camera
+// pipeline, the MQTT sync and the local API.
+func (m *Main) openServices(ctx context.Context) error {
+	if err := m.openJobs(); err != nil {
+		return err
+	}
+	if m.Config.Sync.Broker != "" {
+		if err := m.openSync(ctx); err != nil {
+			return err
+		}
+	}
+	if m.Config.Device.Source != "" {
+		if err := m.openPipeline(ctx); err != nil {
+			return err
+		}
+	}
+	return m.openAPI()
+}
+
+func (m *Main) openJobs() error {
+	jc := m.Config.Jobs
+	if jc.BackupDir == "" {
+		jc.BackupDir = m.dataPath("backups")
+	}
+	jobs := NewJobs(jc, m.logger("jobs"))
+	jobs.Retention = m.DB
+	jobs.Backups = m.DB
+	if err := jobs.Open(); err != nil {
+		return fmt.Errorf("open jobs: %w", err)
+	}
+	m.Jobs = jobs
+	m.addCloser(jobs.Close)
+	return nil
+}
+
+// notifyingRecorder commits attendance and then wakes sync, so an event
+// goes out at once rather than at the next outbox poll.
+type notifyingRecorder struct {
+	*models.DB
+	notify func()
+	// session stamps the open class session on each event.
+	session func() string
+}
+
+func (r notifyingRecorder) RecordAttendance(ctx context.Context, ev *models.AttendanceEvent) error {
+	if ev.SessionID == "" && r.session != nil {
+		ev.SessionID = r.session()
+	}
+	if err := r.DB.RecordAttendance(ctx, ev); err != nil {
+		return err
+	}
+	if r.notify != nil {
+		r.notify()
+	}
+	return nil
+}
+
+func (m *Main) openPipeline(ctx context.Context) error {
+	rec := notifyingRecorder{DB: m.DB, session: m.Jobs.SessionID}
+	if m.Sync != nil {
+		rec.notify = m.Sync.Notify
+	}
+	m.Bus = device.NewBus()
+	p := device.NewPipeline(m.Config.deviceConfig(), m.Encoder, m.Matcher, rec, m.Bus, m.logger("device"))
+	if err := p.Start(ctx); err != nil {
+		return fmt.Errorf("start camera pipeline: %w", err)
+	}
+	m.Pipeline = p
+	m.addCloser(p.Close)
+	return nil
+}
+
+func (m *Main) openSync(ctx context.Context) error {
+	c := ksync.NewClient(m.Config.syncConfig(), m.DB, m.Matcher, m.logger("sync"))
+	c.SetHealth(m.health)
+	c.OnCommand = m.runCommand
+	if err := c.Open(ctx); err != nil {
+		return fmt.Errorf("open sync: %w", err)
+	}
+	m.Sync = c
+	m.addCloser(c.Close)
+	return nil
+}
+
+// health is what sync's status message says of the other parts.
+func (m *Main) health() ksync.HealthReport {
+	h := ksync.HealthReport{Model: "ok", DB: "ok", Camera: "none"}
+	if m.Pipeline != nil {
+		st := m.Pipeline.Status()
+		h.Camera = string(st.State)
+		if st.State == device.CameraRunning || st.State == device.CameraEnded {
+			h.Camera = "ok"
+		}
+	} else {
+		h.Camera = "" // no camera configured is not a fault
+	}
+	if _, err := m.DB.CountUsers(context.Background()); err != nil {
+		h.DB = err.Error()
+	}
+	return h
+}
+
+// runCommand runs the commands central may send beyond sync's own.
+func (m *Main) runCommand(ctx context.Context, cmd ksync.Command) error {
+	switch cmd.Name {
+	case "backup":
+		_, err := m.Jobs.RunBackup()
+		return err
+	case "retention":
+		m.Jobs.RunRetention(ctx)
+		return nil
+	}
+	return models.Errorf(models.EINVALID, "unknown command %q", cmd.Name)
+}
+
+func (m *Main) openAPI() error {
+	cfg := m.Config.API
+	cfg.DeviceID = m.Config.DeviceID
+	cfg.Version = Version
+	deps := localapi.Deps{
+		Store:   m.DB,
+		Encoder: m.Encoder,
+		Matcher: m.Matcher,
+		Config:  &runtimeConfig{m: m},
+		Ready:   m.ready,
+	}
+	if m.Pipeline != nil {
+		deps.Feedback = m.Bus
+		deps.Preview = m.Pipeline
+		deps.Capturer = m.Pipeline
+		deps.Camera = localapi.StatusFunc(func() any { return m.Pipeline.Status() })
+	}
+	if m.Sync != nil {
+		deps.Sync = localapi.StatusFunc(func() any { return m.Sync.Status() })
+	}
+	s := localapi.NewServer(cfg, deps, m.logger("localapi"))
+	if err := s.Open(); err != nil {
+		return fmt.Errorf("open api: %w", err)
+	}
+	m.API = s
+	m.addCloser(s.Close)
+	m.logger("main").Info("api listening", "url", s.URL())
+	return nil
+}
+
+// ready reports whether kioskd can do its job: store answering, models
+// loaded, gallery loaded.
+func (m *Main) ready() error {
+	if m.Encoder == nil || m.Matcher == nil {
+		return models.Errorf(models.EUNAVAILABLE, "models are loading")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := m.DB.CountUsers(ctx); err != nil {
+		return models.Errorf(models.EUNAVAILABLE, "database not answering")
+	}
+	return nil
+}
+
+// runtimeConfig lets admins read the effective configuration (secrets
+// redacted) through the API.
+type runtimeConfig struct{ m *Main }
+
+// Config returns the effective configuration with secrets redacted.
+func (r *runtimeConfig) Config() any {
+	c := r.m.Config
+	if c.Sync.Password != "" {
+		c.Sync.Password = "(set)"
+	}
+	return c
+}
+
+// UpdateConfig refuses changes at run time: the configuration file is the
+// single source of truth and its changes take effect at restart, so a kiosk
+// never runs a configuration nobody can read back from disk.
+func (r *runtimeConfig) UpdateConfig(ctx context.Context, patch []byte) (any, error) {
+	if !json.Valid(patch) {
+		return nil, models.Errorf(models.EINVALID, "patch: not valid JSON")
+	}
+	return nil, models.Errorf(models.ECONFLICT, "configuration changes are made in the configuration file (%s) and take effect at restart", orDefault(r.m.ConfigPath, "built-in defaults; pass -config FILE"))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// runRegistrySim plays the central registry (see sync/registrysim), with
+// the real encoder so users files may name photos.
+func (m *Main) runRegistrySim(ctx context.Context) error {
+	if err := m.openEncoder(); err != nil {
+		m.logger("main").Warn("registry-sim runs without an encoder: users files must carry encodings", "err", err)
+		return registrysim.RunRegistrySim(ctx, m.Args, m.Stdout)
+	}
+	return registrysim.RunRegistrySimWithEncoder(ctx, m.Args, m.Stdout, m.Encoder)
+}
