@@ -131,3 +131,21 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestParseConfig_ReplaySample(t *testing.T) {
+	f, err := os.Open("../../configs/kioskd-replay.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := parseConfig(f, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("replay sample does not validate: %v", err)
+	}
+	if d := cfg.deviceConfig(); d.KioskID != "demo-kiosk" || d.ShapePredictorPath != "var/models/shape_predictor_68_face_landmarks.dat" {
+		t.Fatalf("shared fields not filled in: kiosk %q shape %q", d.KioskID, d.ShapePredictorPath)
+	}
+}
