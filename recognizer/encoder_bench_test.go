@@ -62,6 +62,20 @@ func BenchmarkEncode640x480(b *testing.B) {
 	}
 }
 
+// BenchmarkEncode640x480OneThread: BenchmarkEncode640x480 with dlib's own
+// single-threaded detector (DetectThreads 1), the baseline of the
+// multi-threaded replica.
+func BenchmarkEncode640x480OneThread(b *testing.B) {
+	img := bench640x480(b)
+	enc := benchEncoder(b, EncoderConfig{DetectThreads: 1})
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := enc.EncodeOne(ctx, img); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkEncodeMat640x480: the camera path, a decoded BGR frame detected
 // at native size (UpsampleFrames off).
 func BenchmarkEncodeMat640x480(b *testing.B) {

@@ -11,6 +11,7 @@
 #include <dlib/image_processing/shape_predictor.h>
 #include <dlib/image_transforms.h>
 #include "dlibface.h"
+#include "hogdetect.h"
 
 using namespace dlib;
 
@@ -62,7 +63,7 @@ extern "C" kd_facerec* kd_open(const char* dir, char** err) {
 extern "C" void kd_close(kd_facerec* rec) { delete rec; }
 
 extern "C" int kd_recognize(kd_facerec* rec, const uint8_t* bgr, int w, int h, int upsample,
-                            int max_faces, long* rects, long* shapes, float* descrs, char** err) {
+                            int detect_threads, int max_faces, long* rects, long* shapes, float* descrs, char** err) {
 	try {
 		matrix<rgb_pixel> img(h, w);
 		for (int y = 0; y < h; y++) {
@@ -71,17 +72,25 @@ extern "C" int kd_recognize(kd_facerec* rec, const uint8_t* bgr, int w, int h, i
 				img(y, x) = rgb_pixel(row[3*x+2], row[3*x+1], row[3*x]);
 			}
 		}
+		// One thread: dlib's own detector call. More: kd::parallel_detect,
+		// which returns the very same detections (hogdetect.h).
+		auto detect = [&](const matrix<rgb_pixel>& m, std::vector<rect_detection>& found) {
+			if (detect_threads > 1)
+				kd::parallel_detect(rec->detector, m, found, 0.0, detect_threads);
+			else
+				rec->detector(m, found, 0.0);
+		};
 		std::vector<rectangle> dets;
 		if (upsample > 0) {
 			pyramid_down<2> pyr;
 			matrix<rgb_pixel> up;
 			pyramid_up(img, up, pyr);
 			std::vector<rect_detection> found;
-			rec->detector(up, found, 0.0);
+			detect(up, found);
 			for (auto& d : found) dets.push_back(pyr.rect_down(d.rect, 1));
 		} else {
 			std::vector<rect_detection> found;
-			rec->detector(img, found, 0.0);
+			detect(img, found);
 			for (auto& d : found) dets.push_back(d.rect);
 		}
 		int n = (int)dets.size();
