@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,43 +11,15 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/kioskd/kioskd/localapi/localapitest"
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
 
-// chromiumPath is Debian's chromium.
-const chromiumPath = "/usr/bin/chromium"
-
 // mustBrowser starts headless Chromium with a fresh profile.
 func mustBrowser(t *testing.T) context.Context {
 	t.Helper()
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		t.Skipf("%s not installed (apt-get install chromium)", chromiumPath)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1024, 600), // a 7-inch kiosk display
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	// The first call starts the browser and must not carry a timeout.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	ctx, cancel3 := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(cancel3)
-	return ctx
+	return localapitest.MustChromium(t, 2*time.Minute)
 }
 
 // artifact returns a path under testdata/artifacts (gitignored) for a

@@ -3,44 +3,19 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/kioskd/kioskd/localapi/localapitest"
 )
 
-// mustKioskScreen starts headless Debian Chromium (fresh profile, no
-// background networking: the machine has no network) and returns its context.
+// mustKioskScreen starts headless Debian Chromium for the kiosk screen.
 func mustKioskScreen(t *testing.T) context.Context {
 	t.Helper()
-	const chromium = "/usr/bin/chromium"
-	if _, err := exec.LookPath(chromium); err != nil {
-		t.Fatalf("%s not installed: run `make deps`", chromium)
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1024, 600), // a 7-inch kiosk display
-	)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	if err := chromedp.Do(ctx); err != nil { // starts the browser; no timeout on this call
-		t.Fatalf("start chromium: %v", err)
-	}
-	ctx, cancel3 := context.WithTimeout(ctx, 3*time.Minute)
-	t.Cleanup(cancel3)
-	return ctx
+	return localapitest.MustChromium(t, 3*time.Minute)
 }
 
 // watchKioskScreen opens the kiosk screen and records every text the

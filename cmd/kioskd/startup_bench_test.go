@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/modelstest"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
 
@@ -92,7 +93,7 @@ func mustGallery50k(b *testing.B) string {
 				Role: models.RoleTrainee, Status: models.UserActive, Version: 1, UpdatedAt: now}}
 			for e := 0; e < 2; e++ {
 				rec.Encodings = append(rec.Encodings, models.FaceEncoding{ID: fmt.Sprintf("%s-%d", id, e), UserID: id,
-					Descriptor: unitDescriptor(rng), Source: models.SourceCentral, Model: models.DefaultModelName, CreatedAt: now})
+					Descriptor: modelstest.RandomDescriptor(rng), Source: models.SourceCentral, Model: models.DefaultModelName, CreatedAt: now})
 			}
 			recs = append(recs, rec)
 		}
@@ -105,21 +106,6 @@ func mustGallery50k(b *testing.B) string {
 	}
 	os.WriteFile(filepath.Join(dir, "done"), nil, 0o600)
 	return dir
-}
-
-func unitDescriptor(rng *rand.Rand) models.Descriptor {
-	var d models.Descriptor
-	var s float64
-	for i := range d {
-		v := rng.NormFloat64()
-		d[i] = float32(v)
-		s += v * v
-	}
-	n := float32(math.Sqrt(s))
-	for i := range d {
-		d[i] /= n
-	}
-	return d
 }
 
 // BenchmarkStartup50kUsers measures kioskd's time from process start to
