@@ -148,6 +148,9 @@ func (db *DB) Open() error {
 		return err
 	}
 
+	// Nothing writes yet: let go of the pages the check just read.
+	releaseMapped(bdb, db.path)
+
 	ctx, cancel := context.WithCancel(context.Background())
 	db.cancel = cancel
 	db.wg.Add(1)

@@ -513,6 +513,12 @@ func (db *DB) ForEachEncoding(ctx context.Context, fn func(enc *FaceEncoding) er
 					return err
 				}
 			}
+			if n%16384 == 0 {
+				// A walk over every encoding (startup) would otherwise keep
+				// the whole bucket resident; a read transaction blocks
+				// remapping, so the mapping cannot move under us.
+				releaseMapped(db.bolt, db.path)
+			}
 			uid := k[:max(bytes.IndexByte(k, 0), 0)]
 			if curUser == nil || !bytes.Equal(uid, curUser) {
 				curUser = append(curUser[:0], uid...)
