@@ -13,6 +13,7 @@ import (
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/models/modelstest"
 	"github.com/kioskd/kioskd/recognizer"
+	"github.com/kioskd/kioskd/recognizer/encodertest"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
 
@@ -28,28 +29,10 @@ func testConfig(tb testing.TB, source string) Config {
 	return cfg
 }
 
-var (
-	sharedEncOnce sync.Once
-	sharedEnc     *recognizer.Encoder
-	sharedEncErr  error
-)
-
-// mustEncoder returns the real go-face encoder, opened once per test binary
-// (loading the models takes a second and each copy holds ~100 MB).
+// mustEncoder returns the test binary's shared real encoder.
 func mustEncoder(tb testing.TB) *recognizer.Encoder {
 	tb.Helper()
-	dir := recognizertest.ModelsDir(tb)
-	sharedEncOnce.Do(func() {
-		cfg := recognizer.DefaultEncoderConfig()
-		cfg.ModelsDir = dir
-		cfg.PoolSize = 1
-		sharedEnc = recognizer.NewEncoder(cfg)
-		sharedEncErr = sharedEnc.Open()
-	})
-	if sharedEncErr != nil {
-		tb.Fatalf("open encoder: %v", sharedEncErr)
-	}
-	return sharedEnc
+	return encodertest.MustEncoder(tb)
 }
 
 // gallery is a real store and matcher with people enrolled from the shared

@@ -18,38 +18,14 @@ import (
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/models/modelstest"
 	"github.com/kioskd/kioskd/recognizer"
+	"github.com/kioskd/kioskd/recognizer/encodertest"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
 
-// The encoder loads dlib's models once for the whole package's tests.
-var (
-	encOnce sync.Once
-	encErr  error
-	enc     *recognizer.Encoder
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if enc != nil {
-		enc.Close()
-	}
-	os.Exit(code)
-}
-
-// mustEncoder returns the shared real encoder.
+// mustEncoder returns the test binary's shared real encoder.
 func mustEncoder(tb testing.TB) *recognizer.Encoder {
 	tb.Helper()
-	dir := recognizertest.ModelsDir(tb)
-	encOnce.Do(func() {
-		cfg := recognizer.DefaultEncoderConfig()
-		cfg.ModelsDir = dir
-		enc = recognizer.NewEncoder(cfg)
-		encErr = enc.Open()
-	})
-	if encErr != nil {
-		tb.Fatalf("open encoder: %v", encErr)
-	}
-	return enc
+	return encodertest.MustEncoder(tb)
 }
 
 // testClock is a settable clock for token expiry and throttling.

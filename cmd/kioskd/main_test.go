@@ -18,6 +18,7 @@ import (
 
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/recognizer"
+	"github.com/kioskd/kioskd/recognizer/encodertest"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
@@ -134,13 +135,7 @@ func TestDaemon_VideoToCentral(t *testing.T) {
 	broker := synctest.MustMosquitto(t)
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 
-	ecfg := recognizer.DefaultEncoderConfig()
-	ecfg.ModelsDir = recognizertest.ModelsDir(t)
-	enc := recognizer.NewEncoder(ecfg)
-	if err := enc.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer enc.Close()
+	enc := encodertest.MustEncoder(t)
 	now := time.Now().UTC()
 	people := []models.UserRecord{
 		{User: models.User{ID: "u-lin", Email: "lin@example.org", FullName: "Lin-Manuel Miranda", Role: models.RoleTrainer, Status: models.UserActive, Version: 1, UpdatedAt: now},
