@@ -265,32 +265,26 @@ func TestImportBadInput(t *testing.T) {
 
 	// A sheet whose XML inflates past the limit (honest sizes): excelize and
 	// our own directory check refuse it.
-	var bomb bytes.Buffer
-	zw := zip.NewWriter(&bomb)
-	for _, e := range zipEntriesOf(t, goodSheet) {
-		if e.name == "xl/worksheets/sheet1.xml" {
-			bombEntry(t, zw, e.name, 100<<20, false)
-			continue
+	sheetBomb := func(lying bool) *bytes.Buffer {
+		var out bytes.Buffer
+		zw := zip.NewWriter(&out)
+		for _, e := range zipEntriesOf(t, goodSheet) {
+			if e.name == "xl/worksheets/sheet1.xml" {
+				bombEntry(t, zw, e.name, 100<<20, lying)
+				continue
+			}
+			w, _ := zw.Create(e.name)
+			w.Write(e.data)
 		}
-		w, _ := zw.Create(e.name)
-		w.Write(e.data)
+		zw.Close()
+		return &out
 	}
-	zw.Close()
+	bomb := sheetBomb(false)
 	// The same with a lying declared size.
-	var liar bytes.Buffer
-	zw = zip.NewWriter(&liar)
-	for _, e := range zipEntriesOf(t, goodSheet) {
-		if e.name == "xl/worksheets/sheet1.xml" {
-			bombEntry(t, zw, e.name, 100<<20, true)
-			continue
-		}
-		w, _ := zw.Create(e.name)
-		w.Write(e.data)
-	}
-	zw.Close()
+	liar := sheetBomb(true)
 	// Photos: an honest bomb, too many entries, a traversal name.
 	var photoBomb bytes.Buffer
-	zw = zip.NewWriter(&photoBomb)
+	zw := zip.NewWriter(&photoBomb)
 	bombEntry(t, zw, "ada.jpg", 100<<20, false)
 	zw.Close()
 	var many []zipEntry

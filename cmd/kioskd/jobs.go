@@ -87,7 +87,6 @@ func (j *Jobs) Open() error {
 		}
 	}
 	for _, s := range j.Config.Sessions {
-		s := s
 		if err := add(s.Cron, func() { j.openSession(s) }); err != nil {
 			return fmt.Errorf("schedule session %s: %w", s.ID, err)
 		}

@@ -97,17 +97,17 @@ func (m *Main) openSync(ctx context.Context) error {
 	return nil
 }
 
-// health is what sync's status message says of the other parts.
+// health is what sync's status message says of the other parts; "" means
+// fine, and so does having no camera configured.
 func (m *Main) health() ksync.HealthReport {
-	h := ksync.HealthReport{Model: "ok", DB: "ok", Camera: "none"}
+	h := ksync.HealthReport{Model: "ok", DB: "ok"}
 	if m.Pipeline != nil {
-		st := m.Pipeline.Status()
-		h.Camera = string(st.State)
-		if st.State == device.CameraRunning || st.State == device.CameraEnded {
+		switch st := m.Pipeline.Status(); st.State {
+		case device.CameraRunning, device.CameraEnded:
 			h.Camera = "ok"
+		default:
+			h.Camera = string(st.State)
 		}
-	} else {
-		h.Camera = "" // no camera configured is not a fault
 	}
 	if _, err := m.DB.CountUsers(context.Background()); err != nil {
 		h.DB = err.Error()
