@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gocv.io/x/gocv"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/recognizer/internal/dlib"
@@ -39,6 +40,12 @@ const (
 	// native size (faces from 80 px), because the 2x pass costs about four
 	// native ones (seconds for a 10 MP photo).
 	DefaultUpsampleMaxPixels = DefaultMaxPixels / 4
+	// DefaultMaxConcurrentPixels bounds the pixels dlib works on at once
+	// across concurrent encodes. Detection holds about 13 bytes per pixel it
+	// scans (the 2x copy, a pyramid level or two, their HOG features), so 24
+	// MP keeps the encoders' working memory near 300 MB: two ~2 MP photos
+	// (8.5 MP each on the 2x copy) run side by side, a 6 MP one runs alone.
+	DefaultMaxConcurrentPixels = 24_000_000
 	// maxDetectThreads is dlib.Recognize's cap on DetectThreads.
 	maxDetectThreads = 8
 	// maxDefaultPool caps the default pool: each go-face instance holds the
@@ -84,6 +91,12 @@ type EncoderConfig struct {
 	// a 2x copy, finding faces down to ~40 px as face_recognition does;
 	// larger ones are detected at native size (faces from ~80 px).
 	UpsampleMaxPixels int
+	// MaxConcurrentPixels bounds the pixels being worked on at once by all
+	// concurrent encodes together, counting an image detected on its 2x copy
+	// four times: memory, not cores, limits how many large photos a bulk
+	// import can encode side by side. An image larger than the budget runs
+	// alone.
+	MaxConcurrentPixels int
 	// UpsampleFrames makes EncodeMat detect on a 2x copy too. Off by
 	// default: detection at 2x costs about four native ones per frame, and a
 	// person standing at the kiosk shows a face well above 80 px.
@@ -95,13 +108,14 @@ type EncoderConfig struct {
 // DefaultEncoderConfig returns the defaults, with ModelsDir var/models.
 func DefaultEncoderConfig() EncoderConfig {
 	return EncoderConfig{
-		ModelsDir:         filepath.Join("var", "models"),
-		MaxPixels:         DefaultMaxPixels,
-		MaxBytes:          DefaultMaxBytes,
-		MinFaceSize:       DefaultMinFaceSize,
-		UpsampleMaxPixels: DefaultUpsampleMaxPixels,
-		PoolSize:          min(runtime.NumCPU(), maxDefaultPool),
-		DetectThreads:     min(runtime.NumCPU(), maxDefaultDetectThreads),
+		ModelsDir:           filepath.Join("var", "models"),
+		MaxPixels:           DefaultMaxPixels,
+		MaxBytes:            DefaultMaxBytes,
+		MinFaceSize:         DefaultMinFaceSize,
+		UpsampleMaxPixels:   DefaultUpsampleMaxPixels,
+		MaxConcurrentPixels: DefaultMaxConcurrentPixels,
+		PoolSize:            min(runtime.NumCPU(), maxDefaultPool),
+		DetectThreads:       min(runtime.NumCPU(), maxDefaultDetectThreads),
 	}
 }
 
@@ -116,6 +130,8 @@ func DefaultEncoderConfig() EncoderConfig {
 type Encoder struct {
 	cfg    EncoderConfig
 	logger *slog.Logger
+
+	pixels *semaphore.Weighted // MaxConcurrentPixels
 
 	mu     sync.Mutex
 	pool   chan *dlib.Recognizer
@@ -147,6 +163,9 @@ func NewEncoder(cfg EncoderConfig) *Encoder {
 	if cfg.PoolSize <= 0 {
 		cfg.PoolSize = def.PoolSize
 	}
+	if cfg.MaxConcurrentPixels <= 0 {
+		cfg.MaxConcurrentPixels = def.MaxConcurrentPixels
+	}
 	if cfg.DetectThreads <= 0 {
 		cfg.DetectThreads = def.DetectThreads
 	}
@@ -155,7 +174,7 @@ func NewEncoder(cfg EncoderConfig) *Encoder {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Encoder{cfg: cfg, logger: logger}
+	return &Encoder{cfg: cfg, logger: logger, pixels: semaphore.NewWeighted(int64(cfg.MaxConcurrentPixels))}
 }
 
 // Config returns the configuration in use, defaults filled in.
@@ -297,17 +316,38 @@ func (e *Encoder) encode(ctx context.Context, img []byte) (*result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	res.upsampled = e.canUpsample(w, ht)
+	release, err := e.reservePixels(ctx, w, ht, res.upsampled)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	px, err := decodePixels(img, h)
 	if err != nil {
 		return nil, err
 	}
-	res.upsampled = e.canUpsample(w, ht)
 	if res.faces, err = e.recognize(ctx, px, res.upsampled); err != nil {
 		return nil, err
 	}
 	e.logger.Debug("encoded image", "format", h.format, "width", w, "height", ht, "orientation", int(h.orientation),
 		"faces", len(res.faces), "upsampled", res.upsampled, "took", time.Since(start))
 	return res, nil
+}
+
+// reservePixels waits until the w x h image (four times that when detected
+// on its 2x copy) fits in MaxConcurrentPixels, before it is decoded; an
+// image above the whole budget waits for all others and runs alone.
+// Errors: ctx's error.
+func (e *Encoder) reservePixels(ctx context.Context, w, h int, upsample bool) (release func(), err error) {
+	n := int64(w) * int64(h)
+	if upsample {
+		n *= 4
+	}
+	n = max(1, min(n, int64(e.cfg.MaxConcurrentPixels)))
+	if err := e.pixels.Acquire(ctx, n); err != nil {
+		return nil, err
+	}
+	return func() { e.pixels.Release(n) }, nil
 }
 
 // canUpsample reports whether a w x h image is detected on a 2x copy.
@@ -378,11 +418,17 @@ func (e *Encoder) EncodeMat(ctx context.Context, m gocv.Mat) ([]models.Face, err
 	if min(w, h) < minImageSide {
 		return nil, nil
 	}
+	upsample := e.cfg.UpsampleFrames && e.canUpsample(w, h)
+	release, err := e.reservePixels(ctx, w, h, upsample)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	px, err := bgrOfMat(m)
 	if err != nil {
 		return nil, err
 	}
-	return e.recognize(ctx, px, e.cfg.UpsampleFrames && e.canUpsample(w, h))
+	return e.recognize(ctx, px, upsample)
 }
 
 func (e *Encoder) limits() limits {

@@ -2,21 +2,22 @@ package main
 
 import (
 	"bytes"
-	"path/filepath"
-
 	"errors"
 	"fmt"
-	"github.com/kioskd/kioskd/device"
-	"github.com/kioskd/kioskd/localapi"
-	ksync "github.com/kioskd/kioskd/sync"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kioskd/kioskd/device"
+	"github.com/kioskd/kioskd/localapi"
+	"github.com/kioskd/kioskd/recognizer"
+	ksync "github.com/kioskd/kioskd/sync"
 )
 
 // Config is kioskd's whole configuration, as read from YAML (see
@@ -55,6 +56,10 @@ type RecognizerConfig struct {
 	MinFaceSize int     `yaml:"min_face_size"`
 	PoolSize    int     `yaml:"pool_size"`
 	MaxPixels   int     `yaml:"max_pixels"`
+	// MaxConcurrentPixels bounds the pixels all concurrent encodes work on
+	// at once (a 2x detection counts four times): the knob for the
+	// encoders' peak memory, about 13 bytes per pixel.
+	MaxConcurrentPixels int `yaml:"max_concurrent_pixels"`
 }
 
 // JobsConfig configures scheduled jobs (robfig/cron specs, local time).
@@ -101,6 +106,8 @@ func DefaultConfig() Config {
 			Margin:      0.0,
 			MinFaceSize: 40,
 			MaxPixels:   40_000_000,
+
+			MaxConcurrentPixels: recognizer.DefaultMaxConcurrentPixels,
 		},
 		Device: dev,
 		API:    api,
@@ -273,6 +280,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("recognizer.pool_size: %d is outside [0, 64] (0 = one per core)", c.Recognizer.PoolSize)
 	case c.Recognizer.MaxPixels < 1_000_000 || c.Recognizer.MaxPixels > 200_000_000:
 		return fmt.Errorf("recognizer.max_pixels: %d is outside [1e6, 2e8]", c.Recognizer.MaxPixels)
+	case c.Recognizer.MaxConcurrentPixels < 1_000_000 || c.Recognizer.MaxConcurrentPixels > 400_000_000:
+		return fmt.Errorf("recognizer.max_concurrent_pixels: %d is outside [1e6, 4e8]", c.Recognizer.MaxConcurrentPixels)
 	case c.Jobs.RetentionDays < 1:
 		return fmt.Errorf("jobs.retention_days: %d must be at least 1", c.Jobs.RetentionDays)
 	case c.Jobs.BackupKeep < 1:

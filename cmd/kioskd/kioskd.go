@@ -213,6 +213,7 @@ func (m *Main) openEncoder() error {
 	cfg.ModelsDir = m.Config.Models.Dir
 	cfg.MinFaceSize = m.Config.Recognizer.MinFaceSize
 	cfg.MaxPixels = m.Config.Recognizer.MaxPixels
+	cfg.MaxConcurrentPixels = m.Config.Recognizer.MaxConcurrentPixels
 	if m.Config.Recognizer.PoolSize > 0 {
 		cfg.PoolSize = m.Config.Recognizer.PoolSize
 	}

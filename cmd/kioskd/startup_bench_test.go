@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(startupChildEnv); dir != "" {
 		os.Exit(startupChild(dir))
 	}
+	if dir := os.Getenv(bulkChildEnv); dir != "" {
+		os.Exit(bulkChild(dir))
+	}
 	os.Exit(m.Run())
 }
 
