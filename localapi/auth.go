@@ -38,7 +38,7 @@ func (s *Server) authenticate(allowLoopback bool) gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
-		a, err := s.deps.Store.GetAccount(c.Request.Context(), claims.Email)
+		a, err := s.accounts.get(c.Request.Context(), claims.Email, s.deps.Store.GetAccount)
 		if models.ErrorCode(err) == models.ENOTFOUND || (err == nil && a.Disabled) {
 			s.writeError(c, models.Errorf(models.EUNAUTHORIZED, "This account no longer exists or is disabled."))
 			return

@@ -120,6 +120,7 @@ func (s *Server) clearCacheOnWrite(c *gin.Context) {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 	default:
 		s.cache.clear()
+		s.accounts.clear()
 	}
 }
 

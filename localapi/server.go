@@ -37,6 +37,7 @@ type Server struct {
 	dummy    string        // a hash verified for unknown emails, so they take as long
 	jobs     *jobRegistry
 	cache    *respCache
+	accounts *accountCache
 	metrics  *apiMetrics
 	registry *prometheus.Registry
 	started  time.Time
@@ -60,6 +61,7 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	s.throttle = newLoginThrottle(cfg, s.now)
 	s.jobs = newJobRegistry(cfg.MaxJobs)
 	s.cache = newRespCache(cfg.ReadCacheTTL, time.Now)
+	s.accounts = newAccountCache(s.now)
 	s.registry = deps.Registry
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
