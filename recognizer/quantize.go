@@ -43,7 +43,9 @@ func quantize(d *models.Descriptor, codes *[dim]int8) (errBound float32, ok bool
 		c := math.Round(v * quantScale) // exact product: 24-bit mantissa times 2^8
 		c = max(-127, min(127, c))
 		codes[i] = int8(c)
-		e := v - c/quantScale // exact: both are multiples of x's ulp or 2^-8, within 2^25 ulps
+		// Exact while |x| < 2^45 (both terms are multiples of 2^-33 or of
+		// x's ulp, and small); beyond, one rounding, which the slack covers.
+		e := v - c/quantScale
 		s += e * e
 	}
 	// The float64 sum and sqrt are off by at most ~130 ulps (relative 1.5e-14);
