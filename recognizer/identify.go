@@ -15,7 +15,10 @@ import (
 //
 //  1. The int8 pass (scan) streams the int8 copy: 128 bytes a row instead of
 //     512, exact integer distances of the quantised points, and the
-//     triangle inequality for bounds on the real distance.
+//     triangle inequality for bounds on the real distance. Where there is no
+//     SIMD int8 kernel (purego, other architectures, no AVX2) scan32 streams
+//     the float32 rows with the float32 kernel and its error bound instead:
+//     in plain Go the int8 kernel is twice as slow per row as the float32 one.
 //  2. When many rows survive (a probe nearly equidistant from many rows),
 //     the float32 kernel, whose rounding error is bounded too, narrows them.
 //  3. The survivors are ranked by rowDistance, the reference's own float64
@@ -24,6 +27,10 @@ import (
 // scanBlock is how many rows' int8 squared distances are computed before
 // they are checked: 1 KiB of results that stays in L1 cache.
 const scanBlock = 256
+
+// int8Scan selects the int8 pass (scan) over the float32 one (scan32): only
+// where the int8 kernel is SIMD (a variable so tests can run both).
+var int8Scan = haveAVX2
 
 // rerank32Min is the candidate count above which the float32 stage runs
 // before the float64 rerank (a variable so tests can force either path).
@@ -88,7 +95,12 @@ func (m *Matcher) Identify(d *models.Descriptor) models.Match {
 		return miss
 	}
 	var buf [256]int32
-	cands, _ := m.scan(&q, buf[:0])
+	var cands []int32
+	if int8Scan {
+		cands, _ = m.scan(&q, buf[:0])
+	} else {
+		cands = m.scan32(d, buf[:0])
+	}
 	t := m.rerank(d, cands)
 	if t.r1 < 0 { // every row is NaN or infinite
 		return miss
@@ -173,6 +185,71 @@ func (m *Matcher) rerank(d *models.Descriptor, cands []int32) top2 {
 	return t
 }
 
+// bounds32 turns a float32 kernel result sq (a squared distance) into bounds
+// [lo, hi] on the float64 distance; ok is false when sq overflowed (or is
+// NaN) and bounds nothing.
+func bounds32(sq float32) (lo, hi float64, ok bool) {
+	f := float64(sq)
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, math.Inf(1), false
+	}
+	lo = math.Sqrt(max(0, f*(1-f32Rel)-f32Abs)) * (1 - boundSlack)
+	hi = math.Sqrt(f*(1+f32Rel)+f32Abs) * (1 + boundSlack)
+	return lo, hi, true
+}
+
+// sqLimit32 is sqLimit for float32 kernel results: every row whose sq is
+// above it has bounds32 lo > ub. +Inf when the limit nears the float32
+// range, so that a row whose sum overflowed (its real squared distance is
+// about MaxFloat32 or more) is then kept, not dropped.
+func sqLimit32(ub float64) float32 {
+	// lo > ub  <=  f*(1-rel) - abs > (ub/(1-slack))^2.
+	u := ub / (1 - boundSlack)
+	l := (u*u + f32Abs) / (1 - f32Rel) * (1 + 1e-12)
+	if !(l < math.MaxFloat32/4) {
+		return float32(math.Inf(1))
+	}
+	return roundUp32(l)
+}
+
+// scan32 is scan with the float32 kernel over the float32 rows and the
+// bounds of bounds32: the first pass where the int8 kernel is not SIMD. It
+// appends the candidates to cands in row order.
+func (m *Matcher) scan32(d *models.Descriptor, cands []int32) []int32 {
+	type cand struct {
+		row int32
+		lo  float64
+	}
+	var pendBuf [256]cand
+	pend := pendBuf[:0]
+	ubs := newTop2()
+	limit := float32(math.Inf(1))
+	var buf [scanBlock]float32
+	n := len(m.owner)
+	for start := 0; start < n; start += scanBlock {
+		k := min(scanBlock, n-start)
+		sqDists(d, m.vecs[start*dim:(start+k)*dim], buf[:k])
+		for i, v := range buf[:k] {
+			if v > limit || v != v { // provably out, or NaN: a non-finite row
+				continue
+			}
+			row := int32(start + i)
+			lo, hi, ok := bounds32(v)
+			pend = append(pend, cand{row, lo})
+			if ok && hi < ubs.d2 {
+				ubs.add(hi, m.owner[row], row)
+				limit = sqLimit32(ubs.d2)
+			}
+		}
+	}
+	for _, c := range pend {
+		if c.lo <= ubs.d2 {
+			cands = append(cands, c.row)
+		}
+	}
+	return cands
+}
+
 // prune32 drops the candidates that the float32 kernel proves farther than
 // the runner-up, as scan does with the int8 bounds, and returns the rest in
 // order (reusing cands).
@@ -182,12 +259,9 @@ func (m *Matcher) prune32(d *models.Descriptor, cands []int32) []int32 {
 	var f [1]float32
 	for i, r := range cands {
 		sqDists(d, m.vecs[int(r)*dim:int(r+1)*dim], f[:])
-		sq := float64(f[0])
-		if math.IsInf(sq, 0) || math.IsNaN(sq) { // overflowed float32: no bound, keep
-			continue
-		}
-		lo[i] = math.Sqrt(max(0, sq*(1-f32Rel)-f32Abs)) * (1 - boundSlack)
-		ubs.add(math.Sqrt(sq*(1+f32Rel)+f32Abs)*(1+boundSlack), m.owner[r], r)
+		var hi float64
+		lo[i], hi, _ = bounds32(f[0])
+		ubs.add(hi, m.owner[r], r)
 	}
 	keep := cands[:0]
 	for i, r := range cands {

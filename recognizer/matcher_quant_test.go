@@ -152,6 +152,39 @@ func TestApproxBoundsHold(t *testing.T) {
 			}
 		}
 	}
+	// The float32 kernels' bounds, both kernels.
+	for k := 0; k < 5000; k++ {
+		x, y := randomDescriptor(rng), randomDescriptor(rng)
+		switch k % 3 {
+		case 0:
+			y = near(rng, x, 1e-3*rng.Float64())
+		case 1:
+			y = x
+		}
+		want := models.Distance(&x, &y)
+		sq := make([]float32, 1)
+		sqDists(&x, y[:], sq)
+		gen := make([]float32, 1)
+		sqDistsGeneric(&x, y[:], gen)
+		for _, v := range []float32{sq[0], gen[0]} {
+			lo, hi, ok := bounds32(v)
+			if !ok || !(lo <= want && want <= hi) {
+				t.Fatalf("float32 %v: distance %v outside [%v, %v]", v, want, lo, hi)
+			}
+		}
+		ub := rng.Float64() * 2
+		lim := sqLimit32(ub)
+		next := math.Nextafter32(lim, float32(math.Inf(1)))
+		if lo, _, _ := bounds32(next); !(lo > ub) {
+			t.Fatalf("sqLimit32(%v) = %v but lo(%v) = %v", ub, lim, next, lo)
+		}
+	}
+	if !math.IsInf(float64(sqLimit32(math.Inf(1))), 1) || !math.IsInf(float64(sqLimit32(1e19)), 1) {
+		t.Fatal("sqLimit32 must give up near the float32 range")
+	}
+	if _, _, ok := bounds32(float32(math.Inf(1))); ok {
+		t.Fatal("an overflowed sum bounds nothing")
+	}
 	if sqLimit(math.Inf(1), 0.03) != math.MaxInt32 || sqLimit(1e30, 0) != math.MaxInt32 {
 		t.Fatal("sqLimit must saturate")
 	}
@@ -320,8 +353,11 @@ func adversarialGallery(rng *rand.Rand, kind int) (map[string][]models.Descripto
 	case 4: // non-finite rows among ordinary ones
 		for i := 0; i < 200; i++ {
 			d := randomDescriptor(rng)
-			if i%7 == 0 {
+			switch i % 7 {
+			case 0:
 				d[rng.IntN(dim)] = float32([]float64{math.NaN(), math.Inf(1), math.Inf(-1)}[i%3])
+			case 3: // finite, but its float32 squared distance overflows
+				d[rng.IntN(dim)] = 3e38
 			}
 			add(fmt.Sprintf("u%d", i%90), d)
 			if i%40 == 1 {
@@ -337,6 +373,19 @@ func adversarialGallery(rng *rand.Rand, kind int) (map[string][]models.Descripto
 // brute force, exactly, on hard galleries, tiny ones, and under churn, with
 // the float32 stage forced on and off.
 func TestMatcherExactOnAdversarialGalleries(t *testing.T) {
+	forEachPass(t, func(t *testing.T) { testExactOnAdversarialGalleries(t) })
+}
+
+// forEachPass runs f with the int8 first pass and with the float32 one.
+func forEachPass(t *testing.T, f func(t *testing.T)) {
+	defer func(v bool) { int8Scan = v }(int8Scan)
+	for _, i8 := range []bool{true, false} {
+		int8Scan = i8
+		t.Run(fmt.Sprintf("int8Scan=%v", i8), f)
+	}
+}
+
+func testExactOnAdversarialGalleries(t *testing.T) {
 	defer func(v int) { rerank32Min = v }(rerank32Min)
 	for _, r32 := range []int{16, 0, math.MaxInt} {
 		rerank32Min = r32
@@ -415,6 +464,10 @@ func TestMatcherExactOnAdversarialGalleries(t *testing.T) {
 // TestMatcherExactRandom is the reference check at benchmark-like scale:
 // thousands of rows, two per user, probes near a stored row and anywhere.
 func TestMatcherExactRandom(t *testing.T) {
+	forEachPass(t, testExactRandom)
+}
+
+func testExactRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(14, 14))
 	g := map[string][]models.Descriptor{}
 	for i := 0; i < 5000; i++ {
@@ -489,6 +542,10 @@ func gridGallery(rng *rand.Rand, variations bool) (map[string][]models.Descripto
 // TestMatcherExactWhenRoundingErrorsAlign checks Identify on gridGallery,
 // where the int8 bounds are nearly tight.
 func TestMatcherExactWhenRoundingErrorsAlign(t *testing.T) {
+	forEachPass(t, testExactWhenRoundingErrorsAlign)
+}
+
+func testExactWhenRoundingErrorsAlign(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 15))
 	for k := 0; k < 30; k++ {
 		g, q := gridGallery(rng, k > 0)
