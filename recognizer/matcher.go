@@ -45,18 +45,17 @@ type userSlot struct {
 }
 
 // Matcher is an in-memory 1:N gallery implementing models.Matcher. Every
-// descriptor lives in one contiguous []float32 (n*128) so a scan streams
-// memory linearly; owner maps each row to its user's slot. Removing a user
-// moves the last rows into its holes (swap-remove), so the storage never has
-// gaps. Safe for concurrent use: Identify takes a read lock, changes a write
-// lock.
+// descriptor lives in one contiguous []float32 (n*128), the source of truth,
+// with a parallel int8 copy (n*128 bytes) that Identify scans first; owner
+// maps each row to its user's slot. Removing a user moves the last rows into
+// its holes (swap-remove), so the storage never has gaps. Safe for
+// concurrent use: Identify takes a read lock, changes a write lock.
 type Matcher struct {
 	threshold float64
 	margin    float64
 
-	mu    sync.RWMutex
-	vecs  []float32 // len(owner)*dim
-	owner []int32   // row -> slot in users
+	mu sync.RWMutex
+	rowStore
 	users []userSlot
 	free  []int32 // unused slots in users
 	index map[string]int32
@@ -134,8 +133,7 @@ func (m *Matcher) Grow(n int) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.vecs = slices.Grow(m.vecs, n*dim)
-	m.owner = slices.Grow(m.owner, n)
+	m.grow(n)
 }
 
 // Load replaces the whole gallery with users, allocating the storage once.
@@ -146,8 +144,8 @@ func (m *Matcher) Load(users map[string][]models.Descriptor) {
 			n += len(ds)
 		}
 	}
-	vecs := make([]float32, 0, n*dim)
-	owner := make([]int32, 0, n)
+	var rs rowStore
+	rs.grow(n)
 	slots := make([]userSlot, 0, len(users))
 	index := make(map[string]int32, len(users))
 	for id, ds := range users {
@@ -157,16 +155,15 @@ func (m *Matcher) Load(users map[string][]models.Descriptor) {
 		slot := int32(len(slots))
 		rows := make([]int32, len(ds))
 		for i := range ds {
-			rows[i] = int32(len(owner))
-			owner = append(owner, slot)
-			vecs = append(vecs, ds[i][:]...)
+			rows[i] = int32(len(rs.owner))
+			rs.appendRow(&ds[i], slot)
 		}
 		slots = append(slots, userSlot{id: id, rows: rows})
 		index[id] = slot
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.vecs, m.owner, m.users, m.free, m.index = vecs, owner, slots, nil, index
+	m.rowStore, m.users, m.free, m.index = rs, slots, nil, index
 }
 
 func (m *Matcher) addLocked(userID string, ds []models.Descriptor) {
@@ -188,8 +185,7 @@ func (m *Matcher) addLocked(userID string, ds []models.Descriptor) {
 	u := &m.users[slot]
 	for i := range ds {
 		u.rows = append(u.rows, int32(len(m.owner)))
-		m.owner = append(m.owner, slot)
-		m.vecs = append(m.vecs, ds[i][:]...)
+		m.appendRow(&ds[i], slot)
 	}
 }
 
@@ -204,12 +200,8 @@ func (m *Matcher) removeLocked(userID string) {
 	slices.Sort(rows)
 	for i := len(rows) - 1; i >= 0; i-- {
 		r := rows[i]
-		last := int32(len(m.owner) - 1)
-		if r != last {
-			copy(m.vecs[int(r)*dim:int(r+1)*dim], m.vecs[int(last)*dim:int(last+1)*dim])
-			o := m.owner[last]
-			m.owner[r] = o
-			moved := m.users[o].rows
+		if last := m.removeRow(r); r != last {
+			moved := m.users[m.owner[r]].rows
 			for j := range moved {
 				if moved[j] == last {
 					moved[j] = r
@@ -217,81 +209,14 @@ func (m *Matcher) removeLocked(userID string) {
 				}
 			}
 		}
-		m.owner = m.owner[:last]
-		m.vecs = m.vecs[:int(last)*dim]
 	}
 	delete(m.index, userID)
 	m.users[slot] = userSlot{}
 	m.free = append(m.free, slot)
 	// Give memory back when the gallery shrank a lot (a mass removal).
 	if cap(m.vecs) > 1024*dim && len(m.vecs) < cap(m.vecs)/4 {
-		m.vecs = slices.Clip(slices.Clone(m.vecs))
-		m.owner = slices.Clip(slices.Clone(m.owner))
+		m.clip()
 	}
-}
-
-// scanBlock is how many rows' squared distances are computed before they are
-// ranked: 1 KiB of results that stays in L1 cache.
-const scanBlock = 256
-
-// Identify returns the best match for d: the user owning the nearest
-// descriptor, its distance, and the distance of the nearest descriptor of any
-// other user. Known is true when the distance is within the threshold and the
-// runner-up is at least Margin farther. An empty gallery never matches.
-func (m *Matcher) Identify(d *models.Descriptor) models.Match {
-	inf := math.Inf(1)
-	miss := models.Match{Distance: inf, RunnerUpDistance: inf}
-	if d == nil {
-		return miss
-	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	n := len(m.owner)
-	if n == 0 {
-		return miss
-	}
-	// best is the nearest row; second the nearest row of any other user.
-	best, second := int32(-1), int32(-1)
-	bestD, secondD := float32(math.Inf(1)), float32(math.Inf(1))
-	bestU := int32(-1)
-	var buf [scanBlock]float32
-	for start := 0; start < n; start += scanBlock {
-		k := min(scanBlock, n-start)
-		sqDists(d, m.vecs[start*dim:(start+k)*dim], buf[:k])
-		for i, v := range buf[:k] {
-			if v >= secondD { // the common case: neither best nor runner-up
-				continue
-			}
-			row := int32(start + i)
-			u := m.owner[row]
-			switch {
-			case v < bestD:
-				if u != bestU {
-					second, secondD = best, bestD
-				}
-				best, bestD, bestU = row, v, u
-			case u != bestU:
-				second, secondD = row, v
-			}
-		}
-	}
-	if best < 0 { // every row is NaN or infinite
-		return miss
-	}
-	// Report exact float64 distances for the two rows found.
-	match := models.Match{
-		Distance:         m.rowDistance(d, best),
-		RunnerUpDistance: inf,
-		BestUserID:       m.users[bestU].id,
-	}
-	if second >= 0 {
-		match.RunnerUpDistance = m.rowDistance(d, second)
-	}
-	if match.Distance <= m.threshold && match.RunnerUpDistance-match.Distance >= m.margin {
-		match.Known = true
-		match.UserID = match.BestUserID
-	}
-	return match
 }
 
 // rowDistance is the float64 Euclidean distance between d and a row.

@@ -9,14 +9,13 @@ import (
 )
 
 // benchGallery builds a Matcher of n descriptors, two per user, directly
-// (Load of a million-entry map would dominate the setup), and a probe near
-// one stored descriptor.
+// with appendRow (Load of a million-entry map would dominate the setup), and
+// a probe near one stored descriptor.
 func benchGallery(b *testing.B, n int) (*Matcher, models.Descriptor) {
 	b.Helper()
 	rng := rand.New(rand.NewPCG(uint64(n), 9))
 	m := NewMatcher(DefaultMatcherConfig())
-	m.vecs = make([]float32, n*dim)
-	m.owner = make([]int32, n)
+	m.grow(n)
 	m.users = make([]userSlot, (n+1)/2)
 	for u := range m.users {
 		id := "user-" + strconv.Itoa(u)
@@ -25,10 +24,9 @@ func benchGallery(b *testing.B, n int) (*Matcher, models.Descriptor) {
 	}
 	for r := 0; r < n; r++ {
 		d := randomDescriptor(rng)
-		copy(m.vecs[r*dim:], d[:])
 		u := int32(r / 2)
-		m.owner[r] = u
-		m.users[u].rows = append(m.users[u].rows, int32(r))
+		m.users[u].rows = append(m.users[u].rows, int32(len(m.owner)))
+		m.appendRow(&d, u)
 	}
 	var target models.Descriptor
 	copy(target[:], m.vecs[(n/3)*dim:])
@@ -55,11 +53,32 @@ func checkAgainstFloat64(b *testing.B, m *Matcher, q *models.Descriptor) {
 func benchmarkMatch(b *testing.B, n int) {
 	m, q := benchGallery(b, n)
 	checkAgainstFloat64(b, m, &q)
-	b.SetBytes(int64(n * dim * 4))
+	// Candidates per query, outside the timed loop: rows that passed the
+	// first pass's integer test (int8 pass only), and those left for the
+	// exact rerank.
+	passed, cands := -1, 0
+	// The bytes the first pass streams: the int8 copy, 128 bytes a row, or
+	// the float32 rows (512) where the int8 kernel is not SIMD. The float32
+	// rows the rerank reads (a few candidates) are not counted.
+	bytes := n * dim
+	if int8Scan {
+		var pq query
+		pq.set(&q)
+		c, p := m.scan(&pq, nil)
+		cands, passed = len(c), p
+	} else {
+		cands = len(m.scan32(&q, nil))
+		bytes *= 4
+	}
+	b.SetBytes(int64(bytes))
 	b.ResetTimer()
 	for b.Loop() {
 		m.Identify(&q)
 	}
+	if passed >= 0 {
+		b.ReportMetric(float64(passed), "passed/op")
+	}
+	b.ReportMetric(float64(cands), "cands/op")
 }
 
 // BenchmarkMatch100k: 1:N over 100,000 descriptors on one core (target <= 2 ms).
@@ -81,7 +100,37 @@ func BenchmarkStream1M(b *testing.B) {
 	_ = sink
 }
 
-// BenchmarkMatchGeneric1M is BenchmarkMatch1M with the portable Go kernel.
+// BenchmarkStream128MB reads as many bytes as the int8 pass of
+// BenchmarkMatch1M (the first 128 MB of the float32 rows): its floor.
+func BenchmarkStream128MB(b *testing.B) {
+	m, _ := benchGallery(b, 1_000_000)
+	rows := m.vecs[:len(m.codes)/4]
+	b.SetBytes(int64(len(rows) * 4))
+	var sink float32
+	for b.Loop() {
+		sink += streamSum(rows)
+	}
+	_ = sink
+}
+
+// BenchmarkMatchInt8Generic1M is the int8 pass of BenchmarkMatch1M with the
+// portable Go kernel.
+func BenchmarkMatchInt8Generic1M(b *testing.B) {
+	m, q := benchGallery(b, 1_000_000)
+	var pq query
+	pq.set(&q)
+	out := make([]int32, scanBlock)
+	b.SetBytes(int64(len(m.codes)))
+	for b.Loop() {
+		for s := 0; s < len(m.owner); s += scanBlock {
+			k := min(scanBlock, len(m.owner)-s)
+			sqDists8Generic(&pq.codes, m.codes[s*dim:(s+k)*dim], out[:k])
+		}
+	}
+}
+
+// BenchmarkMatchGeneric1M is the float32 scan of BenchmarkMatch1M with the
+// portable Go kernel (the rerank's fallback kernel).
 func BenchmarkMatchGeneric1M(b *testing.B) {
 	m, q := benchGallery(b, 1_000_000)
 	out := make([]float32, scanBlock)
