@@ -102,10 +102,11 @@ func DefaultConfig() Config {
 		LogLevel: "info",
 		Models:   ModelsConfig{Dir: "var/models"},
 		Recognizer: RecognizerConfig{
-			Threshold:   0.6,
-			Margin:      0.0,
-			MinFaceSize: 40,
-			MaxPixels:   40_000_000,
+			// The recognizer's own defaults, whose doc comments say why.
+			Threshold:   recognizer.DefaultThreshold,
+			Margin:      recognizer.DefaultMargin,
+			MinFaceSize: recognizer.DefaultMinFaceSize,
+			MaxPixels:   recognizer.DefaultMaxPixels,
 
 			MaxConcurrentPixels: recognizer.DefaultMaxConcurrentPixels,
 		},
