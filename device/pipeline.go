@@ -52,6 +52,7 @@ type frame struct {
 	at       time.Time // frame clock: media time for replays, wall clock otherwise
 	captured time.Time // wall clock when read
 	live     bool      // from a live or paced source: never wait for the encoder
+	seq      int       // frame number since the source opened
 }
 
 // encodeJob is a crop of a gated frame for the encoder.
@@ -60,10 +61,12 @@ type encodeJob struct {
 	crop    gocv.Mat
 	expect  image.Rectangle // the face's box in crop pixels
 	at      time.Time
+	seq     int
 }
 
 type encodeResult struct {
 	trackID uint64
+	seq     int
 	vote    vote
 	found   bool
 	jpeg    []byte // crop, only when unknown faces are kept
@@ -144,6 +147,17 @@ type Pipeline struct {
 	onRecord func(ev *models.AttendanceEvent, firstGated time.Time)
 	// onGate, when set (tests), sees every gated frame's verdict.
 	onGate func(at time.Time, g *Gate, t *track)
+	// onTrace, when set (benchmarks), is called at each step of a track's
+	// way to a decision, with the wall time and the frame number the step
+	// belongs to. It runs on the pipeline's goroutines.
+	onTrace func(step string, trackID uint64, seq int, wall time.Time)
+}
+
+// trace reports a step to onTrace.
+func (p *Pipeline) trace(step string, trackID uint64, seq int) {
+	if p.onTrace != nil {
+		p.onTrace(step, trackID, seq, time.Now())
+	}
 }
 
 // NewPipeline returns a pipeline. It does no I/O: Start loads the models
@@ -333,7 +347,7 @@ func (p *Pipeline) readFrames(src FrameSource) (int, error) {
 		}
 		n++
 		p.count(func(s *CameraStatus) { s.Frames++; s.LastFrameAt = now })
-		f := frame{mat: m, at: at, captured: now, live: live}
+		f := frame{mat: m, at: at, captured: now, live: live, seq: n - 1}
 		if live {
 			p.offerLatest(f)
 			continue
@@ -429,7 +443,9 @@ func (p *Pipeline) inflight() int64 { return p.encInflight.Load() }
 
 // process gates one frame and moves the track, votes and decision on.
 func (p *Pipeline) process(f frame) {
+	p.trace("gate", 0, f.seq)
 	g, err := p.gater.Check(f.mat)
+	p.trace("gated-frame", 0, f.seq)
 	if err != nil {
 		p.logRateLimited("gate", "gate frame", "err", err)
 		return
@@ -458,7 +474,11 @@ func (p *Pipeline) process(f frame) {
 		}
 		t.box, t.lastSeen = box, now
 		if len(g.Face.Landmarks) == lmCount {
+			was := t.live.proof()
 			t.live.add(g.Face.Landmarks)
+			if was == "" && t.live.proof() != "" {
+				p.trace("live", t.id, f.seq)
+			}
 		}
 		if !g.Passed() {
 			p.feedback(g.Problem, "")
@@ -466,11 +486,17 @@ func (p *Pipeline) process(f frame) {
 		}
 		if t.firstGated.IsZero() {
 			t.firstGated = f.captured
+			if p.onTrace != nil {
+				p.onTrace("gated", t.id, f.seq, f.captured)
+			}
 		}
 		p.serveCapture(f.mat, box)
 		if !t.decided && (t.lastEncode.IsZero() || now.Sub(t.lastEncode) >= p.cfg.EncodeInterval) {
 			if p.queueEncode(f, t) {
 				t.lastEncode = now
+				p.trace("queued", t.id, f.seq)
+			} else {
+				p.trace("busy", t.id, f.seq)
 			}
 		}
 		p.decide(t, now)
@@ -544,7 +570,7 @@ func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle) (gocv.Mat, image
 // encoder is busy, so gating keeps up with the camera.
 func (p *Pipeline) queueEncode(f frame, t *track) bool {
 	crop, _, _, expect := p.cropFor(f.mat, t.box)
-	job := encodeJob{trackID: t.id, crop: crop, expect: expect, at: f.at}
+	job := encodeJob{trackID: t.id, crop: crop, expect: expect, at: f.at, seq: f.seq}
 	p.encInflight.Add(1)
 	select {
 	case p.jobs <- job:
@@ -592,8 +618,10 @@ func (p *Pipeline) encodeLoop() {
 }
 
 func (p *Pipeline) encode(j encodeJob) encodeResult {
-	r := encodeResult{trackID: j.trackID}
+	r := encodeResult{trackID: j.trackID, seq: j.seq}
+	p.trace("encode", j.trackID, j.seq)
 	faces, err := p.enc.EncodeMat(p.ctx, j.crop)
+	p.trace("encoded", j.trackID, j.seq)
 	p.count(func(s *CameraStatus) { s.Encodings++ })
 	if err != nil {
 		r.err = err
@@ -639,6 +667,11 @@ func (p *Pipeline) applyResult(r encodeResult) {
 		return
 	}
 	t.votes.add(r.vote)
+	if r.vote.userID != "" {
+		p.trace("vote", t.id, r.seq)
+	} else {
+		p.trace("vote-unknown", t.id, r.seq)
+	}
 	if r.vote.userID == "" && len(r.jpeg) > 0 {
 		p.keepUnknown(r.jpeg)
 	}
@@ -702,12 +735,14 @@ func (p *Pipeline) decide(t *track, now time.Time) {
 		Liveness:  proof,
 		SyncState: models.SyncPending,
 	}
+	p.trace("commit", t.id, -1)
 	if err := p.store.RecordAttendance(p.ctx, ev); err != nil {
 		// Not committed: say nothing, try again with the next encoding.
 		p.logRateLimited("record", "record attendance", "user", userID, "err", err)
 		return
 	}
 	t.decided = true
+	p.trace("committed", t.id, -1)
 	p.lastEvents[userID] = lastEvent{at: now, id: ev.ID}
 	p.pruneEvents(now)
 	p.count(func(s *CameraStatus) { s.Events++ })
