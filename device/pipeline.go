@@ -27,6 +27,16 @@ type FaceEncoder interface {
 	EncodeMat(ctx context.Context, m gocv.Mat) ([]models.Face, error)
 }
 
+// FaceBoxEncoder is a FaceEncoder that can also describe a face whose box
+// is already known, without detecting it again; *recognizer.Encoder
+// implements it. The pipeline uses it when the encoder has it: the gates
+// found the face with the same HOG detector, so a second scan of the crop
+// would only cost time.
+type FaceBoxEncoder interface {
+	FaceEncoder
+	EncodeFace(ctx context.Context, m gocv.Mat, box image.Rectangle) (*models.Face, error)
+}
+
 // AttendanceRecorder commits attendance and looks users up; *models.DB
 // implements it. When it also has LastAttendance, the cooldown survives a
 // restart.
@@ -40,7 +50,8 @@ type lastAttendancer interface {
 }
 
 // encodeMargin is how much of the face box's width is added on each side of
-// the crop handed to the encoder, so that dlib re-detects the face in it.
+// the crop handed to the encoder: room for the aligned chip's padding, and
+// for dlib to re-detect the face when the encoder is not a FaceBoxEncoder.
 const encodeMargin = 0.5
 
 // errLogEvery spaces repeated error logs of one kind.
@@ -620,14 +631,13 @@ func (p *Pipeline) encodeLoop() {
 func (p *Pipeline) encode(j encodeJob) encodeResult {
 	r := encodeResult{trackID: j.trackID, seq: j.seq}
 	p.trace("encode", j.trackID, j.seq)
-	faces, err := p.enc.EncodeMat(p.ctx, j.crop)
+	f, err := p.encodeCrop(j.crop, j.expect)
 	p.trace("encoded", j.trackID, j.seq)
 	p.count(func(s *CameraStatus) { s.Encodings++ })
 	if err != nil {
 		r.err = err
 		return r
 	}
-	f := bestFace(faces, j.expect)
 	if f == nil {
 		return r
 	}
@@ -643,6 +653,20 @@ func (p *Pipeline) encode(j encodeJob) encodeResult {
 		}
 	}
 	return r
+}
+
+// encodeCrop describes the face at expect in crop: directly in that box
+// when the encoder is a FaceBoxEncoder, else by detecting faces in the
+// crop and taking the one overlapping expect (nil when none does).
+func (p *Pipeline) encodeCrop(crop gocv.Mat, expect image.Rectangle) (*models.Face, error) {
+	if be, ok := p.enc.(FaceBoxEncoder); ok {
+		return be.EncodeFace(p.ctx, crop, expect)
+	}
+	faces, err := p.enc.EncodeMat(p.ctx, crop)
+	if err != nil {
+		return nil, err
+	}
+	return bestFace(faces, expect), nil
 }
 
 // bestFace returns the face overlapping expect most, nil when none does.
