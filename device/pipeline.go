@@ -73,6 +73,10 @@ type encodeJob struct {
 	expect  image.Rectangle // the face's box in crop pixels
 	at      time.Time
 	seq     int
+	// live: the encoding goroutine applies the result itself, at once,
+	// instead of leaving it for the gates' goroutine to pick up after the
+	// frame it is gating (up to a whole gate's time later).
+	live bool
 }
 
 type encodeResult struct {
@@ -145,12 +149,16 @@ type Pipeline struct {
 	waitMu  sync.Mutex
 	waiters map[*captureWaiter]struct{}
 
-	// Owned by the processing goroutine.
+	// stateMu guards the track, the votes, the decision and the cooldown:
+	// the processing goroutine holds it after gating a frame, the encoding
+	// goroutine while applying a live result. Gating itself runs unlocked.
+	stateMu    sync.Mutex
 	track      *track
 	nextTrack  uint64
 	lastEvents map[string]lastEvent
 	kindMu     sync.Mutex
 	lastKind   models.FeedbackKind
+	errMu      sync.Mutex
 	errLogged  map[string]time.Time
 
 	// onRecord, when set (tests, benchmarks), is called after each
@@ -425,28 +433,35 @@ func (p *Pipeline) processLoop() {
 	p.drainResults(true)
 }
 
-// drainResults applies finished encodings; with wait it also waits for one
-// in flight.
+// drainResults applies finished encodings; with wait it also waits until
+// none is queued or running.
 func (p *Pipeline) drainResults(wait bool) {
 	for {
-		if wait && len(p.jobs) == 0 && p.inflight() == 0 {
-			wait = false
-		}
-		if wait {
-			select {
-			case r := <-p.results:
-				p.applyResult(r)
-			case <-p.ctx.Done():
-				return
-			}
-			continue
-		}
 		select {
 		case r := <-p.results:
+			p.stateMu.Lock()
 			p.applyResult(r)
+			p.stateMu.Unlock()
+			continue
 		default:
+		}
+		if !wait || (len(p.jobs) == 0 && p.inflight() == 0) {
 			return
 		}
+		// Live results are applied by the encoding goroutine, which says
+		// so only through the in-flight count: poll it.
+		t := time.NewTimer(5 * time.Millisecond)
+		select {
+		case r := <-p.results:
+			p.stateMu.Lock()
+			p.applyResult(r)
+			p.stateMu.Unlock()
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+			return
+		}
+		t.Stop()
 	}
 }
 
@@ -461,6 +476,15 @@ func (p *Pipeline) process(f frame) {
 		p.logRateLimited("gate", "gate frame", "err", err)
 		return
 	}
+	p.stateMu.Lock()
+	p.advance(f, &g)
+	p.stateMu.Unlock()
+	p.updatePreview(f.mat, &g)
+}
+
+// advance moves the track, votes and decision on with one gated frame; the
+// caller holds stateMu.
+func (p *Pipeline) advance(f frame, g *Gate) {
 	p.count(func(s *CameraStatus) { s.Processed++ })
 	now := f.at
 	t := p.track
@@ -513,9 +537,8 @@ func (p *Pipeline) process(f frame) {
 		p.decide(t, now)
 	}
 	if p.onGate != nil {
-		p.onGate(f.at, &g, p.track)
+		p.onGate(f.at, g, p.track)
 	}
-	p.updatePreview(f.mat, &g)
 }
 
 // feedback publishes a gate problem when it differs from the last one.
@@ -581,7 +604,7 @@ func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle) (gocv.Mat, image
 // encoder is busy, so gating keeps up with the camera.
 func (p *Pipeline) queueEncode(f frame, t *track) bool {
 	crop, _, _, expect := p.cropFor(f.mat, t.box)
-	job := encodeJob{trackID: t.id, crop: crop, expect: expect, at: f.at, seq: f.seq}
+	job := encodeJob{trackID: t.id, crop: crop, expect: expect, at: f.at, seq: f.seq, live: f.live}
 	p.encInflight.Add(1)
 	select {
 	case p.jobs <- job:
@@ -619,9 +642,17 @@ func (p *Pipeline) encodeLoop() {
 		case j := <-p.jobs:
 			r := p.encode(j)
 			j.crop.Close()
-			select {
-			case p.results <- r:
-			case <-p.ctx.Done():
+			if j.live {
+				p.stateMu.Lock()
+				if p.ctx.Err() == nil {
+					p.applyResult(r)
+				}
+				p.stateMu.Unlock()
+			} else {
+				select {
+				case p.results <- r:
+				case <-p.ctx.Done():
+				}
 			}
 			p.encInflight.Add(-1)
 		}
@@ -681,6 +712,8 @@ func bestFace(faces []models.Face, expect image.Rectangle) *models.Face {
 	return best
 }
 
+// applyResult adds an encoding's vote to its track, if that is still the
+// current one, and decides; the caller holds stateMu.
 func (p *Pipeline) applyResult(r encodeResult) {
 	if r.err != nil {
 		p.logRateLimited("encode", "encode face", "err", r.err)
@@ -820,6 +853,8 @@ func (p *Pipeline) keepUnknown(jpeg []byte) {
 
 func (p *Pipeline) logRateLimited(key, msg string, args ...any) {
 	now := time.Now()
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
 	if last, ok := p.errLogged[key]; ok && now.Sub(last) < errLogEvery {
 		return
 	}
