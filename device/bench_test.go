@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,11 +69,22 @@ func BenchmarkGate640x480OnePerson(b *testing.B) {
 // BenchmarkTimeToAttendance replays the Hamilton clip from frame 70 (just
 // before Lin-Manuel Miranda faces the camera) at its real pace, liveness
 // on, and measures from the wall time of the track's first gated frame to
-// the event committed in bbolt. p50 and p95 over b.N replays.
-func BenchmarkTimeToAttendance(b *testing.B) {
+// the event committed in bbolt. p50 and p95 over b.N replays; the medians
+// of the steps on the way (ms after the first gated frame): first encode
+// started and finished, first and second vote (K=2), liveness proven,
+// committed. Each replay's steps are logged.
+func BenchmarkTimeToAttendance(b *testing.B) { benchTimeToAttendance(b, true) }
+
+// BenchmarkTimeToAttendanceLivenessOff is BenchmarkTimeToAttendance with
+// liveness off: the time the pipeline itself needs (gates, encodes, K-of-M
+// vote, commit), without waiting for the face to prove it is alive.
+func BenchmarkTimeToAttendanceLivenessOff(b *testing.B) { benchTimeToAttendance(b, false) }
+
+func benchTimeToAttendance(b *testing.B, liveness bool) {
 	g := mustGallery(b, "lin_manuel_miranda", "alex_lacamoire")
 	clip := mustTrimClip(b, 70, 160)
 	var lat []time.Duration
+	steps := map[string][]time.Duration{}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		db := g.db
@@ -79,18 +92,125 @@ func BenchmarkTimeToAttendance(b *testing.B) {
 		cfg.MinFaceSize = 70
 		cfg.Pace = true
 		cfg.Cooldown = 0
+		cfg.Liveness = liveness
 		p := NewPipeline(cfg, mustEncoder(b), g.matcher, db, NewBus(), nil)
 		var got time.Duration
 		p.onRecord = func(_ *models.AttendanceEvent, first time.Time) { got = time.Since(first) }
+		tr := &traceLog{}
+		p.onTrace = tr.add
 		mustRun(b, p, time.Minute)
 		if got == 0 {
 			b.Fatalf("no event in replay %d", i)
 		}
 		lat = append(lat, got)
+		bd := tr.breakdown()
+		for k, v := range bd.steps {
+			steps[k] = append(steps[k], v)
+		}
+		b.Logf("replay %d: %v; %s", i, got.Round(time.Millisecond), bd.line)
 	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(lat[(len(lat)*95+99)/100-1].Milliseconds()), "p95-ms")
+	for _, k := range []string{"encode1", "encoded1", "vote1", "vote2", "live", "committed"} {
+		if v := steps[k]; len(v) > 0 {
+			slices.Sort(v)
+			b.ReportMetric(float64(v[len(v)/2].Milliseconds()), k+"-ms")
+		}
+	}
+}
+
+// traceLog records a replay's Pipeline.onTrace steps.
+type traceLog struct {
+	mu    sync.Mutex
+	steps []traceStep
+}
+
+type traceStep struct {
+	step  string
+	track uint64
+	seq   int
+	wall  time.Time
+}
+
+func (l *traceLog) add(step string, track uint64, seq int, wall time.Time) {
+	l.mu.Lock()
+	l.steps = append(l.steps, traceStep{step, track, seq, wall})
+	l.mu.Unlock()
+}
+
+// breakdown is the committed track's way from its first gated frame to the
+// commit: each step's wall time after the first gated frame's capture.
+type breakdown struct {
+	steps map[string]time.Duration // encode1, encoded1, vote1, vote2, live, committed
+	line  string
+}
+
+func (l *traceLog) breakdown() breakdown {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := breakdown{steps: map[string]time.Duration{}}
+	var id uint64
+	for _, s := range l.steps {
+		if s.step == "committed" {
+			id = s.track
+		}
+	}
+	var t0 time.Time
+	var seq0 int
+	for _, s := range l.steps {
+		if s.track == id && s.step == "gated" {
+			t0, seq0 = s.wall, s.seq
+			break
+		}
+	}
+	if t0.IsZero() {
+		return out
+	}
+	ms := func(t time.Time) int64 { return t.Sub(t0).Milliseconds() }
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "first gated frame %d;", seq0)
+	n := map[string]int{}
+	gates, gateSum := 0, time.Duration(0)
+	var gateStart time.Time
+	lastSeq := seq0
+	for _, s := range l.steps {
+		if s.track == 0 {
+			// Frames gated after the first gated frame, up to the commit.
+			if s.seq < seq0 || out.steps["committed"] != 0 {
+				continue
+			}
+			if s.step == "gate" {
+				gateStart = s.wall
+			} else if !gateStart.IsZero() {
+				gates++
+				gateSum += s.wall.Sub(gateStart)
+				lastSeq = s.seq
+			}
+			continue
+		}
+		if s.track != id || s.step == "gated" {
+			continue
+		}
+		n[s.step]++
+		key := s.step
+		if s.step != "live" && s.step != "committed" && s.step != "commit" {
+			key = fmt.Sprintf("%s%d", s.step, n[s.step])
+		}
+		if _, ok := out.steps[key]; !ok {
+			out.steps[key] = s.wall.Sub(t0)
+		}
+		if s.seq >= 0 {
+			fmt.Fprintf(&sb, " %s(f%d)+%d", s.step, s.seq, ms(s.wall))
+		} else {
+			fmt.Fprintf(&sb, " %s+%d", s.step, ms(s.wall))
+		}
+	}
+	if gates > 0 {
+		fmt.Fprintf(&sb, "; %d frames gated of %d read (f%d-f%d), gate mean %v", gates, lastSeq-seq0+1, seq0, lastSeq, (gateSum / time.Duration(gates)).Round(time.Millisecond))
+	}
+	out.line = sb.String()
+	return out
 }
 
 // mustTrimClip writes frames [from, to) of the Hamilton clip to an MJPEG AVI.

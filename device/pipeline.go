@@ -27,6 +27,16 @@ type FaceEncoder interface {
 	EncodeMat(ctx context.Context, m gocv.Mat) ([]models.Face, error)
 }
 
+// FaceBoxEncoder is a FaceEncoder that can also describe a face whose box
+// is already known, without detecting it again; *recognizer.Encoder
+// implements it. The pipeline uses it when the encoder has it: the gates
+// found the face with the same HOG detector, so a second scan of the crop
+// would only cost time.
+type FaceBoxEncoder interface {
+	FaceEncoder
+	EncodeFace(ctx context.Context, m gocv.Mat, box image.Rectangle) (*models.Face, error)
+}
+
 // AttendanceRecorder commits attendance and looks users up; *models.DB
 // implements it. When it also has LastAttendance, the cooldown survives a
 // restart.
@@ -40,7 +50,8 @@ type lastAttendancer interface {
 }
 
 // encodeMargin is how much of the face box's width is added on each side of
-// the crop handed to the encoder, so that dlib re-detects the face in it.
+// the crop handed to the encoder: room for the aligned chip's padding, and
+// for dlib to re-detect the face when the encoder is not a FaceBoxEncoder.
 const encodeMargin = 0.5
 
 // errLogEvery spaces repeated error logs of one kind.
@@ -52,6 +63,7 @@ type frame struct {
 	at       time.Time // frame clock: media time for replays, wall clock otherwise
 	captured time.Time // wall clock when read
 	live     bool      // from a live or paced source: never wait for the encoder
+	seq      int       // frame number since the source opened
 }
 
 // encodeJob is a crop of a gated frame for the encoder.
@@ -60,10 +72,16 @@ type encodeJob struct {
 	crop    gocv.Mat
 	expect  image.Rectangle // the face's box in crop pixels
 	at      time.Time
+	seq     int
+	// live: the encoding goroutine applies the result itself, at once,
+	// instead of leaving it for the gates' goroutine to pick up after the
+	// frame it is gating (up to a whole gate's time later).
+	live bool
 }
 
 type encodeResult struct {
 	trackID uint64
+	seq     int
 	vote    vote
 	found   bool
 	jpeg    []byte // crop, only when unknown faces are kept
@@ -131,12 +149,16 @@ type Pipeline struct {
 	waitMu  sync.Mutex
 	waiters map[*captureWaiter]struct{}
 
-	// Owned by the processing goroutine.
+	// stateMu guards the track, the votes, the decision and the cooldown:
+	// the processing goroutine holds it after gating a frame, the encoding
+	// goroutine while applying a live result. Gating itself runs unlocked.
+	stateMu    sync.Mutex
 	track      *track
 	nextTrack  uint64
 	lastEvents map[string]lastEvent
 	kindMu     sync.Mutex
 	lastKind   models.FeedbackKind
+	errMu      sync.Mutex
 	errLogged  map[string]time.Time
 
 	// onRecord, when set (tests, benchmarks), is called after each
@@ -144,6 +166,17 @@ type Pipeline struct {
 	onRecord func(ev *models.AttendanceEvent, firstGated time.Time)
 	// onGate, when set (tests), sees every gated frame's verdict.
 	onGate func(at time.Time, g *Gate, t *track)
+	// onTrace, when set (benchmarks), is called at each step of a track's
+	// way to a decision, with the wall time and the frame number the step
+	// belongs to. It runs on the pipeline's goroutines.
+	onTrace func(step string, trackID uint64, seq int, wall time.Time)
+}
+
+// trace reports a step to onTrace.
+func (p *Pipeline) trace(step string, trackID uint64, seq int) {
+	if p.onTrace != nil {
+		p.onTrace(step, trackID, seq, time.Now())
+	}
 }
 
 // NewPipeline returns a pipeline. It does no I/O: Start loads the models
@@ -333,7 +366,7 @@ func (p *Pipeline) readFrames(src FrameSource) (int, error) {
 		}
 		n++
 		p.count(func(s *CameraStatus) { s.Frames++; s.LastFrameAt = now })
-		f := frame{mat: m, at: at, captured: now, live: live}
+		f := frame{mat: m, at: at, captured: now, live: live, seq: n - 1}
 		if live {
 			p.offerLatest(f)
 			continue
@@ -400,28 +433,35 @@ func (p *Pipeline) processLoop() {
 	p.drainResults(true)
 }
 
-// drainResults applies finished encodings; with wait it also waits for one
-// in flight.
+// drainResults applies finished encodings; with wait it also waits until
+// none is queued or running.
 func (p *Pipeline) drainResults(wait bool) {
 	for {
-		if wait && len(p.jobs) == 0 && p.inflight() == 0 {
-			wait = false
-		}
-		if wait {
-			select {
-			case r := <-p.results:
-				p.applyResult(r)
-			case <-p.ctx.Done():
-				return
-			}
-			continue
-		}
 		select {
 		case r := <-p.results:
+			p.stateMu.Lock()
 			p.applyResult(r)
+			p.stateMu.Unlock()
+			continue
 		default:
+		}
+		if !wait || (len(p.jobs) == 0 && p.inflight() == 0) {
 			return
 		}
+		// Live results are applied by the encoding goroutine, which says
+		// so only through the in-flight count: poll it.
+		t := time.NewTimer(5 * time.Millisecond)
+		select {
+		case r := <-p.results:
+			p.stateMu.Lock()
+			p.applyResult(r)
+			p.stateMu.Unlock()
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+			return
+		}
+		t.Stop()
 	}
 }
 
@@ -429,11 +469,22 @@ func (p *Pipeline) inflight() int64 { return p.encInflight.Load() }
 
 // process gates one frame and moves the track, votes and decision on.
 func (p *Pipeline) process(f frame) {
+	p.trace("gate", 0, f.seq)
 	g, err := p.gater.Check(f.mat)
+	p.trace("gated-frame", 0, f.seq)
 	if err != nil {
 		p.logRateLimited("gate", "gate frame", "err", err)
 		return
 	}
+	p.stateMu.Lock()
+	p.advance(f, &g)
+	p.stateMu.Unlock()
+	p.updatePreview(f.mat, &g)
+}
+
+// advance moves the track, votes and decision on with one gated frame; the
+// caller holds stateMu.
+func (p *Pipeline) advance(f frame, g *Gate) {
 	p.count(func(s *CameraStatus) { s.Processed++ })
 	now := f.at
 	t := p.track
@@ -458,7 +509,11 @@ func (p *Pipeline) process(f frame) {
 		}
 		t.box, t.lastSeen = box, now
 		if len(g.Face.Landmarks) == lmCount {
+			was := t.live.proof()
 			t.live.add(g.Face.Landmarks)
+			if was == "" && t.live.proof() != "" {
+				p.trace("live", t.id, f.seq)
+			}
 		}
 		if !g.Passed() {
 			p.feedback(g.Problem, "")
@@ -466,19 +521,24 @@ func (p *Pipeline) process(f frame) {
 		}
 		if t.firstGated.IsZero() {
 			t.firstGated = f.captured
+			if p.onTrace != nil {
+				p.onTrace("gated", t.id, f.seq, f.captured)
+			}
 		}
 		p.serveCapture(f.mat, box)
 		if !t.decided && (t.lastEncode.IsZero() || now.Sub(t.lastEncode) >= p.cfg.EncodeInterval) {
 			if p.queueEncode(f, t) {
 				t.lastEncode = now
+				p.trace("queued", t.id, f.seq)
+			} else {
+				p.trace("busy", t.id, f.seq)
 			}
 		}
 		p.decide(t, now)
 	}
 	if p.onGate != nil {
-		p.onGate(f.at, &g, p.track)
+		p.onGate(f.at, g, p.track)
 	}
-	p.updatePreview(f.mat, &g)
 }
 
 // feedback publishes a gate problem when it differs from the last one.
@@ -544,7 +604,7 @@ func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle) (gocv.Mat, image
 // encoder is busy, so gating keeps up with the camera.
 func (p *Pipeline) queueEncode(f frame, t *track) bool {
 	crop, _, _, expect := p.cropFor(f.mat, t.box)
-	job := encodeJob{trackID: t.id, crop: crop, expect: expect, at: f.at}
+	job := encodeJob{trackID: t.id, crop: crop, expect: expect, at: f.at, seq: f.seq, live: f.live}
 	p.encInflight.Add(1)
 	select {
 	case p.jobs <- job:
@@ -582,9 +642,17 @@ func (p *Pipeline) encodeLoop() {
 		case j := <-p.jobs:
 			r := p.encode(j)
 			j.crop.Close()
-			select {
-			case p.results <- r:
-			case <-p.ctx.Done():
+			if j.live {
+				p.stateMu.Lock()
+				if p.ctx.Err() == nil {
+					p.applyResult(r)
+				}
+				p.stateMu.Unlock()
+			} else {
+				select {
+				case p.results <- r:
+				case <-p.ctx.Done():
+				}
 			}
 			p.encInflight.Add(-1)
 		}
@@ -592,14 +660,15 @@ func (p *Pipeline) encodeLoop() {
 }
 
 func (p *Pipeline) encode(j encodeJob) encodeResult {
-	r := encodeResult{trackID: j.trackID}
-	faces, err := p.enc.EncodeMat(p.ctx, j.crop)
+	r := encodeResult{trackID: j.trackID, seq: j.seq}
+	p.trace("encode", j.trackID, j.seq)
+	f, err := p.encodeCrop(j.crop, j.expect)
+	p.trace("encoded", j.trackID, j.seq)
 	p.count(func(s *CameraStatus) { s.Encodings++ })
 	if err != nil {
 		r.err = err
 		return r
 	}
-	f := bestFace(faces, j.expect)
 	if f == nil {
 		return r
 	}
@@ -617,6 +686,20 @@ func (p *Pipeline) encode(j encodeJob) encodeResult {
 	return r
 }
 
+// encodeCrop describes the face at expect in crop: directly in that box
+// when the encoder is a FaceBoxEncoder, else by detecting faces in the
+// crop and taking the one overlapping expect (nil when none does).
+func (p *Pipeline) encodeCrop(crop gocv.Mat, expect image.Rectangle) (*models.Face, error) {
+	if be, ok := p.enc.(FaceBoxEncoder); ok {
+		return be.EncodeFace(p.ctx, crop, expect)
+	}
+	faces, err := p.enc.EncodeMat(p.ctx, crop)
+	if err != nil {
+		return nil, err
+	}
+	return bestFace(faces, expect), nil
+}
+
 // bestFace returns the face overlapping expect most, nil when none does.
 func bestFace(faces []models.Face, expect image.Rectangle) *models.Face {
 	var best *models.Face
@@ -629,6 +712,8 @@ func bestFace(faces []models.Face, expect image.Rectangle) *models.Face {
 	return best
 }
 
+// applyResult adds an encoding's vote to its track, if that is still the
+// current one, and decides; the caller holds stateMu.
 func (p *Pipeline) applyResult(r encodeResult) {
 	if r.err != nil {
 		p.logRateLimited("encode", "encode face", "err", r.err)
@@ -639,6 +724,11 @@ func (p *Pipeline) applyResult(r encodeResult) {
 		return
 	}
 	t.votes.add(r.vote)
+	if r.vote.userID != "" {
+		p.trace("vote", t.id, r.seq)
+	} else {
+		p.trace("vote-unknown", t.id, r.seq)
+	}
 	if r.vote.userID == "" && len(r.jpeg) > 0 {
 		p.keepUnknown(r.jpeg)
 	}
@@ -702,12 +792,14 @@ func (p *Pipeline) decide(t *track, now time.Time) {
 		Liveness:  proof,
 		SyncState: models.SyncPending,
 	}
+	p.trace("commit", t.id, -1)
 	if err := p.store.RecordAttendance(p.ctx, ev); err != nil {
 		// Not committed: say nothing, try again with the next encoding.
 		p.logRateLimited("record", "record attendance", "user", userID, "err", err)
 		return
 	}
 	t.decided = true
+	p.trace("committed", t.id, -1)
 	p.lastEvents[userID] = lastEvent{at: now, id: ev.ID}
 	p.pruneEvents(now)
 	p.count(func(s *CameraStatus) { s.Events++ })
@@ -761,6 +853,8 @@ func (p *Pipeline) keepUnknown(jpeg []byte) {
 
 func (p *Pipeline) logRateLimited(key, msg string, args ...any) {
 	now := time.Now()
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
 	if last, ok := p.errLogged[key]; ok && now.Sub(last) < errLogEvery {
 		return
 	}

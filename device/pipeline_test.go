@@ -56,6 +56,25 @@ func TestHamiltonClip(t *testing.T) {
 	}
 }
 
+// TestHamiltonPaced replays the part of the clip where Lin-Manuel Miranda
+// faces the camera at its real pace, as a camera would deliver it: frames
+// the pipeline is too busy for are dropped and encodings are applied by the
+// encoding goroutine as they finish. Still exactly one event, with liveness.
+func TestHamiltonPaced(t *testing.T) {
+	g := mustGallery(t, "lin_manuel_miranda", "alex_lacamoire")
+	cfg := testConfig(t, mustTrimClip(t, 70, 160))
+	cfg.MinFaceSize = 70
+	cfg.Pace = true
+	p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, NewBus(), testLogger(t))
+	mustRun(t, p, time.Minute)
+	if got := g.events(t); !slices.Equal(got, []string{"lin_manuel_miranda"}) {
+		t.Errorf("events = %v, want exactly one for lin_manuel_miranda", got)
+	}
+	if st := p.Status(); st.Frames != 90 || st.Processed+st.Dropped != st.Frames || st.Encodings == 0 {
+		t.Errorf("status = %+v", st)
+	}
+}
+
 // TestScenarioOneEventPerPerson: empty -> A (2 s) -> A and B -> B -> still
 // photo of A, with liveness off (every person in these videos is a pasted
 // photo, which liveness rightly refuses: TestLivenessRefusesPhotos covers

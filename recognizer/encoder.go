@@ -431,6 +431,45 @@ func (e *Encoder) EncodeMat(ctx context.Context, m gocv.Mat) ([]models.Face, err
 	return e.recognize(ctx, px, upsample)
 }
 
+// EncodeFace computes the descriptor of the face in box (half-open, in m's
+// pixels) of a BGR 8UC3 frame without detecting it again: for callers that
+// already found the face with dlib's HOG detector, as the kiosk's gates do.
+// It runs the 5-point landmarks and the ResNet descriptor exactly as Encode
+// and EncodeMat do on the face they detect; given the box one of them
+// returned, the descriptor is the same, bit for bit. The returned face's box
+// is box clipped to the frame. Errors: EBADIMAGE (empty or not 8UC3, or box
+// outside the frame), ETOOLARGE, EUNAVAILABLE, ctx's error.
+func (e *Encoder) EncodeFace(ctx context.Context, m gocv.Mat, box image.Rectangle) (*models.Face, error) {
+	if err := e.ready(); err != nil {
+		return nil, err
+	}
+	if m.Empty() || m.Type() != gocv.MatTypeCV8UC3 || m.Channels() != 3 {
+		return nil, models.Errorf(models.EBADIMAGE, "The frame is empty or not 8-bit BGR.")
+	}
+	w, h := m.Cols(), m.Rows()
+	if int64(w)*int64(h) > int64(e.cfg.MaxPixels) {
+		return nil, models.Errorf(models.ETOOLARGE, "The frame is %dx%d; the limit is %.1f megapixels.", w, h, float64(e.cfg.MaxPixels)/1e6)
+	}
+	if box.Dx() < 2 || box.Dy() < 2 || !box.Overlaps(image.Rect(0, 0, w, h)) {
+		return nil, models.Errorf(models.EBADIMAGE, "The face box %v is empty or outside the %dx%d frame.", box, w, h)
+	}
+	px, err := bgrOfMat(m)
+	if err != nil {
+		return nil, err
+	}
+	rec, pool, err := e.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { pool <- rec }()
+	// dlib's rectangles include their right and bottom edges.
+	f, err := rec.EncodeFace(px.pix, px.w, px.h, image.Rect(box.Min.X, box.Min.Y, box.Max.X-1, box.Max.Y-1))
+	if err != nil {
+		return nil, fmt.Errorf("encode face: %w", err)
+	}
+	return &convertFaces([]dlib.Face{f}, w, h)[0], nil
+}
+
 func (e *Encoder) limits() limits {
 	return limits{maxBytes: e.cfg.MaxBytes, maxPixels: e.cfg.MaxPixels}
 }

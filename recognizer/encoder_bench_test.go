@@ -94,3 +94,42 @@ func BenchmarkEncodeMat640x480(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncodeFaceCrop and BenchmarkEncodeMatCrop: the kiosk's encode of
+// a face crop (the face 150 px wide with half its width of margin on each
+// side, about 300x300), given the gate's box or detecting the face again.
+func BenchmarkEncodeFaceCrop(b *testing.B) { benchmarkCrop(b, true) }
+
+// BenchmarkEncodeMatCrop: see BenchmarkEncodeFaceCrop.
+func BenchmarkEncodeMatCrop(b *testing.B) { benchmarkCrop(b, false) }
+
+func benchmarkCrop(b *testing.B, given bool) {
+	src := gocv.IMRead(recognizertest.Testdata(b, "people/obama/1.jpg"), gocv.IMReadColor)
+	defer src.Close()
+	enc := benchEncoder(b, EncoderConfig{})
+	ctx := context.Background()
+	faces, err := enc.EncodeMat(ctx, src)
+	if err != nil || len(faces) != 1 {
+		b.Fatalf("%d faces, %v", len(faces), err)
+	}
+	box := faces[0].Box
+	mg := box.Dx() / 2
+	area := image.Rect(box.Min.X-mg, box.Min.Y-mg, box.Max.X+mg, box.Max.Y+mg).Intersect(image.Rect(0, 0, src.Cols(), src.Rows()))
+	roi := src.Region(area)
+	s := 150.0 / float64(box.Dx())
+	m := gocv.NewMat()
+	defer m.Close()
+	gocv.Resize(roi, &m, image.Point{}, s, s, gocv.InterpolationArea)
+	roi.Close()
+	in := box.Sub(area.Min)
+	in = image.Rect(int(float64(in.Min.X)*s), int(float64(in.Min.Y)*s), int(float64(in.Max.X)*s), int(float64(in.Max.Y)*s))
+	for b.Loop() {
+		if given {
+			if _, err := enc.EncodeFace(ctx, m, in); err != nil {
+				b.Fatal(err)
+			}
+		} else if faces, err := enc.EncodeMat(ctx, m); err != nil || len(faces) != 1 {
+			b.Fatalf("%d faces, %v", len(faces), err)
+		}
+	}
+}

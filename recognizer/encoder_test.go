@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -526,4 +527,52 @@ func TestOpenNamesMissingModel(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
 		t.Fatal("unexpected file")
 	}
+}
+
+// TestEncodeFaceSameAsDetected: EncodeFace on the box EncodeMat found gives
+// the very same landmarks and descriptor (same pixels, same rectangle, same
+// models); only the detection is skipped. Bad inputs get EBADIMAGE.
+func TestEncodeFaceSameAsDetected(t *testing.T) {
+	enc := sharedEncoder(t)
+	ctx := context.Background()
+	files, _ := filepath.Glob(filepath.Join(recognizertest.TestdataDir(t), "people", "*", "*"))
+	files = append(files, recognizertest.Testdata(t, "multi/two_people.jpg"))
+	checked := 0
+	for _, f := range files {
+		m := gocv.IMRead(f, gocv.IMReadColor)
+		if m.Empty() {
+			t.Fatalf("read %s", f)
+		}
+		faces, err := enc.EncodeMat(ctx, m)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, want := range faces {
+			if want.Box.Min.X == 0 || want.Box.Min.Y == 0 || want.Box.Max.X == m.Cols() || want.Box.Max.Y == m.Rows() {
+				continue // clipped to the image: not dlib's own rectangle
+			}
+			got, err := enc.EncodeFace(ctx, m, want.Box)
+			if err != nil {
+				t.Fatalf("%s: EncodeFace: %v", f, err)
+			}
+			if got.Box != want.Box || got.Descriptor != want.Descriptor || !slices.Equal(got.Landmarks, want.Landmarks) {
+				t.Errorf("%s: EncodeFace differs from EncodeMat's face: distance %.6f", f, models.Distance(&got.Descriptor, &want.Descriptor))
+			}
+			checked++
+		}
+		m.Close()
+	}
+	if checked < 5 {
+		t.Fatalf("only %d faces checked", checked)
+	}
+	m := gocv.IMRead(recognizertest.Testdata(t, "people/obama/1.jpg"), gocv.IMReadColor)
+	defer m.Close()
+	for _, box := range []image.Rectangle{{}, image.Rect(-50, -50, -10, -10), image.Rect(m.Cols(), 0, m.Cols()+40, 40)} {
+		_, err := enc.EncodeFace(ctx, m, box)
+		wantCode(t, err, models.EBADIMAGE)
+	}
+	grey := gocv.NewMatWithSize(480, 640, gocv.MatTypeCV8U)
+	defer grey.Close()
+	_, err := enc.EncodeFace(ctx, grey, image.Rect(10, 10, 100, 100))
+	wantCode(t, err, models.EBADIMAGE)
 }

@@ -97,3 +97,33 @@ func (r *Recognizer) Recognize(bgr []byte, w, h int, upsample bool, detectThread
 	}
 	return n, faces, nil
 }
+
+// EncodeFace computes the 5 landmarks and the descriptor of the face in
+// rect (dlib's convention: right/bottom inclusive) of packed BGR pixels,
+// w x h, without running the detector. For the rectangle Recognize found,
+// the result is the same, bit for bit, as Recognize's for that face.
+func (r *Recognizer) EncodeFace(bgr []byte, w, h int, rect image.Rectangle) (Face, error) {
+	if r.ptr == nil {
+		return Face{}, errors.New("encode face: recognizer closed")
+	}
+	if w <= 0 || h <= 0 || len(bgr) < w*h*3 {
+		return Face{}, errors.New("encode face: bad image buffer")
+	}
+	var shape [10]C.long
+	var descr [128]C.float
+	var cerr *C.char
+	if C.kd_encode_face(r.ptr, (*C.uint8_t)(unsafe.Pointer(&bgr[0])), C.int(w), C.int(h),
+		C.long(rect.Min.X), C.long(rect.Min.Y), C.long(rect.Max.X), C.long(rect.Max.Y),
+		&shape[0], &descr[0], &cerr) < 0 {
+		defer C.free(unsafe.Pointer(cerr))
+		return Face{}, errors.New("dlib: " + C.GoString(cerr))
+	}
+	f := Face{Rect: rect, Landmarks: make([]image.Point, 5)}
+	for j := range f.Landmarks {
+		f.Landmarks[j] = image.Pt(int(shape[2*j]), int(shape[2*j+1]))
+	}
+	for j := range f.Descriptor {
+		f.Descriptor[j] = float32(descr[j])
+	}
+	return f, nil
+}

@@ -62,16 +62,50 @@ extern "C" kd_facerec* kd_open(const char* dir, char** err) {
 
 extern "C" void kd_close(kd_facerec* rec) { delete rec; }
 
+// bgr_to_rgb copies packed BGR pixels into a dlib RGB image.
+static void bgr_to_rgb(const uint8_t* bgr, int w, int h, matrix<rgb_pixel>& img) {
+	img.set_size(h, w);
+	for (int y = 0; y < h; y++) {
+		const uint8_t* row = bgr + (size_t)y * w * 3;
+		for (int x = 0; x < w; x++) {
+			img(y, x) = rgb_pixel(row[3*x+2], row[3*x+1], row[3*x]);
+		}
+	}
+}
+
+// describe runs the 5-point shape predictor on det and the ResNet on the
+// aligned 150 px chip (padding 0.25), as face_recognition's face_encodings
+// does, filling shape (10 longs) and descr (128 floats).
+static void describe(kd_facerec* rec, const matrix<rgb_pixel>& img, const rectangle& det, long* shape, float* descr) {
+	full_object_detection sh = rec->sp(img, det);
+	matrix<rgb_pixel> chip;
+	extract_image_chip(img, get_face_chip_details(sh, 150, 0.25), chip);
+	matrix<float,0,1> d = rec->net(chip);
+	for (int j = 0; j < 5 && j < (int)sh.num_parts(); j++) {
+		shape[2*j] = sh.part(j).x();
+		shape[2*j+1] = sh.part(j).y();
+	}
+	std::memcpy(descr, &d(0), 128 * sizeof(float));
+}
+
+extern "C" int kd_encode_face(kd_facerec* rec, const uint8_t* bgr, int w, int h, long left, long top,
+                              long right, long bottom, long* shape, float* descr, char** err) {
+	try {
+		matrix<rgb_pixel> img;
+		bgr_to_rgb(bgr, w, h, img);
+		describe(rec, img, rectangle(left, top, right, bottom), shape, descr);
+		return 1;
+	} catch (std::exception& e) {
+		*err = dup_err(e.what());
+		return -1;
+	}
+}
+
 extern "C" int kd_recognize(kd_facerec* rec, const uint8_t* bgr, int w, int h, int upsample,
                             int detect_threads, int max_faces, long* rects, long* shapes, float* descrs, char** err) {
 	try {
-		matrix<rgb_pixel> img(h, w);
-		for (int y = 0; y < h; y++) {
-			const uint8_t* row = bgr + (size_t)y * w * 3;
-			for (int x = 0; x < w; x++) {
-				img(y, x) = rgb_pixel(row[3*x+2], row[3*x+1], row[3*x]);
-			}
-		}
+		matrix<rgb_pixel> img;
+		bgr_to_rgb(bgr, w, h, img);
 		// One thread: dlib's own detector call. More: kd::parallel_detect,
 		// which returns the very same detections (hogdetect.h).
 		auto detect = [&](const matrix<rgb_pixel>& m, std::vector<rect_detection>& found) {
@@ -95,19 +129,11 @@ extern "C" int kd_recognize(kd_facerec* rec, const uint8_t* bgr, int w, int h, i
 		}
 		int n = (int)dets.size();
 		for (int i = 0; i < n && i < max_faces; i++) {
-			full_object_detection shape = rec->sp(img, dets[i]);
-			matrix<rgb_pixel> chip;
-			extract_image_chip(img, get_face_chip_details(shape, 150, 0.25), chip);
-			matrix<float,0,1> d = rec->net(chip);
+			describe(rec, img, dets[i], shapes + 10*i, descrs + 128*i);
 			rects[4*i] = dets[i].left();
 			rects[4*i+1] = dets[i].top();
 			rects[4*i+2] = dets[i].right();
 			rects[4*i+3] = dets[i].bottom();
-			for (int j = 0; j < 5 && j < (int)shape.num_parts(); j++) {
-				shapes[10*i+2*j] = shape.part(j).x();
-				shapes[10*i+2*j+1] = shape.part(j).y();
-			}
-			std::memcpy(descrs + 128*i, &d(0), 128 * sizeof(float));
 		}
 		return n;
 	} catch (std::exception& e) {

@@ -25,6 +25,14 @@ void kd_close(kd_facerec* rec);
 int kd_recognize(kd_facerec* rec, const uint8_t* bgr, int w, int h, int upsample,
                  int detect_threads, int max_faces, long* rects, long* shapes, float* descrs, char** err);
 
+// kd_encode_face computes the 5 landmarks and the 128-d descriptor of the
+// face in the given rectangle (left, top, right, bottom, inclusive) of a
+// packed BGR image, without running the detector: for callers that already
+// found the face with the same HOG detector. It fills shape (10 longs) and
+// descr (128 floats) and returns 1, or -1 with *err set.
+int kd_encode_face(kd_facerec* rec, const uint8_t* bgr, int w, int h, long left, long top,
+                   long right, long bottom, long* shape, float* descr, char** err);
+
 #ifdef __cplusplus
 }
 #endif
