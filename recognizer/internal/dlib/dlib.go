@@ -36,7 +36,6 @@ type Recognizer struct {
 // Open loads shape_predictor_5_face_landmarks.dat and
 // dlib_face_recognition_resnet_model_v1.dat from dir.
 func Open(dir string) (*Recognizer, error) {
-	tuneMalloc()
 	cdir := C.CString(dir)
 	defer C.free(unsafe.Pointer(cdir))
 	var cerr *C.char
