@@ -1,13 +1,11 @@
 package localapi
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,18 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/localapi/localapitest"
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
-
-// benchPhotos are the enrolment-sized shared photos (320x240 to 970x2204,
-// what a phone or a webcam gives); the 3000x2000 ones in photos/ are left
-// out so the sequential peer finishes in minutes.
-var benchPhotos = []string{
-	"people/obama/1.jpg", "people/obama/2.jpg", "people/obama/3_small.jpg", "people/biden/1.jpg", "people/biden/2.jpg",
-	"people/kit_harington/1.jpg", "people/kit_harington/2.jpg", "people/rose_leslie/1.jpg", "people/rose_leslie/2.jpg",
-	"people/alex_lacamoire/1.jpg", "people/alex_lacamoire/2.png", "people/lin_manuel_miranda/1.png",
-}
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -50,29 +40,8 @@ func BenchmarkBulkImport(b *testing.B) {
 	n := envInt("KIOSK_BULK_N", 1000)
 	peerN := envInt("KIOSK_PEER_N", n)
 	dir := b.TempDir()
-	zipPath := filepath.Join(dir, "photos.zip")
-	zf, _ := os.Create(zipPath)
-	zw := zip.NewWriter(zf)
-	var rows [][]any
-	rows = append(rows, sheetHeader)
-	var peerList []string
-	data := map[string][]byte{}
-	for i := 0; i < n; i++ {
-		rel := benchPhotos[i%len(benchPhotos)]
-		if data[rel] == nil {
-			data[rel] = photo(b, rel)
-		}
-		name := fmt.Sprintf("p%04d%s", i, filepath.Ext(rel))
-		w, _ := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
-		w.Write(data[rel])
-		rows = append(rows, []any{fmt.Sprintf("B%05d", i), fmt.Sprintf("b%05d@example.com", i), fmt.Sprintf("Bulk %05d", i), "trainee", "", "", name})
-		if i < peerN {
-			peerList = append(peerList, recognizertest.Testdata(b, rel))
-		}
-	}
-	zw.Close()
-	zf.Close()
-	sheet := makeXLSX(b, rows)
+	zipPath, sheet, sources := localapitest.MustBulkUpload(b, dir, n, "B")
+	peerList := sources[:min(peerN, n)]
 	env := mustServer(b, func(c *Config, _ *Deps) { c.MaxImportRows = max(5000, n) })
 	rssBefore := vmHWM() // encoder models loaded, nothing imported yet
 
@@ -136,24 +105,9 @@ func vmHWM() int64 {
 // for the job.
 func (e *testEnv) streamImport(sheet []byte, zipPath string) ImportJob {
 	e.t.Helper()
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		w, _ := mw.CreateFormFile("sheet", "class.xlsx")
-		w.Write(sheet)
-		w, _ = mw.CreateFormFile("photos", "photos.zip")
-		f, err := os.Open(zipPath)
-		if err == nil {
-			_, err = io.Copy(w, f)
-			f.Close()
-		}
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	req, _ := http.NewRequest("POST", e.url+"/api/v1/import", pr)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	body, contentType := localapitest.ImportBody(sheet, zipPath)
+	req, _ := http.NewRequest("POST", e.url+"/api/v1/import", body)
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Authorization", "Bearer "+e.tech)
 	resp, err := e.client.Do(req)
 	if err != nil {

@@ -15,11 +15,12 @@ import (
 
 	"github.com/xuri/excelize/v2"
 
+	"github.com/kioskd/kioskd/localapi/localapitest"
 	"github.com/kioskd/kioskd/models"
 )
 
 // sheetHeader is the template's header row.
-var sheetHeader = []any{"External ID", "Email", "Full name", "Role", "Department", "Class group", "Photo file name"}
+var sheetHeader = localapitest.SheetHeader
 
 // makeXLSX builds a workbook with excelize's streaming writer.
 func makeXLSX(tb testing.TB, rows [][]any) []byte {

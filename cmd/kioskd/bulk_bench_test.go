@@ -1,15 +1,12 @@
 package main
 
 import (
-	"archive/zip"
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xuri/excelize/v2"
-
 	"github.com/kioskd/kioskd/localapi"
+	"github.com/kioskd/kioskd/localapi/localapitest"
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
@@ -39,14 +35,8 @@ const (
 // bulkChild runs kioskd on dir with a technician account, prints
 // "url=URL", and closes when stdin does.
 func bulkChild(dir string) int {
-	m := NewMain()
-	m.Getenv = func(string) string { return "" }
-	m.Config.DataDir = dir
-	m.Config.Models.Dir = os.Getenv("KIOSK_MODELS_DIR")
-	m.Config.API.Addr = "127.0.0.1:0"
+	m := newBenchChildMain(dir)
 	m.Config.API.MaxImportRows = 20_000
-	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	m.Stderr = io.Discard
 	ctx := context.Background()
 	if err := m.Run(ctx); err != nil {
 		fmt.Println("error:", err)
@@ -67,14 +57,6 @@ func bulkChild(dir string) int {
 	return 0
 }
 
-// bulkPhotos are the enrolment-sized shared photos (320x240 to 970x2204),
-// as in localapi's BenchmarkBulkImport.
-var bulkPhotos = []string{
-	"people/obama/1.jpg", "people/obama/2.jpg", "people/obama/3_small.jpg", "people/biden/1.jpg", "people/biden/2.jpg",
-	"people/kit_harington/1.jpg", "people/kit_harington/2.jpg", "people/rose_leslie/1.jpg", "people/rose_leslie/2.jpg",
-	"people/alex_lacamoire/1.jpg", "people/alex_lacamoire/2.png", "people/lin_manuel_miranda/1.png",
-}
-
 // BenchmarkBulkImportDaemon measures kioskd's own peak RSS (VmHWM of the
 // daemon process, apart from the client) while it enrols KIOSK_BULK_N
 // (default 1000) photos through POST /api/v1/import, each row its own zip
@@ -87,7 +69,7 @@ func BenchmarkBulkImportDaemon(b *testing.B) {
 		n = v
 	}
 	dir := b.TempDir()
-	zipPath, sheet := mustBulkUpload(b, dir, n)
+	zipPath, sheet, _ := localapitest.MustBulkUpload(b, dir, n, "D")
 	for b.Loop() {
 		data := filepath.Join(b.TempDir(), "data")
 		cmd := exec.Command(os.Args[0], "-test.run", "^$")
@@ -122,47 +104,6 @@ func BenchmarkBulkImportDaemon(b *testing.B) {
 	}
 }
 
-// mustBulkUpload writes the photos zip (one stored entry per row) and
-// returns its path and the spreadsheet.
-func mustBulkUpload(b *testing.B, dir string, n int) (string, []byte) {
-	b.Helper()
-	zipPath := filepath.Join(dir, "photos.zip")
-	zf, err := os.Create(zipPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	zw := zip.NewWriter(zf)
-	f := excelize.NewFile()
-	sw, _ := f.NewStreamWriter("Sheet1")
-	sw.SetRow("A1", []any{"External ID", "Email", "Full name", "Role", "Department", "Class group", "Photo file name"})
-	data := map[string][]byte{}
-	for i := 0; i < n; i++ {
-		rel := bulkPhotos[i%len(bulkPhotos)]
-		if data[rel] == nil {
-			data[rel], err = os.ReadFile(recognizertest.Testdata(b, rel))
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-		name := fmt.Sprintf("p%05d%s", i, filepath.Ext(rel))
-		w, _ := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
-		w.Write(data[rel])
-		cell, _ := excelize.CoordinatesToCellName(1, i+2)
-		sw.SetRow(cell, []any{fmt.Sprintf("D%05d", i), fmt.Sprintf("d%05d@example.com", i), fmt.Sprintf("Daemon Bulk %05d", i),
-			"trainee", "", "", name})
-	}
-	if err := zw.Close(); err != nil {
-		b.Fatal(err)
-	}
-	zf.Close()
-	sw.Flush()
-	var buf bytes.Buffer
-	if err := f.Write(&buf); err != nil {
-		b.Fatal(err)
-	}
-	return zipPath, buf.Bytes()
-}
-
 // postBulkImport logs in, streams the sheet and the zip from disk to
 // POST /api/v1/import and polls the job until it ends.
 func postBulkImport(b *testing.B, url string, sheet []byte, zipPath string) localapi.ImportJob {
@@ -181,24 +122,9 @@ func postBulkImport(b *testing.B, url string, sheet []byte, zipPath string) loca
 		return lr.Token
 	}
 	tok := login()
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		w, _ := mw.CreateFormFile("sheet", "class.xlsx")
-		w.Write(sheet)
-		w, _ = mw.CreateFormFile("photos", "photos.zip")
-		f, err := os.Open(zipPath)
-		if err == nil {
-			_, err = io.Copy(w, f)
-			f.Close()
-		}
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	req, _ := http.NewRequest("POST", url+"/api/v1/import", pr)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	body, contentType := localapitest.ImportBody(sheet, zipPath)
+	req, _ := http.NewRequest("POST", url+"/api/v1/import", body)
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -232,7 +158,7 @@ func postBulkImport(b *testing.B, url string, sheet []byte, zipPath string) loca
 	return job
 }
 
-// procHWM returns another process's peak resident set size in KiB.
+// procHWM returns a process's peak resident set size in KiB.
 func procHWM(pid int) int {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(data), "\n") {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,34 +38,30 @@ func TestMain(m *testing.M) {
 // "ready_ms=N hwm_kb=N descriptors=N".
 func startupChild(dir string) int {
 	start := time.Now()
-	m := NewMain()
-	m.Getenv = func(string) string { return "" }
-	m.Config.DataDir = dir
-	m.Config.Models.Dir = os.Getenv("KIOSK_MODELS_DIR")
-	m.Config.API.Addr = "127.0.0.1:0"
+	m := newBenchChildMain(dir)
 	m.Config.Recognizer.PoolSize = 1
-	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	m.Stderr = io.Discard
 	if err := m.Run(context.Background()); err != nil {
 		fmt.Println("error:", err)
 		return 1
 	}
 	ready := time.Since(start)
-	fmt.Printf("ready_ms=%d hwm_kb=%d descriptors=%d\n", ready.Milliseconds(), vmHWM(), m.Matcher.Len())
+	fmt.Printf("ready_ms=%d hwm_kb=%d descriptors=%d\n", ready.Milliseconds(), procHWM(os.Getpid()), m.Matcher.Len())
 	_ = m.Close()
 	return 0
 }
 
-// vmHWM returns the process's peak resident set size in KiB.
-func vmHWM() int {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			n, _ := strconv.Atoi(strings.Fields(line)[1])
-			return n
-		}
-	}
-	return 0
+// newBenchChildMain returns a Main for a benchmark's child process: data
+// in dir, models from $KIOSK_MODELS_DIR, the API on a free loopback port,
+// no environment overrides and no logs.
+func newBenchChildMain(dir string) *Main {
+	m := NewMain()
+	m.Getenv = func(string) string { return "" }
+	m.Config.DataDir = dir
+	m.Config.Models.Dir = os.Getenv("KIOSK_MODELS_DIR")
+	m.Config.API.Addr = "127.0.0.1:0"
+	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	m.Stderr = io.Discard
+	return m
 }
 
 // mustGallery50k writes a data dir with 50,000 users x 2 encodings, once
