@@ -405,15 +405,9 @@ func (e *Encoder) oneFace(r *result) (*models.Face, error) {
 // is set. Errors: EBADIMAGE (empty or not 8UC3), ETOOLARGE, EUNAVAILABLE,
 // ctx's error.
 func (e *Encoder) EncodeMat(ctx context.Context, m gocv.Mat) ([]models.Face, error) {
-	if err := e.ready(); err != nil {
+	w, h, err := e.checkFrame(m)
+	if err != nil {
 		return nil, err
-	}
-	if m.Empty() || m.Type() != gocv.MatTypeCV8UC3 || m.Channels() != 3 {
-		return nil, models.Errorf(models.EBADIMAGE, "The frame is empty or not 8-bit BGR.")
-	}
-	w, h := m.Cols(), m.Rows()
-	if int64(w)*int64(h) > int64(e.cfg.MaxPixels) {
-		return nil, models.Errorf(models.ETOOLARGE, "The frame is %dx%d; the limit is %.1f megapixels.", w, h, float64(e.cfg.MaxPixels)/1e6)
 	}
 	if min(w, h) < minImageSide {
 		return nil, nil
@@ -431,6 +425,22 @@ func (e *Encoder) EncodeMat(ctx context.Context, m gocv.Mat) ([]models.Face, err
 	return e.recognize(ctx, px, upsample)
 }
 
+// checkFrame returns m's size once the encoder is open and m is a BGR
+// 8UC3 frame within MaxPixels. Errors: EUNAVAILABLE, EBADIMAGE, ETOOLARGE.
+func (e *Encoder) checkFrame(m gocv.Mat) (w, h int, err error) {
+	if err := e.ready(); err != nil {
+		return 0, 0, err
+	}
+	if m.Empty() || m.Type() != gocv.MatTypeCV8UC3 || m.Channels() != 3 {
+		return 0, 0, models.Errorf(models.EBADIMAGE, "The frame is empty or not 8-bit BGR.")
+	}
+	w, h = m.Cols(), m.Rows()
+	if int64(w)*int64(h) > int64(e.cfg.MaxPixels) {
+		return 0, 0, models.Errorf(models.ETOOLARGE, "The frame is %dx%d; the limit is %.1f megapixels.", w, h, float64(e.cfg.MaxPixels)/1e6)
+	}
+	return w, h, nil
+}
+
 // EncodeFace computes the descriptor of the face in box (half-open, in m's
 // pixels) of a BGR 8UC3 frame without detecting it again: for callers that
 // already found the face with dlib's HOG detector, as the kiosk's gates do.
@@ -440,15 +450,9 @@ func (e *Encoder) EncodeMat(ctx context.Context, m gocv.Mat) ([]models.Face, err
 // is box clipped to the frame. Errors: EBADIMAGE (empty or not 8UC3, or box
 // outside the frame), ETOOLARGE, EUNAVAILABLE, ctx's error.
 func (e *Encoder) EncodeFace(ctx context.Context, m gocv.Mat, box image.Rectangle) (*models.Face, error) {
-	if err := e.ready(); err != nil {
+	w, h, err := e.checkFrame(m)
+	if err != nil {
 		return nil, err
-	}
-	if m.Empty() || m.Type() != gocv.MatTypeCV8UC3 || m.Channels() != 3 {
-		return nil, models.Errorf(models.EBADIMAGE, "The frame is empty or not 8-bit BGR.")
-	}
-	w, h := m.Cols(), m.Rows()
-	if int64(w)*int64(h) > int64(e.cfg.MaxPixels) {
-		return nil, models.Errorf(models.ETOOLARGE, "The frame is %dx%d; the limit is %.1f megapixels.", w, h, float64(e.cfg.MaxPixels)/1e6)
 	}
 	if box.Dx() < 2 || box.Dy() < 2 || !box.Overlaps(image.Rect(0, 0, w, h)) {
 		return nil, models.Errorf(models.EBADIMAGE, "The face box %v is empty or outside the %dx%d frame.", box, w, h)
