@@ -66,6 +66,12 @@ type Config struct {
 	TrackIoU float64 `yaml:"track_iou"`
 	// TrackTimeout ends a track after this long without its face.
 	TrackTimeout time.Duration `yaml:"track_timeout"`
+	// TrackContinuity is the least similarity (normalised cross-correlation
+	// of the eye-aligned grey face, -1..1) between a track's consecutive
+	// faces; below it the track ends and its votes and liveness evidence
+	// start over, so one photo swapped for another in place cannot pass
+	// for a live face's motion. 0 turns the check off.
+	TrackContinuity float64 `yaml:"track_continuity"`
 
 	// Liveness requires proof that the face is a live person (a blink or
 	// non-rigid facial motion) before recording attendance.
@@ -125,6 +131,7 @@ func DefaultConfig() Config {
 		Cooldown:           5 * time.Minute,
 		TrackIoU:           0.3,
 		TrackTimeout:       time.Second,
+		TrackContinuity:    DefaultTrackContinuity,
 		Liveness:           true,
 		LivenessMotion:     0.05,
 		ShapePredictorPath: "var/models/shape_predictor_68_face_landmarks.dat",
@@ -179,6 +186,8 @@ func (c *Config) Validate() error {
 		return bad("cooldown", "negative")
 	case c.TrackIoU <= 0 || c.TrackIoU >= 1:
 		return bad("track_iou", "%v is outside (0, 1)", c.TrackIoU)
+	case c.TrackContinuity < 0 || c.TrackContinuity >= 1:
+		return bad("track_continuity", "%v is outside [0, 1)", c.TrackContinuity)
 	case c.TrackTimeout <= 0:
 		return bad("track_timeout", "must be positive")
 	case c.ShapePredictorPath == "":

@@ -42,6 +42,10 @@ type FaceQuality struct {
 	Brightness float64 // mean luma of the face box
 	Yaw, Roll  float64
 	EAR        float64
+	// Patch is the face's grey appearance aligned on its eyes, compared
+	// between frames so a track follows one face (see continuity.go); nil
+	// when it could not be taken.
+	Patch facePatch
 }
 
 // Gater runs the per-frame checks. It owns scratch Mats and is not safe for
@@ -52,6 +56,7 @@ type Gater struct {
 	shape *ShapePredictor
 
 	gray, small, crop, lap gocv.Mat
+	patchTmp, patchOut     gocv.Mat
 }
 
 // NewGater returns a Gater using det and shape (68 points); it does not own them.
@@ -60,12 +65,13 @@ func NewGater(cfg *Config, det *FaceDetector, shape *ShapePredictor) (*Gater, er
 		return nil, fmt.Errorf("shape predictor has %d points, want %d (shape_predictor_68_face_landmarks.dat)", shape.Parts(), lmCount)
 	}
 	return &Gater{cfg: cfg, det: det, shape: shape,
-		gray: gocv.NewMat(), small: gocv.NewMat(), crop: gocv.NewMat(), lap: gocv.NewMat()}, nil
+		gray: gocv.NewMat(), small: gocv.NewMat(), crop: gocv.NewMat(), lap: gocv.NewMat(),
+		patchTmp: gocv.NewMat(), patchOut: gocv.NewMat()}, nil
 }
 
 // Close frees the scratch Mats.
 func (g *Gater) Close() error {
-	for _, m := range []*gocv.Mat{&g.gray, &g.small, &g.crop, &g.lap} {
+	for _, m := range []*gocv.Mat{&g.gray, &g.small, &g.crop, &g.lap, &g.patchTmp, &g.patchOut} {
 		if m.Ptr() != nil {
 			m.Close()
 		}
@@ -167,6 +173,7 @@ func (g *Gater) measure(q *FaceQuality, box image.Rectangle) error {
 	q.Landmarks = lm
 	q.Yaw, q.Roll = facePose(lm)
 	q.EAR = meanEAR(lm)
+	q.Patch = alignedPatch(g.gray, lm, &g.patchTmp, &g.patchOut)
 	return nil
 }
 

@@ -501,6 +501,9 @@ func (p *Pipeline) advance(f frame, g *Gate) {
 		p.feedback(g.Problem, "")
 	default:
 		box := g.Face.Box
+		if t != nil && p.appearanceBreak(t, g.Face.Patch) {
+			t, p.track = nil, nil
+		}
 		if t == nil || iou(t.box, box) < p.cfg.TrackIoU {
 			p.nextTrack++
 			t = &track{id: p.nextTrack, firstSeen: now, votes: votes{m: p.cfg.ConfirmM},
@@ -508,6 +511,9 @@ func (p *Pipeline) advance(f frame, g *Gate) {
 			p.track = t
 		}
 		t.box, t.lastSeen = box, now
+		if g.Face.Patch != nil {
+			t.patch = g.Face.Patch
+		}
 		if len(g.Face.Landmarks) == lmCount {
 			was := t.live.proof()
 			t.live.add(g.Face.Landmarks)
@@ -539,6 +545,22 @@ func (p *Pipeline) advance(f frame, g *Gate) {
 	if p.onGate != nil {
 		p.onGate(f.at, g, p.track)
 	}
+}
+
+// appearanceBreak reports whether the face in patch no longer looks like
+// the track's last one: the same place, but not the same face (see
+// continuity.go). The caller holds stateMu.
+func (p *Pipeline) appearanceBreak(t *track, patch facePatch) bool {
+	if p.cfg.TrackContinuity <= 0 || t.patch == nil || patch == nil {
+		return false
+	}
+	sim := t.patch.similarity(patch)
+	if sim >= p.cfg.TrackContinuity {
+		return false
+	}
+	p.count(func(s *CameraStatus) { s.AppearanceBreaks++ })
+	p.logger.Info("face changed at once; starting over", "track", t.id, "similarity", sim, "decided", t.decided)
+	return true
 }
 
 // feedback publishes a gate problem when it differs from the last one.

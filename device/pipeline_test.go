@@ -2,9 +2,13 @@ package device
 
 import (
 	"context"
+	"image"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"gocv.io/x/gocv"
 
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
@@ -163,4 +167,126 @@ func TestLivenessRefusesPhotos(t *testing.T) {
 	if st := p.Status(); st.LivenessFailed < 3 || st.Encodings == 0 {
 		t.Errorf("status = %+v", st)
 	}
+}
+
+// TestLivenessRefusesPhotoSwap: two photos of one person swapped in place
+// every half second, liveness on, no cooldown. Each swap changes the
+// landmarks' shape as an expression would, so without the continuity check
+// the swaps pass for live motion (the control run records attendance); with
+// it, every swap starts the track over and nothing is recorded.
+func TestLivenessRefusesPhotoSwap(t *testing.T) {
+	run := func(t *testing.T, name, a, b string, continuity float64) ([]string, CameraStatus) {
+		g := mustGallery(t, name)
+		video := mustWriteVideo(t, "swap", scene{frames: secs(0.5)},
+			scene{frames: secs(6), draw: swapping(mustPerson(t, "people/"+name+"/"+a, 150), mustPerson(t, "people/"+name+"/"+b, 150), secs(0.5))})
+		cfg := testConfig(t, video)
+		cfg.Cooldown = 0
+		cfg.TrackContinuity = continuity
+		p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, NewBus(), testLogger(t))
+		mustRun(t, p, time.Minute)
+		return g.events(t), p.Status()
+	}
+	t.Run("control", func(t *testing.T) {
+		if got, _ := run(t, "obama", "1.jpg", "2.jpg", 0); len(got) == 0 {
+			t.Fatal("without the continuity check the swap was refused anyway: this test proves nothing")
+		}
+	})
+	for _, sw := range [][3]string{{"obama", "1.jpg", "2.jpg"}, {"biden", "1.jpg", "2.jpg"}, {"alex_lacamoire", "1.jpg", "2.png"}} {
+		t.Run(sw[0], func(t *testing.T) {
+			got, st := run(t, sw[0], sw[1], sw[2], DefaultTrackContinuity)
+			if len(got) != 0 {
+				t.Errorf("events = %v from swapped photos, want none", got)
+			}
+			// 11 swaps in 6 s.
+			if st.AppearanceBreaks < 10 {
+				t.Errorf("appearance breaks = %d, want one per swap (11)", st.AppearanceBreaks)
+			}
+		})
+	}
+}
+
+// mustHandOverClip writes frames [from, to) of the Hamilton clip (the
+// performer, live) followed by 2 s of its last frame with a photo of
+// photoRel pasted where the performer's face was, at the same width: a
+// photo held up in the place a live face has just left.
+func mustHandOverClip(tb testing.TB, from, to int, photoRel string) string {
+	tb.Helper()
+	src, err := gocv.VideoCaptureFile(recognizertest.Testdata(tb, "video/short_hamilton_clip.mp4"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer src.Close()
+	fps := src.Get(gocv.VideoCaptureFPS)
+	path := filepath.Join(tb.TempDir(), "handover.avi")
+	vw, err := gocv.VideoWriterFile(path, "MJPG", fps, 640, 360, true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer vw.Close()
+	m := gocv.NewMat()
+	defer m.Close()
+	for i := 0; i < to && src.Read(&m); i++ {
+		if i >= from {
+			if err := vw.Write(m); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	gray := gocv.NewMat()
+	defer gray.Close()
+	gocv.CvtColor(m, &gray, gocv.ColorBGRToGray)
+	det, err := NewFaceDetector()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer det.Close()
+	ds, err := det.Detect(gray, 0)
+	if err != nil || len(ds) != 1 {
+		tb.Fatalf("frame %d: want the performer's one face, got %d (%v)", to-1, len(ds), err)
+	}
+	box := ds[0].Box
+	p := mustPerson(tb, photoRel, box.Dx())
+	centre := image.Pt((box.Min.X+box.Max.X)/2, (box.Min.Y+box.Max.Y)/2)
+	for i := 0; i < int(2*fps); i++ {
+		f := m.Clone()
+		paste(&f, p, centre.X, centre.Y)
+		err := vw.Write(f)
+		f.Close()
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return path
+}
+
+// TestLivenessNotLentToPhoto: a live person who is not enrolled (the
+// performer; Rose Leslie is enrolled) shows liveness, then a photo of an
+// enrolled person is held up in the same place within a second. The track must not carry the live person's
+// evidence over to the photo (the control run, continuity check off, shows
+// that it did), so nothing is recorded.
+func TestLivenessNotLentToPhoto(t *testing.T) {
+	run := func(t *testing.T, continuity float64) ([]string, CameraStatus) {
+		g := mustGallery(t, "rose_leslie")
+		cfg := testConfig(t, mustHandOverClip(t, 84, 150, "people/rose_leslie/1.jpg"))
+		cfg.MinFaceSize = 70
+		cfg.Cooldown = 0
+		cfg.TrackContinuity = continuity
+		p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, NewBus(), testLogger(t))
+		mustRun(t, p, time.Minute)
+		return g.events(t), p.Status()
+	}
+	t.Run("control", func(t *testing.T) {
+		if got, _ := run(t, 0); !slices.Equal(got, []string{"rose_leslie"}) {
+			t.Fatalf("without the continuity check: events %v, want the photo recorded: this test proves nothing", got)
+		}
+	})
+	t.Run("checked", func(t *testing.T) {
+		got, st := run(t, DefaultTrackContinuity)
+		if len(got) != 0 {
+			t.Errorf("events = %v: the photo inherited the live face's liveness", got)
+		}
+		if st.AppearanceBreaks == 0 {
+			t.Errorf("status = %+v, want an appearance break when the photo replaced the face", st)
+		}
+	})
 }

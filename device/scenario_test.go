@@ -167,3 +167,15 @@ func pair(a, b *person) func(dst *gocv.Mat, i int) {
 		paste(dst, b, 3*scenW/4-10, scenH/2-20)
 	}
 }
+
+// swapping draws a and b in turn at the same place, changing every n
+// frames: one photo swapped for another in front of the camera.
+func swapping(a, b *person, n int) func(dst *gocv.Mat, i int) {
+	return func(dst *gocv.Mat, i int) {
+		p := a
+		if (i/n)%2 == 1 {
+			p = b
+		}
+		paste(dst, p, scenW/2, scenH/2-20)
+	}
+}

@@ -33,6 +33,9 @@ type CameraStatus struct {
 	Events         uint64 `json:"events"`
 	Unknown        uint64 `json:"unknown"`
 	LivenessFailed uint64 `json:"liveness_failed"`
+	// AppearanceBreaks counts tracks ended because the face's appearance
+	// changed at once (a photo swapped for another, or a camera cut).
+	AppearanceBreaks uint64 `json:"appearance_breaks"`
 	// FeedbackDropped counts feedback lost by slow bus subscribers.
 	FeedbackDropped uint64 `json:"feedback_dropped"`
 }

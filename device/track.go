@@ -29,6 +29,8 @@ type track struct {
 	lastEncode time.Time
 	votes      votes
 	live       *liveness
+	// patch is the last face's aligned appearance, for the continuity check.
+	patch facePatch
 	// decided: attendance recorded (or refused by cooldown) for this track;
 	// no more encodings.
 	decided         bool
