@@ -5,7 +5,12 @@
 #     the last one returns; on a 2-core machine wrk and kioskd share the
 #     cores, so this measures saturation (mean latency = 200 / throughput);
 #   paced: hey -c200 -q Q, each of the 200 clients sending Q requests a
-#     second (200*Q offered), the latency a client sees at a given load.
+#     second (200*Q offered); hey's clients tick in step, so each tick is a
+#     burst of 200 requests at the same instant;
+#   think time: wrk -c200 with scripts/wrk_think.lua, each client waiting a
+#     random 0-T ms before each request (T = 200, 40, 20, 10: from about
+#     2,000 requests a second up to saturation), at independent moments:
+#     the latency 200 polling clients see as their load grows.
 # Usage: scripts/api_bench.sh [seconds per run, default 15] [Q, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,4 +53,9 @@ for ep in /api/v1/status '/api/v1/users?limit=50&offset=100'; do
 	echo "== paced: hey -c 200 -q $q -z ${secs}s $ep ($((200 * q)) req/s offered)"
 	hey -c 200 -q "$q" -z "${secs}s" -H "Authorization: Bearer $token" "$base$ep" |
 		grep -E 'Requests/sec|(50|90|99)% in|responses'
+	for think in 200 40 20 10; do
+		echo "== think time 0-${think} ms: wrk -t2 -c200 -d${secs}s -s scripts/wrk_think.lua $ep -- 0 $think"
+		wrk -t2 -c200 -d${secs}s --latency -s scripts/wrk_think.lua -H "Authorization: Bearer $token" "$base$ep" -- 0 "$think" |
+			grep -E 'Requests/sec|^ +(50|90|99)%|Non-2xx|Socket errors'
+	done
 done
