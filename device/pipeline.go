@@ -559,7 +559,10 @@ func (p *Pipeline) appearanceBreak(t *track, patch facePatch) bool {
 		return false
 	}
 	p.count(func(s *CameraStatus) { s.AppearanceBreaks++ })
-	p.logger.Info("face changed at once; starting over", "track", t.id, "similarity", sim, "decided", t.decided)
+	// Rate-limited: a noisy camera could do this on every frame; the
+	// status counts every one.
+	p.logRateLimited("appearance", "face changed at once (a photo swapped, or a camera cut); its track starts over",
+		"track", t.id, "similarity", sim, "decided", t.decided)
 	return true
 }
 
