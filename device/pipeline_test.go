@@ -132,7 +132,8 @@ func TestScenarioOneEventPerPerson(t *testing.T) {
 
 // TestLivenessRefusesPhotos: the same kind of video with liveness on
 // and no cooldown. Every face in it is a photo: still, shifted a few pixels
-// per frame, or tilted in 3D. None may produce attendance.
+// per frame, tilted in 3D, or folded along the nose and rocked. None may
+// produce attendance.
 func TestLivenessRefusesPhotos(t *testing.T) {
 	g := mustGallery(t, "obama", "biden")
 	a := mustPerson(t, "people/obama/1.jpg", 150)
@@ -143,6 +144,8 @@ func TestLivenessRefusesPhotos(t *testing.T) {
 		scene{frames: secs(3), draw: shifted(a)},
 		scene{frames: secs(1.5)},
 		scene{frames: secs(3), draw: tilted(a)},
+		scene{frames: secs(1.5)},
+		scene{frames: secs(3), draw: folded(a, 40, 1)},
 	)
 	cfg := testConfig(t, video)
 	cfg.Cooldown = 0
@@ -161,10 +164,10 @@ func TestLivenessRefusesPhotos(t *testing.T) {
 	if got := g.events(t); len(got) != 0 {
 		t.Errorf("events = %v from photos, want none", got)
 	}
-	if n := fb.count(models.FeedbackLivenessFailed); n < 3 {
-		t.Errorf("liveness_failed %d times, want one per photo (3): %v", n, fb.kinds())
+	if n := fb.count(models.FeedbackLivenessFailed); n < 4 {
+		t.Errorf("liveness_failed %d times, want one per photo (4): %v", n, fb.kinds())
 	}
-	if st := p.Status(); st.LivenessFailed < 3 || st.Encodings == 0 {
+	if st := p.Status(); st.LivenessFailed < 4 || st.Encodings == 0 {
 		t.Errorf("status = %+v", st)
 	}
 }

@@ -179,3 +179,41 @@ func swapping(a, b *person, n int) func(dst *gocv.Mat, i int) {
 		paste(dst, p, scenW/2, scenH/2-20)
 	}
 }
+
+// folded draws p as a printed photo folded along a vertical line through
+// the nose, both halves turned back by an angle rocking between 0 and maxDeg
+// from frame to frame, seen in perspective from dist photo widths away: each
+// half is flat, but the two together are not one plane (the classic attack
+// on a check for non-planar motion).
+func folded(p *person, maxDeg, dist float64) func(dst *gocv.Mat, i int) {
+	return func(dst *gocv.Mat, i int) {
+		w, h := p.img.Cols(), p.img.Rows()
+		th := maxDeg * math.Pi / 180 * (0.5 + 0.5*math.Sin(float64(i)*0.6))
+		mapx := gocv.NewMatWithSize(h, w, gocv.MatTypeCV32F)
+		mapy := gocv.NewMatWithSize(h, w, gocv.MatTypeCV32F)
+		defer mapx.Close()
+		defer mapy.Close()
+		fx := float64(p.face.Min.X+p.face.Max.X) / 2
+		cy := float64(h) / 2
+		D := dist * float64(w)
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				u := float64(x) - fx
+				au := math.Abs(u)
+				s := au * D / (D*math.Cos(th) - au*math.Sin(th))
+				Z := s * math.Sin(th)
+				v := (float64(y) - cy) * (D + Z) / D
+				if u < 0 {
+					s = -s
+				}
+				mapx.SetFloatAt(y, x, float32(s+fx))
+				mapy.SetFloatAt(y, x, float32(v+cy))
+			}
+		}
+		warped := gocv.NewMat()
+		gocv.Remap(p.img, &warped, &mapx, &mapy, gocv.InterpolationLinear, gocv.BorderReplicate, gocvColor(0, 0, 0))
+		q := &person{img: warped, face: p.face}
+		paste(dst, q, scenW/2, scenH/2-20)
+		warped.Close()
+	}
+}
