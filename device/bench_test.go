@@ -3,6 +3,7 @@ package device
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,29 +16,10 @@ import (
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
 
-// benchGater returns a Gater with the default (640x480 webcam) config.
-func benchGater(b *testing.B) *Gater {
-	cfg := testConfig(b, "0")
-	det, err := NewFaceDetector()
-	if err != nil {
-		b.Fatal(err)
-	}
-	shape, err := NewShapePredictor(cfg.ShapePredictorPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := NewGater(&cfg, det, shape)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { g.Close(); det.Close(); shape.Close() })
-	return g
-}
-
 // BenchmarkGate640x480Empty: the per-frame cost with nobody in view (one
 // HOG scan), on one goroutine. Goal: >= 30 fps on one core.
 func BenchmarkGate640x480Empty(b *testing.B) {
-	g := benchGater(b)
+	g := mustGater(b)
 	f := background()
 	defer f.Close()
 	b.ResetTimer()
@@ -52,7 +34,7 @@ func BenchmarkGate640x480Empty(b *testing.B) {
 // BenchmarkGate640x480OnePerson: HOG scan, 68 landmarks, sharpness,
 // exposure and pose with one person in view. Goal: >= 15 fps on one core.
 func BenchmarkGate640x480OnePerson(b *testing.B) {
-	g := benchGater(b)
+	g := mustGater(b)
 	f := background()
 	defer f.Close()
 	paste(&f, mustPerson(b, "people/obama/1.jpg", 160), scenW/2, scenH/2)
@@ -216,25 +198,42 @@ func (l *traceLog) breakdown() breakdown {
 // mustTrimClip writes frames [from, to) of the Hamilton clip to an MJPEG AVI.
 func mustTrimClip(tb testing.TB, from, to int) string {
 	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "trim.avi")
+	vw, last, _ := mustCopyClip(tb, path, from, to)
+	last.Close()
+	if err := vw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// mustCopyClip copies frames [from, to) of the Hamilton clip to an MJPEG AVI
+// at path, at the clip's rate and size. It returns the writer, still open
+// for more frames (the caller closes it), the last frame read and the rate.
+func mustCopyClip(tb testing.TB, path string, from, to int) (*gocv.VideoWriter, gocv.Mat, float64) {
+	tb.Helper()
 	src, err := gocv.VideoCaptureFile(recognizertest.Testdata(tb, "video/short_hamilton_clip.mp4"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer src.Close()
-	path := tb.TempDir() + "/trim.avi"
-	vw, err := gocv.VideoWriterFile(path, "MJPG", src.Get(gocv.VideoCaptureFPS), 640, 360, true)
+	fps := src.Get(gocv.VideoCaptureFPS)
+	vw, err := gocv.VideoWriterFile(path, "MJPG", fps, 640, 360, true)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	m := gocv.NewMat()
-	defer m.Close()
 	for i := 0; i < to && src.Read(&m); i++ {
-		if i >= from {
-			vw.Write(m)
+		if i < from {
+			continue
+		}
+		if err := vw.Write(m); err != nil {
+			m.Close()
+			vw.Close()
+			tb.Fatal(err)
 		}
 	}
-	vw.Close()
-	return path
+	return vw, m, fps
 }
 
 // TestExtractFrames writes the Hamilton clip's frames as JPEGs into

@@ -12,27 +12,6 @@ import (
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
 
-// mustGater returns a Gater with the default config and real models.
-func mustGater(tb testing.TB) *Gater {
-	tb.Helper()
-	cfg := testConfig(tb, "0")
-	det, err := NewFaceDetector()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	shape, err := NewShapePredictor(cfg.ShapePredictorPath)
-	if err != nil {
-		det.Close()
-		tb.Fatal(err)
-	}
-	g, err := NewGater(&cfg, det, shape)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { g.Close(); det.Close(); shape.Close() })
-	return g
-}
-
 // mustPatch gates frame and returns its one face's patch.
 func mustPatch(tb testing.TB, g *Gater, frame gocv.Mat) facePatch {
 	tb.Helper()
@@ -48,9 +27,7 @@ func quantiles(xs []float64) string {
 	if len(xs) == 0 {
 		return "none"
 	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return fmt.Sprintf("n=%d min=%.3f p5=%.3f p50=%.3f max=%.3f", len(s), s[0], s[len(s)/20], s[len(s)/2], s[len(s)-1])
+	return fmt.Sprintf("n=%d min=%.3f p5=%.3f p50=%.3f max=%.3f", len(xs), slices.Min(xs), percentile(xs, 0.05), percentile(xs, 0.5), slices.Max(xs))
 }
 
 func TestFacePatchSimilarity(t *testing.T) {

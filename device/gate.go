@@ -44,7 +44,7 @@ type FaceQuality struct {
 	EAR        float64
 	// Patch is the face's grey appearance aligned on its eyes, compared
 	// between frames so a track follows one face (see continuity.go); nil
-	// when it could not be taken.
+	// when it could not be taken or the check is off.
 	Patch facePatch
 }
 
@@ -173,7 +173,9 @@ func (g *Gater) measure(q *FaceQuality, box image.Rectangle) error {
 	q.Landmarks = lm
 	q.Yaw, q.Roll = facePose(lm)
 	q.EAR = meanEAR(lm)
-	q.Patch = alignedPatch(g.gray, lm, &g.patchTmp, &g.patchOut)
+	if g.cfg.TrackContinuity > 0 {
+		q.Patch = alignedPatch(g.gray, lm, &g.patchTmp, &g.patchOut)
+	}
 	return nil
 }
 

@@ -90,6 +90,15 @@ func (g *gallery) events(tb testing.TB) []string {
 	return out
 }
 
+// run replays cfg's source through a pipeline with g's store and matcher
+// and returns the people recorded and the final status.
+func (g *gallery) run(tb testing.TB, cfg Config) ([]string, CameraStatus) {
+	tb.Helper()
+	p := NewPipeline(cfg, mustEncoder(tb), g.matcher, g.db, NewBus(), testLogger(tb))
+	mustRun(tb, p, time.Minute)
+	return g.events(tb), p.Status()
+}
+
 // feedbackLog collects feedback from the bus.
 type feedbackLog struct {
 	mu   sync.Mutex
@@ -161,3 +170,25 @@ func mustRun(tb testing.TB, p *Pipeline, timeout time.Duration) {
 }
 
 func gocvColor(r, g, b uint8) color.RGBA { return color.RGBA{R: r, G: g, B: b} }
+
+// mustGater returns a Gater with the default (640x480 webcam) config and
+// the real models.
+func mustGater(tb testing.TB) *Gater {
+	tb.Helper()
+	cfg := testConfig(tb, "0")
+	det, err := NewFaceDetector()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	shape, err := NewShapePredictor(cfg.ShapePredictorPath)
+	if err != nil {
+		det.Close()
+		tb.Fatal(err)
+	}
+	g, err := NewGater(&cfg, det, shape)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { g.Close(); det.Close(); shape.Close() })
+	return g
+}

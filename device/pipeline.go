@@ -551,11 +551,9 @@ func (p *Pipeline) advance(f frame, g *Gate) {
 // the track's last one: the same place, but not the same face (see
 // continuity.go). The caller holds stateMu.
 func (p *Pipeline) appearanceBreak(t *track, patch facePatch) bool {
-	if p.cfg.TrackContinuity <= 0 || t.patch == nil || patch == nil {
-		return false
-	}
+	// A missing patch compares as 1: nothing to tell the faces apart.
 	sim := t.patch.similarity(patch)
-	if sim >= p.cfg.TrackContinuity {
+	if p.cfg.TrackContinuity <= 0 || sim >= p.cfg.TrackContinuity {
 		return false
 	}
 	p.count(func(s *CameraStatus) { s.AppearanceBreaks++ })

@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"fmt"
 	"image"
 	"path/filepath"
 	"slices"
@@ -185,9 +186,7 @@ func TestLivenessRefusesPhotoSwap(t *testing.T) {
 		cfg := testConfig(t, video)
 		cfg.Cooldown = 0
 		cfg.TrackContinuity = continuity
-		p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, NewBus(), testLogger(t))
-		mustRun(t, p, time.Minute)
-		return g.events(t), p.Status()
+		return g.run(t, cfg)
 	}
 	t.Run("control", func(t *testing.T) {
 		if got, _ := run(t, "obama", "1.jpg", "2.jpg", 0); len(got) == 0 {
@@ -214,44 +213,18 @@ func TestLivenessRefusesPhotoSwap(t *testing.T) {
 // photo held up in the place a live face has just left.
 func mustHandOverClip(tb testing.TB, from, to int, photoRel string) string {
 	tb.Helper()
-	src, err := gocv.VideoCaptureFile(recognizertest.Testdata(tb, "video/short_hamilton_clip.mp4"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer src.Close()
-	fps := src.Get(gocv.VideoCaptureFPS)
 	path := filepath.Join(tb.TempDir(), "handover.avi")
-	vw, err := gocv.VideoWriterFile(path, "MJPG", fps, 640, 360, true)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	vw, last, fps := mustCopyClip(tb, path, from, to)
 	defer vw.Close()
-	m := gocv.NewMat()
-	defer m.Close()
-	for i := 0; i < to && src.Read(&m); i++ {
-		if i >= from {
-			if err := vw.Write(m); err != nil {
-				tb.Fatal(err)
-			}
-		}
-	}
+	defer last.Close()
 	gray := gocv.NewMat()
 	defer gray.Close()
-	gocv.CvtColor(m, &gray, gocv.ColorBGRToGray)
-	det, err := NewFaceDetector()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer det.Close()
-	ds, err := det.Detect(gray, 0)
-	if err != nil || len(ds) != 1 {
-		tb.Fatalf("frame %d: want the performer's one face, got %d (%v)", to-1, len(ds), err)
-	}
-	box := ds[0].Box
+	gocv.CvtColor(last, &gray, gocv.ColorBGRToGray)
+	box := mustOneFace(tb, gray, fmt.Sprintf("clip frame %d", to-1))
 	p := mustPerson(tb, photoRel, box.Dx())
 	centre := image.Pt((box.Min.X+box.Max.X)/2, (box.Min.Y+box.Max.Y)/2)
 	for i := 0; i < int(2*fps); i++ {
-		f := m.Clone()
+		f := last.Clone()
 		paste(&f, p, centre.X, centre.Y)
 		err := vw.Write(f)
 		f.Close()
@@ -274,9 +247,7 @@ func TestLivenessNotLentToPhoto(t *testing.T) {
 		cfg.MinFaceSize = 70
 		cfg.Cooldown = 0
 		cfg.TrackContinuity = continuity
-		p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, NewBus(), testLogger(t))
-		mustRun(t, p, time.Minute)
-		return g.events(t), p.Status()
+		return g.run(t, cfg)
 	}
 	t.Run("control", func(t *testing.T) {
 		if got, _ := run(t, 0); !slices.Equal(got, []string{"rose_leslie"}) {

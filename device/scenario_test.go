@@ -35,21 +35,12 @@ func mustPerson(tb testing.TB, rel string, faceW int) *person {
 	gray := gocv.NewMat()
 	defer gray.Close()
 	gocv.CvtColor(src, &gray, gocv.ColorBGRToGray)
-	det, err := NewFaceDetector()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer det.Close()
 	// Scan at a size where the face is certainly above 80 px.
 	s := 640.0 / float64(src.Cols())
 	small := gocv.NewMat()
 	defer small.Close()
 	gocv.Resize(gray, &small, image.Point{}, s, s, gocv.InterpolationArea)
-	ds, err := det.Detect(small, 0)
-	if err != nil || len(ds) != 1 {
-		tb.Fatalf("%s: want one face, got %d (%v)", rel, len(ds), err)
-	}
-	b := ds[0].Box
+	b := mustOneFace(tb, small, rel)
 	box := image.Rect(int(float64(b.Min.X)/s), int(float64(b.Min.Y)/s), int(float64(b.Max.X)/s), int(float64(b.Max.Y)/s))
 	m := box.Dx() * 6 / 10
 	area := image.Rect(box.Min.X-m, box.Min.Y-m, box.Max.X+m, box.Max.Y+m*2).Intersect(image.Rect(0, 0, src.Cols(), src.Rows()))
@@ -63,6 +54,22 @@ func mustPerson(tb testing.TB, rel string, faceW int) *person {
 	p := &person{img: out, face: face}
 	tb.Cleanup(func() { p.img.Close() })
 	return p
+}
+
+// mustOneFace returns the box of the one face HOG finds in gray; what
+// names the image in the failure.
+func mustOneFace(tb testing.TB, gray gocv.Mat, what string) image.Rectangle {
+	tb.Helper()
+	det, err := NewFaceDetector()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer det.Close()
+	ds, err := det.Detect(gray, 0)
+	if err != nil || len(ds) != 1 {
+		tb.Fatalf("%s: want one face, got %d (%v)", what, len(ds), err)
+	}
+	return ds[0].Box
 }
 
 // background returns a plain, slightly textured frame (an office wall).

@@ -127,11 +127,7 @@ func (m *Matcher) Identify(d *models.Descriptor) models.Match {
 // sqLimit(ub2), computed with the largest row error: one integer compare per
 // row, and only the few rows under the limit pay for bounds.
 func (m *Matcher) scan(q *query, cands []int32) (_ []int32, passed int) {
-	type cand struct {
-		row int32
-		lo  float64
-	}
-	var pendBuf [256]cand
+	var pendBuf [256]candidate
 	pend := pendBuf[:0]
 	ubs := newTop2()
 	limit := int32(math.MaxInt32)
@@ -153,23 +149,37 @@ func (m *Matcher) scan(q *query, cands []int32) (_ []int32, passed int) {
 				continue
 			}
 			lo, hi := approxBounds(v, q.err, float64(er))
-			pend = append(pend, cand{row, lo})
+			pend = append(pend, candidate{row, lo})
 			if hi < ubs.d2 {
 				ubs.add(hi, m.owner[row], row)
 				limit = sqLimit(ubs.d2, eBoth)
 			}
 		}
 	}
-	for _, c := range pend {
-		if c.lo <= ubs.d2 {
-			cands = append(cands, c.row)
-		}
-	}
+	cands = keepUnder(cands, pend, ubs.d2)
 	if len(m.wide) > 0 {
 		cands = append(cands, m.wide...)
 		slices.Sort(cands)
 	}
 	return cands, len(pend)
+}
+
+// candidate is a row a first pass kept, with a lower bound on its distance.
+type candidate struct {
+	row int32
+	lo  float64
+}
+
+// keepUnder appends to cands, in order, the rows of pend whose lower bound
+// is at most ub (the runner-up's upper bound): the others are provably
+// neither the best nor the runner-up.
+func keepUnder(cands []int32, pend []candidate, ub float64) []int32 {
+	for _, c := range pend {
+		if c.lo <= ub {
+			cands = append(cands, c.row)
+		}
+	}
+	return cands
 }
 
 // rerank returns the best and runner-up rows among cands (in row order) by
@@ -216,11 +226,7 @@ func sqLimit32(ub float64) float32 {
 // bounds of bounds32: the first pass where the int8 kernel is not SIMD. It
 // appends the candidates to cands in row order.
 func (m *Matcher) scan32(d *models.Descriptor, cands []int32) []int32 {
-	type cand struct {
-		row int32
-		lo  float64
-	}
-	var pendBuf [256]cand
+	var pendBuf [256]candidate
 	pend := pendBuf[:0]
 	ubs := newTop2()
 	limit := float32(math.Inf(1))
@@ -235,18 +241,14 @@ func (m *Matcher) scan32(d *models.Descriptor, cands []int32) []int32 {
 			}
 			row := int32(start + i)
 			lo, hi, ok := bounds32(v)
-			pend = append(pend, cand{row, lo})
+			pend = append(pend, candidate{row, lo})
 			if ok && hi < ubs.d2 {
 				ubs.add(hi, m.owner[row], row)
 				limit = sqLimit32(ubs.d2)
 			}
 		}
 	}
-	for _, c := range pend {
-		if c.lo <= ubs.d2 {
-			cands = append(cands, c.row)
-		}
-	}
+	cands = keepUnder(cands, pend, ubs.d2)
 	return cands
 }
 
@@ -254,20 +256,14 @@ func (m *Matcher) scan32(d *models.Descriptor, cands []int32) []int32 {
 // the runner-up, as scan does with the int8 bounds, and returns the rest in
 // order (reusing cands).
 func (m *Matcher) prune32(d *models.Descriptor, cands []int32) []int32 {
-	lo := make([]float64, len(cands))
+	pend := make([]candidate, len(cands))
 	ubs := newTop2()
 	var f [1]float32
 	for i, r := range cands {
 		sqDists(d, m.vecs[int(r)*dim:int(r+1)*dim], f[:])
-		var hi float64
-		lo[i], hi, _ = bounds32(f[0])
+		lo, hi, _ := bounds32(f[0])
+		pend[i] = candidate{r, lo}
 		ubs.add(hi, m.owner[r], r)
 	}
-	keep := cands[:0]
-	for i, r := range cands {
-		if lo[i] <= ubs.d2 {
-			keep = append(keep, r)
-		}
-	}
-	return keep
+	return keepUnder(cands[:0], pend, ubs.d2)
 }
