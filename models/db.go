@@ -140,16 +140,21 @@ func (db *DB) Open() error {
 	db.mu.Unlock()
 
 	if err := db.open(); err != nil {
-		_ = bdb.Close()
 		db.mu.Lock()
+		// db.bolt, not bdb: a scrub in open swaps the handle.
+		if db.bolt != nil {
+			_ = db.bolt.Close()
+		}
 		db.bolt = nil
 		db.closed = true
 		db.mu.Unlock()
 		return err
 	}
 
-	// Nothing writes yet: let go of the pages the check just read.
-	releaseMapped(bdb, db.path)
+	// Nothing writes yet: let go of the pages the check just read. The
+	// handle is db.bolt: a scrub at open (a deletion before a crash) has
+	// closed bdb and opened the new file.
+	releaseMapped(db.bolt, db.path)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	db.cancel = cancel
