@@ -38,7 +38,8 @@ type AccountStore interface {
 	ListAccounts(ctx context.Context) ([]*LocalAccount, error)
 	// PutAccount creates or replaces an account. Central pushes carry a
 	// Version: one not newer than the stored one is ignored and PutAccount
-	// returns ESTALE. Errors: EINVALID, ESTALE.
+	// returns ESTALE; a central push for an email held by a device-local
+	// account is refused. Errors: EINVALID, ESTALE, EFORBIDDEN.
 	PutAccount(ctx context.Context, a *LocalAccount) error
 	// DeleteAccount removes an account. Errors: ENOTFOUND.
 	DeleteAccount(ctx context.Context, email string) error

@@ -71,8 +71,9 @@ func (db *DB) ListAccounts(ctx context.Context) ([]*LocalAccount, error) {
 
 // PutAccount creates or replaces an account, normalizing the email and
 // setting UpdatedAt (and Source local when unset). A central push (Version >
-// 0) not newer than the stored version is ignored with ESTALE.
-// Errors: EINVALID, ESTALE.
+// 0) not newer than the stored version is ignored with ESTALE; one (Source
+// central) for an email held by a device-local account is refused with
+// EFORBIDDEN. Errors: EINVALID, ESTALE, EFORBIDDEN.
 func (db *DB) PutAccount(ctx context.Context, a *LocalAccount) error {
 	a.Email = strings.ToLower(strings.TrimSpace(a.Email))
 	if a.Source == "" {
@@ -98,15 +99,19 @@ func (db *DB) PutAccount(ctx context.Context, a *LocalAccount) error {
 	return db.update(ctx, func(tx *bolt.Tx, _ *writeState) error {
 		b := tx.Bucket(bucketAccounts)
 		k := accountKey(a.Email)
-		if a.Version > 0 {
-			if v := b.Get(k); v != nil {
-				old, err := decodeAccount(v)
-				if err != nil {
-					return err
-				}
-				if a.Version <= old.Version {
-					return Errorf(ESTALE, "version: %d is not newer than the stored %d", a.Version, old.Version).WithDetail("field", "version")
-				}
+		if v := b.Get(k); v != nil && (a.Version > 0 || a.Source == SourceCentral) {
+			old, err := decodeAccount(v)
+			if err != nil {
+				return err
+			}
+			// Central may manage only the accounts it created: a push that
+			// reused a device-local admin's email would take it over (new
+			// password, then a delete).
+			if a.Source == SourceCentral && old.Source != SourceCentral {
+				return Errorf(EFORBIDDEN, "account: %s was created on the device; central may not replace it", a.Email).WithDetail("field", "email")
+			}
+			if a.Version > 0 && a.Version <= old.Version {
+				return Errorf(ESTALE, "version: %d is not newer than the stored %d", a.Version, old.Version).WithDetail("field", "version")
 			}
 		}
 		v, err := json.Marshal(storedAccount(*a))
