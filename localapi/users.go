@@ -233,6 +233,9 @@ func (s *Server) enqueue(ctx context.Context, ps ...EnrolmentPayload) error {
 			return err
 		}
 		msgs[i] = &models.OutboxMessage{Kind: models.OutboxEnrolment, Key: uuid.NewString(), Payload: b}
+		if !ps[i].Deleted { // deleting the user drops its pending enrolments, never the notice
+			msgs[i].UserID = ps[i].User.ID
+		}
 	}
 	return s.deps.Store.Enqueue(ctx, msgs...)
 }

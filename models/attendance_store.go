@@ -107,7 +107,7 @@ func (db *DB) RecordAttendance(ctx context.Context, ev *AttendanceEvent) error {
 		if ev.SyncState == SyncAcked {
 			return nil // nothing left to send
 		}
-		return txEnqueue(tx, &OutboxMessage{Kind: OutboxAttendance, Key: ev.ID, Payload: payload, CreatedAt: db.Now().UTC()})
+		return db.txEnqueue(tx, &OutboxMessage{Kind: OutboxAttendance, Key: ev.ID, Payload: payload, CreatedAt: db.Now().UTC()})
 	})
 }
 

@@ -66,7 +66,7 @@ func (db *DB) check(deep bool) error {
 		}
 		for _, name := range [][]byte{bucketUsers, bucketEncodings, bucketEncodingIDs, bucketEmailIndex,
 			bucketExtIDIndex, bucketNameIndex, bucketTombstones, bucketAttendance, bucketAttendanceID,
-			bucketLatest, bucketOutbox, bucketOutboxKeys, bucketAccounts, bucketMeta} {
+			bucketLatest, bucketOutbox, bucketOutboxKeys, bucketOutboxUsers, bucketAccounts, bucketMeta} {
 			if tx.Bucket(name) == nil {
 				c.failf("bucket %s is missing", name)
 			}
@@ -90,7 +90,7 @@ func (db *DB) check(deep bool) error {
 		func(tx *bolt.Tx, c *checker) { db.checkEncodings(tx, c, deep) },
 		func(tx *bolt.Tx, c *checker) {
 			checkAttendance(tx, c)
-			checkOutbox(tx, c)
+			db.checkOutbox(tx, c)
 			checkAccounts(tx, c)
 		},
 	}
@@ -241,16 +241,18 @@ func checkAttendance(tx *bolt.Tx, c *checker) {
 	}
 }
 
-func checkOutbox(tx *bolt.Tx, c *checker) {
-	outbox, index := tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxKeys)
-	n := 0
+// checkOutbox checks that every message decrypts and matches its key and
+// user index entries, and that the indexes hold nothing else.
+func (db *DB) checkOutbox(tx *bolt.Tx, c *checker) {
+	outbox, index, users := tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxKeys), tx.Bucket(bucketOutboxUsers)
+	n, nUsers := 0, 0
 	_ = outbox.ForEach(func(k, v []byte) error {
 		n++
 		if len(k) != 8 {
 			c.failf("outbox key %x is not a sequence number", k)
 			return nil
 		}
-		m, err := decodeOutbox(v)
+		m, err := db.openOutbox(k, v)
 		if err != nil {
 			c.failf("outbox %d: %w", binary.BigEndian.Uint64(k), err)
 			return nil
@@ -262,13 +264,22 @@ func checkOutbox(tx *bolt.Tx, c *checker) {
 		if seq > outbox.Sequence() {
 			c.failf("outbox %d: beyond the bucket sequence %d", seq, outbox.Sequence())
 		}
-		if index.Get(outboxKeyIndex(m.Key, seq)) == nil && !hasKey(index, outboxKeyIndex(m.Key, seq)) {
+		if !hasKey(index, outboxKeyIndex(m.Key, seq)) {
 			c.failf("outbox %d: key index entry for %q missing", seq, m.Key)
+		}
+		if m.UserID != "" {
+			nUsers++
+			if !hasKey(users, outboxUserIndex(m.UserID, seq)) {
+				c.failf("outbox %d: user index entry for %q missing", seq, m.UserID)
+			}
 		}
 		return nil
 	})
 	if m := index.Stats().KeyN; m != n {
 		c.failf("outbox key index has %d entries for %d messages", m, n)
+	}
+	if m := users.Stats().KeyN; m != nUsers {
+		c.failf("outbox user index has %d entries for %d messages naming a user", m, nUsers)
 	}
 }
 

@@ -288,3 +288,43 @@ func getDescriptor(d *Descriptor, b []byte) {
 		d[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[i*4:]))
 	}
 }
+
+// Sealed record layout (records other than encodings: outbox messages):
+//
+//	[0]    format version (recordFormatV1)
+//	then   24-byte nonce, then the sealed plaintext
+//
+// The additional data is the record's domain (its bucket) and key, so a
+// sealed value moved to another record or bucket fails authentication.
+const recordFormatV1 = 1
+
+var errRecordAuth = errors.New("sealed record failed authentication (wrong key, or the record was moved or altered)")
+
+// recordAD returns the additional data of a sealed record.
+func recordAD(domain, k []byte) []byte {
+	ad := make([]byte, 0, len(domain)+1+len(k))
+	return append(append(append(ad, domain...), 0), k...)
+}
+
+// sealRecord returns pt sealed for record k of domain.
+func (s *sealer) sealRecord(domain, k, pt []byte) ([]byte, error) {
+	out := make([]byte, 1+chacha20poly1305.NonceSizeX, 1+chacha20poly1305.NonceSizeX+len(pt)+s.aead.Overhead())
+	out[0] = recordFormatV1
+	nonce := out[1:]
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return s.aead.Seal(out, nonce, pt, recordAD(domain, k)), nil
+}
+
+// openRecord decrypts a value sealRecord returned for record k of domain.
+func (s *sealer) openRecord(domain, k, v []byte) ([]byte, error) {
+	if len(v) < 1+chacha20poly1305.NonceSizeX+s.aead.Overhead() || v[0] != recordFormatV1 {
+		return nil, errRecordAuth
+	}
+	pt, err := s.aead.Open(nil, v[1:1+chacha20poly1305.NonceSizeX], v[1+chacha20poly1305.NonceSizeX:], recordAD(domain, k))
+	if err != nil {
+		return nil, errRecordAuth
+	}
+	return pt, nil
+}

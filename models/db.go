@@ -29,8 +29,9 @@ var (
 	bucketAttendance   = []byte("attendance")        // big-endian time 0x?? event id -> event JSON
 	bucketAttendanceID = []byte("attendance_ids")    // event id -> attendance key
 	bucketLatest       = []byte("attendance_latest") // user id -> attendance key of the newest event (v2)
-	bucketOutbox       = []byte("outbox")            // big-endian seq -> message JSON
+	bucketOutbox       = []byte("outbox")            // big-endian seq -> sealed message JSON (v3)
 	bucketOutboxKeys   = []byte("outbox_keys")       // key 0x00 big-endian seq -> nil
+	bucketOutboxUsers  = []byte("outbox_users")      // user id 0x00 big-endian seq -> nil (v3)
 	bucketAccounts     = []byte("accounts")          // lower(email) -> account JSON
 	bucketMeta         = []byte("meta")              // MetaStore's key -> value
 )

@@ -242,6 +242,13 @@ func TestStoreMigrateFromV1(t *testing.T) {
 			tx.Bucket(models.BucketAttendanceForTest).Put(k, v)
 			tx.Bucket(models.BucketAttIDsForTest).Put([]byte(ev.ID), k)
 		}
+		// An enrolment queued in clear, as before schema 3.
+		ob := tx.Bucket(models.BucketOutboxForTest)
+		ob.SetSequence(1)
+		seq := binary.BigEndian.AppendUint64(nil, 1)
+		m, _ := json.Marshal(models.OutboxMessage{Seq: 1, Kind: models.OutboxEnrolment, Key: "k-old", Payload: []byte(`{"full_name":"Old Clear Name"}`)})
+		ob.Put(seq, m)
+		tx.Bucket(models.BucketOutboxKeysForTest).Put(append([]byte("k-old\x00"), seq...), nil)
 		return nil
 	})
 	bdb.Close()
@@ -268,6 +275,13 @@ func TestStoreMigrateFromV1(t *testing.T) {
 	encs, err := db.ListEncodings(ctx, "u1")
 	if err != nil || len(encs) != 1 || encs[0].Descriptor != d {
 		t.Fatalf("encodings after migration = %v %v", encs, err)
+	}
+	// The queued message is sealed, and its clear copy scrubbed at Open.
+	if msgs, err := db.PendingOutbox(ctx, 0, 10); err != nil || len(msgs) != 1 || string(msgs[0].Payload) != `{"full_name":"Old Clear Name"}` {
+		t.Fatalf("outbox after migration = %v %v", msgs, err)
+	}
+	if raw, _ := os.ReadFile(path); bytes.Contains(raw, []byte("Old Clear Name")) {
+		t.Fatal("the outbox message is still in clear in the file after migration")
 	}
 	// The key check is now stored: a different key is refused.
 	db.Close()

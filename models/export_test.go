@@ -51,6 +51,8 @@ var (
 	BucketNameIndexForTest  = bucketNameIndex
 	BucketLatestForTest     = bucketLatest
 	BucketTombstonesForTest = bucketTombstones
+	BucketOutboxForTest     = bucketOutbox
+	BucketOutboxKeysForTest = bucketOutboxKeys
 )
 
 // SealEncodingForTest seals enc with key the way the store does.
@@ -77,7 +79,9 @@ func OpenEncodingForTest(key, k, v []byte) (*FaceEncoding, error) {
 func DecodeStoredForTest(v []byte) {
 	_, _ = decodeUser(v)
 	_, _ = decodeEvent(v)
-	_, _ = decodeOutbox(v)
+	if s, err := newSealer(make([]byte, KeySize)); err == nil {
+		_, _ = s.openRecord(bucketOutbox, v[:min(8, len(v))], v)
+	}
 	_, _ = decodeAccount(v)
 	_, _ = parseEncodingHeader(v)
 	_, _, _ = splitEncodingKey(v)
@@ -110,4 +114,16 @@ func (db *DB) DumpForTest() []string {
 	})
 	sort.Strings(out)
 	return out
+}
+
+// RawOutboxForTest returns the stored (sealed) bytes of one outbox message.
+func (db *DB) RawOutboxForTest(seq uint64) []byte {
+	var v []byte
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		v = cloneBytes(tx.Bucket(bucketOutbox).Get(seqKey(seq)))
+		return nil
+	})
+	return v
 }

@@ -2,6 +2,7 @@ package models
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -9,21 +10,22 @@ import (
 
 // SchemaVersion is the layout this code writes. Open migrates older files
 // forward and refuses newer ones.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migration moves the layout from version to-1 to version to. Migrations run
 // in order, all in one transaction: a failed upgrade leaves the file as it was.
 type migration struct {
 	to   int
 	name string
-	fn   func(tx *bolt.Tx) error
+	fn   func(db *DB, tx *bolt.Tx) error
 }
 
 // migrations is the ordered history of the layout. Never edit a released
 // entry; append a new one.
 var migrations = []migration{
-	{1, "create entity buckets", migrateV1},
-	{2, "add name index and per-user latest attendance index", migrateV2},
+	{1, "create entity buckets", func(_ *DB, tx *bolt.Tx) error { return migrateV1(tx) }},
+	{2, "add name index and per-user latest attendance index", func(_ *DB, tx *bolt.Tx) error { return migrateV2(tx) }},
+	{3, "seal outbox messages, add the outbox user index", (*DB).migrateV3},
 }
 
 // migrateV1 creates the original layout.
@@ -71,6 +73,42 @@ func migrateV2(tx *bolt.Tx) error {
 	})
 }
 
+// migrateV3 seals every outbox message with the descriptor key (they held
+// enrolments' names and descriptors in clear) and creates outbox_users. The
+// cleartext now sits in freed pages: the file is marked for a scrub, which
+// Open runs right after the migration.
+func (db *DB) migrateV3(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketOutboxUsers); err != nil {
+		return err
+	}
+	outbox := tx.Bucket(bucketOutbox)
+	type rec struct{ k, v []byte }
+	var recs []rec
+	if err := outbox.ForEach(func(k, v []byte) error {
+		var m OutboxMessage
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("outbox %x: %w", k, err)
+		}
+		sv, err := db.sealOutbox(k, &m)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, rec{cloneBytes(k), sv})
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := outbox.Put(r.k, r.v); err != nil {
+			return err
+		}
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	return tx.Bucket(bucketSchema).Put(scrubPendingKey, []byte{1})
+}
+
 // schemaVersion reads the stored layout version; 0 for an empty file.
 func schemaVersion(tx *bolt.Tx) (int, error) {
 	b := tx.Bucket(bucketSchema)
@@ -100,7 +138,7 @@ func (db *DB) migrate() error {
 			if m.to <= ver {
 				continue
 			}
-			if err := m.fn(tx); err != nil {
+			if err := m.fn(db, tx); err != nil {
 				return fmt.Errorf("migrate to schema %d (%s): %w", m.to, m.name, err)
 			}
 			db.Logger.Info("migrated store", "from", ver, "to", m.to, "step", m.name)

@@ -13,12 +13,18 @@ const (
 )
 
 // OutboxMessage is a message waiting in bbolt until central acknowledges Key.
+// The store keeps it sealed with the descriptor key.
 type OutboxMessage struct {
 	Seq       uint64    `json:"seq"`  // assigned by the store; per-device order
 	Kind      string    `json:"kind"` // one of the Outbox* kinds
 	Key       string    `json:"key"`  // the idempotency key central acks (event uuid)
 	Payload   []byte    `json:"payload"`
 	CreatedAt time.Time `json:"created_at"`
+	// UserID names the user whose personal data (descriptors, name) the
+	// payload carries: deleting the user drops the message if still
+	// pending. Leave it empty on messages that must outlive the user (the
+	// notice of its deletion).
+	UserID string `json:"user_id,omitempty"`
 }
 
 // Outbox is the durable queue of messages for central.
@@ -30,8 +36,10 @@ type Outbox interface {
 	// Seq order.
 	PendingOutbox(ctx context.Context, afterSeq uint64, limit int) ([]*OutboxMessage, error)
 	// AckOutbox removes the messages with these keys and marks attendance
-	// events with these ids acked, in one transaction. Unknown keys are
-	// ignored (acks arrive twice). It returns how many messages it removed.
+	// events with these ids acked, in one transaction; the file is scrubbed
+	// afterwards when a removed message carried personal data. Unknown keys
+	// are ignored (acks arrive twice). It returns how many messages it
+	// removed.
 	AckOutbox(ctx context.Context, keys []string) (int, error)
 	// OutboxLen returns the number of messages waiting.
 	OutboxLen(ctx context.Context) (int, error)

@@ -28,12 +28,47 @@ func outboxKeyIndex(key string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(k, seq)
 }
 
-func decodeOutbox(v []byte) (*OutboxMessage, error) {
+// outboxUserIndex is the outbox_users entry of one message: user id 0x00
+// seq.
+func outboxUserIndex(userID string, seq uint64) []byte {
+	k := make([]byte, 0, len(userID)+9)
+	k = append(k, userID...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// sealOutbox returns the stored form of m under its seq key k.
+func (db *DB) sealOutbox(k []byte, m *OutboxMessage) ([]byte, error) {
+	pt, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	v, err := db.aead.sealRecord(bucketOutbox, k, pt)
+	clear(pt)
+	return v, err
+}
+
+// openOutbox decrypts and decodes the stored message v under seq key k.
+func (db *DB) openOutbox(k, v []byte) (*OutboxMessage, error) {
+	pt, err := db.aead.openRecord(bucketOutbox, k, v)
+	if err != nil {
+		return nil, fmt.Errorf("outbox message: %w", err)
+	}
 	var m OutboxMessage
-	if err := json.Unmarshal(v, &m); err != nil {
+	err = json.Unmarshal(pt, &m)
+	clear(pt)
+	if err != nil {
 		return nil, fmt.Errorf("decode outbox message: %w", err)
 	}
 	return &m, nil
+}
+
+// outboxPersonal reports whether a message of this kind may carry personal
+// data beyond the live records: attendance messages repeat an event the
+// store keeps anyway and unknown-face counts name nobody; everything else
+// (enrolments: names and descriptors) is wiped from the file once gone.
+func outboxPersonal(kind string) bool {
+	return kind != OutboxAttendance && kind != OutboxUnknown
 }
 
 func validateOutbox(m *OutboxMessage) error {
@@ -48,14 +83,16 @@ func validateOutbox(m *OutboxMessage) error {
 		return Errorf(EINVALID, "key: longer than %d characters", MaxOutboxKeyLen).WithDetail("field", "key")
 	case bytes.IndexByte([]byte(m.Key), 0) >= 0:
 		return Errorf(EINVALID, "key: contains a NUL character").WithDetail("field", "key")
+	case m.UserID != "" && validID("user_id", m.UserID) != nil:
+		return validID("user_id", m.UserID)
 	case len(m.Payload) > MaxOutboxPayload:
 		return Errorf(ETOOLARGE, "payload: %d bytes, more than %d", len(m.Payload), MaxOutboxPayload).WithDetail("field", "payload")
 	}
 	return nil
 }
 
-// txEnqueue assigns m.Seq and stores m with its key index entry.
-func txEnqueue(tx *bolt.Tx, m *OutboxMessage) error {
+// txEnqueue assigns m.Seq and stores m sealed, with its index entries.
+func (db *DB) txEnqueue(tx *bolt.Tx, m *OutboxMessage) error {
 	b := tx.Bucket(bucketOutbox)
 	b.FillPercent = 0.95 // keys only ever grow
 	seq, err := b.NextSequence()
@@ -63,14 +100,68 @@ func txEnqueue(tx *bolt.Tx, m *OutboxMessage) error {
 		return err
 	}
 	m.Seq = seq
-	v, err := json.Marshal(m)
+	k := seqKey(seq)
+	v, err := db.sealOutbox(k, m)
 	if err != nil {
 		return err
 	}
-	if err := b.Put(seqKey(seq), v); err != nil {
+	if err := b.Put(k, v); err != nil {
 		return err
 	}
+	if m.UserID != "" {
+		if err := tx.Bucket(bucketOutboxUsers).Put(outboxUserIndex(m.UserID, seq), nil); err != nil {
+			return err
+		}
+	}
 	return tx.Bucket(bucketOutboxKeys).Put(outboxKeyIndex(m.Key, seq), nil)
+}
+
+// txDeleteOutbox removes the message at seq (already decoded as m) and its
+// index entries, and asks for a scrub when it carried personal data.
+func txDeleteOutbox(tx *bolt.Tx, w *writeState, m *OutboxMessage) error {
+	if err := tx.Bucket(bucketOutbox).Delete(seqKey(m.Seq)); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketOutboxKeys).Delete(outboxKeyIndex(m.Key, m.Seq)); err != nil {
+		return err
+	}
+	if m.UserID != "" {
+		if err := tx.Bucket(bucketOutboxUsers).Delete(outboxUserIndex(m.UserID, m.Seq)); err != nil {
+			return err
+		}
+	}
+	if outboxPersonal(m.Kind) || m.UserID != "" {
+		w.scrub = true
+	}
+	return nil
+}
+
+// txDeleteUserOutbox drops the pending messages that carry the user's data.
+func (db *DB) txDeleteUserOutbox(tx *bolt.Tx, w *writeState, userID string) error {
+	prefix := userPrefix(userID)
+	var seqs []uint64
+	c := tx.Bucket(bucketOutboxUsers).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) == len(prefix)+8 {
+			seqs = append(seqs, binary.BigEndian.Uint64(k[len(prefix):]))
+		}
+	}
+	outbox := tx.Bucket(bucketOutbox)
+	for _, seq := range seqs {
+		k := seqKey(seq)
+		v := outbox.Get(k)
+		if v == nil {
+			return fmt.Errorf("outbox user index points at missing message %d", seq)
+		}
+		m, err := db.openOutbox(k, v)
+		if err != nil {
+			return err
+		}
+		if err := txDeleteOutbox(tx, w, m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Enqueue appends messages in one transaction, assigning Seq and CreatedAt.
@@ -89,7 +180,7 @@ func (db *DB) Enqueue(ctx context.Context, msgs ...*OutboxMessage) error {
 	return db.update(ctx, func(tx *bolt.Tx, _ *writeState) error {
 		for _, m := range msgs {
 			m.CreatedAt = now
-			if err := txEnqueue(tx, m); err != nil {
+			if err := db.txEnqueue(tx, m); err != nil {
 				return err
 			}
 		}
@@ -111,7 +202,7 @@ func (db *DB) PendingOutbox(ctx context.Context, afterSeq uint64, limit int) ([]
 		}
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.Seek(seqKey(afterSeq + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-			m, err := decodeOutbox(v)
+			m, err := db.openOutbox(k, v)
 			if err != nil {
 				return err
 			}
@@ -124,10 +215,12 @@ func (db *DB) PendingOutbox(ctx context.Context, afterSeq uint64, limit int) ([]
 
 // AckOutbox removes the messages with these keys and marks attendance
 // events with these ids acked, in one transaction. Unknown keys are ignored.
-// It returns how many messages it removed.
+// A removed message that carried personal data (an enrolment) schedules a
+// scrub, so its freed pages do not keep it. It returns how many messages it
+// removed.
 func (db *DB) AckOutbox(ctx context.Context, keys []string) (int, error) {
 	var n int
-	err := db.update(ctx, func(tx *bolt.Tx, _ *writeState) error {
+	err := db.update(ctx, func(tx *bolt.Tx, w *writeState) error {
 		n = 0
 		outbox, index := tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxKeys)
 		events, eventIDs := tx.Bucket(bucketAttendance), tx.Bucket(bucketAttendanceID)
@@ -136,18 +229,23 @@ func (db *DB) AckOutbox(ctx context.Context, keys []string) (int, error) {
 				continue
 			}
 			prefix := append([]byte(key), 0)
-			var entries [][]byte
+			var seqs [][]byte
 			c := index.Cursor()
 			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 				if len(k) == len(prefix)+8 {
-					entries = append(entries, cloneBytes(k))
+					seqs = append(seqs, cloneBytes(k[len(prefix):]))
 				}
 			}
-			for _, k := range entries {
-				if err := outbox.Delete(k[len(prefix):]); err != nil {
+			for _, sk := range seqs {
+				v := outbox.Get(sk)
+				if v == nil {
+					return fmt.Errorf("outbox key index points at missing message %x", sk)
+				}
+				m, err := db.openOutbox(sk, v)
+				if err != nil {
 					return err
 				}
-				if err := index.Delete(k); err != nil {
+				if err := txDeleteOutbox(tx, w, m); err != nil {
 					return err
 				}
 				n++

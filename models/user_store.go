@@ -139,9 +139,13 @@ func txDeleteUserIndexes(tx *bolt.Tx, u *User) error {
 	return tx.Bucket(bucketNameIndex).Delete(nameIndexKey(u))
 }
 
-// txDeleteUser removes u, its indexes and every encoding, and asks for a
-// scrub so the deleted bytes are wiped from the file.
-func txDeleteUser(tx *bolt.Tx, w *writeState, u *User) error {
+// txDeleteUser removes u, its indexes, every encoding and its pending
+// outbox messages that carry its data (enrolments), and asks for a scrub so
+// the deleted bytes are wiped from the file.
+func (db *DB) txDeleteUser(tx *bolt.Tx, w *writeState, u *User) error {
+	if err := db.txDeleteUserOutbox(tx, w, u.ID); err != nil {
+		return err
+	}
 	if err := txDeleteUserIndexes(tx, u); err != nil {
 		return err
 	}
@@ -422,7 +426,7 @@ func (db *DB) DeleteUser(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		return txDeleteUser(tx, w, u)
+		return db.txDeleteUser(tx, w, u)
 	})
 }
 

@@ -200,6 +200,9 @@ func sameEncodings(stored []*FaceEncoding, want []FaceEncoding) bool {
 func (cw *centralWriter) remove(old *User) error {
 	if cw.unindexed[old.ID] {
 		delete(cw.unindexed, old.ID)
+		if err := cw.db.txDeleteUserOutbox(cw.tx, cw.w, old.ID); err != nil {
+			return err
+		}
 		if err := cw.tx.Bucket(bucketNameIndex).Delete(nameIndexKey(old)); err != nil {
 			return err
 		}
@@ -210,7 +213,7 @@ func (cw *centralWriter) remove(old *User) error {
 		cw.w.scrub = true
 		return err
 	}
-	return txDeleteUser(cw.tx, cw.w, old)
+	return cw.db.txDeleteUser(cw.tx, cw.w, old)
 }
 
 // finish indexes every written user, failing with ECONFLICT when an email

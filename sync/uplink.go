@@ -25,7 +25,7 @@ func EnqueueEnrolment(ctx context.Context, ob models.Outbox, u *models.User, enc
 	if err != nil {
 		return err
 	}
-	return ob.Enqueue(ctx, &models.OutboxMessage{Kind: models.OutboxEnrolment, Key: uuid.NewString(), Payload: p})
+	return ob.Enqueue(ctx, &models.OutboxMessage{Kind: models.OutboxEnrolment, Key: uuid.NewString(), Payload: p, UserID: u.ID})
 }
 
 // UnknownFaces is the outbox payload of models.OutboxUnknown: how many
