@@ -11,7 +11,7 @@ export KIOSK_MODELS_DIR_DEFAULT := $(abspath $(MODELS))
 export KIOSK_TESTDATA := $(abspath $(TESTDATA))
 export KIOSK_VENV := $(abspath $(VENV))
 
-.PHONY: registry-sim all deps models testdata venv build run test test-race bench bench-peer parity fmt vet lint fuzz soak clean
+.PHONY: registry-sim all deps models testdata venv build run test test-race bench bench-peer parity fmt vet lint fuzz soak crash clean
 
 all: build
 
@@ -68,6 +68,11 @@ fuzz: deps
 ## soak: long-running fault and leak tests
 soak: deps models
 	KIOSK_SOAK=1 $(GO) test $(GOFLAGS_TEST) -timeout 120m -run Soak ./...
+
+## crash: kill -9 kioskd at random moments for 1,000 rounds (ROUNDS=N to change) while it works against a
+## real broker, then the disk-full and read-only data dir faults; `make test` runs 20 rounds
+crash: deps models
+	KIOSK_CRASH_ROUNDS=$(or $(ROUNDS),1000) $(GO) test $(GOFLAGS_TEST) -timeout 240m -v -run '^TestCrash' ./cmd/kioskd/
 
 fmt:
 	gofmt -s -w $$(git ls-files '*.go')

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(bulkChildEnv); dir != "" {
 		os.Exit(bulkChild(dir))
 	}
+	if dir := os.Getenv(crashChildEnv); dir != "" {
+		os.Exit(crashChild(dir))
+	}
 	os.Exit(m.Run())
 }
 

@@ -1,0 +1,597 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	gosync "sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/recognizer/recognizertest"
+	"github.com/kioskd/kioskd/sync/registrysim"
+	"github.com/kioskd/kioskd/sync/synctest"
+)
+
+// The crash campaign: kioskd runs as a child process (the test binary in
+// child mode running Main: store, dlib models, sync over a real Mosquitto,
+// API, jobs) while the parent enrols, deletes and uploads photos through
+// the API and central pushes and deletes users; the child records
+// attendance as the pipeline does. The parent kills it (-9) at a random
+// moment, checks a copy of its data dir (opens, db.Check, nothing
+// acknowledged lost, nothing deleted back, no deleted name in the raw file)
+// and starts it again. `make crash` runs KIOSK_CRASH_ROUNDS=1000; the normal
+// suite runs 20.
+
+// Environment of the child.
+const (
+	crashChildEnv   = "KIOSK_CRASH_CHILD"   // data dir
+	crashJournalEnv = "KIOSK_CRASH_JOURNAL" // file of attendance ids the store acknowledged
+	crashBrokerEnv  = "KIOSK_CRASH_BROKER"
+	crashPubKeyEnv  = "KIOSK_CRASH_PUBKEY"
+)
+
+// crashChild runs kioskd on dir, prints "ready URL", then records
+// attendance every 10 ms, appending each committed event's id to the
+// journal (fsynced) before the next: what the store acknowledged.
+func crashChild(dir string) int {
+	m := NewMain()
+	m.Getenv = func(string) string { return "" }
+	m.Config.DataDir = dir
+	m.Config.Models.Dir = os.Getenv("KIOSK_MODELS_DIR")
+	m.Config.API.Addr = "127.0.0.1:0"
+	m.Config.Recognizer.PoolSize = 1
+	m.Config.DeviceID, m.Config.SiteID = "crash-1", "campus"
+	m.Config.Sync.Broker = os.Getenv(crashBrokerEnv)
+	m.Config.Sync.RegistryPublicKey = os.Getenv(crashPubKeyEnv)
+	m.Config.Sync.OutboxPoll = 50 * time.Millisecond
+	m.Config.Sync.MinBackoff = 100 * time.Millisecond
+	m.Config.Sync.MaxBackoff = time.Second
+	m.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := m.Config.Validate(); err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	if err := m.Run(context.Background()); err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	fmt.Println("ready", m.API.URL())
+	j, err := os.OpenFile(os.Getenv(crashJournalEnv), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	rec := notifyingRecorder{DB: m.DB, notify: m.Sync.Notify}
+	for i := 0; ; i++ {
+		ev := &models.AttendanceEvent{UserID: fmt.Sprintf("att-%02d", i%40), Time: time.Now().UTC(), KioskID: "crash-1", Distance: 0.4, Liveness: "off"}
+		if err := rec.RecordAttendance(context.Background(), ev); err == nil {
+			if _, err := j.WriteString(ev.ID + "\n"); err == nil {
+				_ = j.Sync()
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// crashRig is the parent's side: broker, registry, the data dir and what
+// was acknowledged.
+type crashRig struct {
+	t        *testing.T
+	dataDir  string
+	journal  string
+	broker   string
+	pub      ed25519.PublicKey
+	reg      *registrysim.Registry
+	photos   []string
+	password string
+
+	mu        gosync.Mutex
+	live      map[string]string // API-created users acknowledged and not deleted: id -> name
+	deleted   map[string]string // API deletions acknowledged: id -> name
+	uncertain map[string]bool   // a create or delete whose answer the kill cut off
+	central   []string          // ids of central users pushed and not deleted
+	faceUser  string            // the one API user holding a face, "" when none
+	ops       map[string]int    // acknowledged operations by kind
+	nextUser  int
+}
+
+// crashChildProc is one running child.
+type crashChildProc struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *bytes.Buffer
+}
+
+// start runs a child and waits until it serves; kioskd must always start.
+func (r *crashRig) start() (*crashChildProc, time.Duration) {
+	r.t.Helper()
+	begin := time.Now()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+r.dataDir, crashJournalEnv+"="+r.journal,
+		crashBrokerEnv+"="+r.broker, crashPubKeyEnv+"="+base64.StdEncoding.EncodeToString(r.pub),
+		"KIOSK_MODELS_DIR="+recognizertest.ModelsDir(r.t))
+	var stderr bytes.Buffer
+	cmd.Stderr = &lockedWriter{w: &stderr}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(out).ReadString('\n')
+		line <- s
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case s := <-line:
+		if url, ok := strings.CutPrefix(strings.TrimSpace(s), "ready "); ok {
+			return &crashChildProc{cmd: cmd, url: url, stderr: &stderr}, time.Since(begin)
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		r.t.Fatalf("kioskd did not start: %q\n%s", s, stderr.String())
+	case <-time.After(90 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		r.t.Fatalf("kioskd not ready after 90 s\n%s", stderr.String())
+	}
+	return nil, 0
+}
+
+// lockedWriter serializes writes from the child's stderr copier and reads
+// in failure messages.
+type lockedWriter struct {
+	mu gosync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// do sends one API request; err is a transport error (the kill).
+func crashDo(method, url, token, contentType string, body io.Reader, out any) (int, error) {
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp.StatusCode, err
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// work runs random operations against the child until stop closes.
+func (r *crashRig) work(c *crashChildProc, token string, rng *mrand.Rand, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		switch p := rng.IntN(100); {
+		case p < 35:
+			r.createUser(c, token)
+		case p < 60:
+			r.deleteUser(c, token, rng)
+		case p < 68:
+			r.uploadFace(c, token, rng)
+		case p < 88:
+			r.pushCentral(rng)
+		default:
+			r.deleteCentral(rng)
+		}
+		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
+	}
+}
+
+func (r *crashRig) createUser(c *crashChildProc, token string) {
+	r.mu.Lock()
+	r.nextUser++
+	n := r.nextUser
+	r.mu.Unlock()
+	name := fmt.Sprintf("Crash Person %05d Qz", n)
+	body, _ := json.Marshal(map[string]string{"full_name": name, "email": fmt.Sprintf("crash%05d@example.org", n), "role": "trainee"})
+	var u models.User
+	code, err := crashDo("POST", c.url+"/api/v1/users", token, "application/json", bytes.NewReader(body), &u)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err == nil && code == http.StatusCreated:
+		r.live[u.ID] = name
+		r.ops["create"]++
+	case err != nil || code >= 500:
+		r.uncertain["name:"+name] = true // may or may not exist: not checked
+	default:
+		r.t.Errorf("create user: %d", code)
+	}
+}
+
+func (r *crashRig) pickLive(rng *mrand.Rand) (string, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]string, 0, len(r.live))
+	for id := range r.live {
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return "", ""
+	}
+	sort.Strings(ids)
+	id := ids[rng.IntN(len(ids))]
+	return id, r.live[id]
+}
+
+func (r *crashRig) deleteUser(c *crashChildProc, token string, rng *mrand.Rand) {
+	id, name := r.pickLive(rng)
+	if id == "" {
+		return
+	}
+	code, err := crashDo("DELETE", c.url+"/api/v1/users/"+id, token, "", nil, nil)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err == nil && code == http.StatusNoContent:
+		delete(r.live, id)
+		r.deleted[id] = name
+		if r.faceUser == id {
+			r.faceUser = ""
+		}
+		r.ops["delete"]++
+	case err != nil || code >= 500:
+		delete(r.live, id)
+		r.uncertain[id] = true
+		if r.faceUser == id {
+			r.faceUser = ""
+		}
+	default:
+		r.t.Errorf("delete user %s: %d", id, code)
+	}
+}
+
+// uploadFace enrols a photo for one API user at a time (so no duplicate
+// refusals); the next deletion usually takes it away again.
+func (r *crashRig) uploadFace(c *crashChildProc, token string, rng *mrand.Rand) {
+	r.mu.Lock()
+	busy := r.faceUser != ""
+	r.mu.Unlock()
+	if busy {
+		return
+	}
+	id, _ := r.pickLive(rng)
+	if id == "" {
+		return
+	}
+	photo := r.photos[rng.IntN(len(r.photos))]
+	img, err := os.ReadFile(photo)
+	if err != nil {
+		r.t.Error(err)
+		return
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("image", filepath.Base(photo))
+	_, _ = fw.Write(img)
+	_ = mw.Close()
+	code, err := crashDo("POST", c.url+"/api/v1/users/"+id+"/faces", token, mw.FormDataContentType(), &body, nil)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil && code == http.StatusCreated {
+		r.faceUser = id
+		r.ops["face"]++
+	}
+}
+
+func (r *crashRig) pushCentral(rng *mrand.Rand) {
+	r.mu.Lock()
+	r.nextUser++
+	id := fmt.Sprintf("c-%05d", r.nextUser)
+	r.mu.Unlock()
+	rec := modelstest.NewUserRecord(rng, id, 0, 1)
+	if err := r.reg.Push(context.Background(), []models.UserRecord{rec}, 0); err != nil {
+		r.t.Errorf("central push: %v", err)
+		return
+	}
+	r.mu.Lock()
+	r.central = append(r.central, id)
+	r.ops["central-push"]++
+	r.mu.Unlock()
+}
+
+func (r *crashRig) deleteCentral(rng *mrand.Rand) {
+	r.mu.Lock()
+	if len(r.central) == 0 {
+		r.mu.Unlock()
+		return
+	}
+	i := rng.IntN(len(r.central))
+	id := r.central[i]
+	r.central = slices.Delete(r.central, i, i+1)
+	r.ops["central-delete"]++
+	r.mu.Unlock()
+	if err := r.reg.Push(context.Background(), []models.UserRecord{{User: models.User{ID: id}, Deleted: true}}, 0); err != nil {
+		r.t.Errorf("central delete: %v", err)
+	}
+}
+
+// journalIDs returns the attendance ids the child acknowledged.
+func (r *crashRig) journalIDs() []string {
+	b, err := os.ReadFile(r.journal)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		r.t.Fatal(err)
+	}
+	var ids []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if len(l) == 36 { // a torn last line is not an acknowledgement yet
+			ids = append(ids, l)
+		}
+	}
+	return ids
+}
+
+// copyData copies the data dir's database and key to a fresh dir, so the
+// check does not change what the next start finds (a pending scrub).
+func (r *crashRig) copyData() (dbPath, keyPath string) {
+	r.t.Helper()
+	dir := r.t.TempDir()
+	dbPath, keyPath = filepath.Join(dir, "kioskd.db"), filepath.Join(dir, "descriptors.key")
+	for src, dst := range map[string]string{filepath.Join(r.dataDir, "kioskd.db"): dbPath, filepath.Join(r.dataDir, "keys", "descriptors.key"): keyPath} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return dbPath, keyPath
+}
+
+// verify opens a copy of the killed child's store and checks it: Open and
+// db.Check pass, every acknowledged user and attendance event is there,
+// every acknowledged deletion stays deleted and its name is gone from the
+// raw file. It returns the store for further checks; the caller closes it.
+func (r *crashRig) verify(round int) *models.DB {
+	r.t.Helper()
+	ctx := context.Background()
+	dbPath, keyPath := r.copyData()
+	db := models.NewDB(dbPath)
+	db.KeyPath = keyPath
+	if err := db.Open(); err != nil {
+		r.t.Fatalf("round %d: store does not open after kill -9: %v", round, err)
+	}
+	if err := db.Check(); err != nil {
+		r.t.Fatalf("round %d: db.Check after kill -9: %v", round, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, name := range r.live {
+		if r.uncertain[id] {
+			continue
+		}
+		if u, err := db.GetUser(ctx, id); err != nil || u.FullName != name {
+			r.t.Fatalf("round %d: acknowledged user %s (%s) lost: %v", round, id, name, err)
+		}
+	}
+	for id, name := range r.deleted {
+		if _, err := db.GetUser(ctx, id); models.ErrorCode(err) != models.ENOTFOUND {
+			r.t.Fatalf("round %d: deleted user %s (%s) came back: %v", round, id, name, err)
+		}
+	}
+	have := map[string]bool{}
+	if err := db.ForEachAttendance(ctx, models.AttendanceFilter{}, func(ev *models.AttendanceEvent) error {
+		have[ev.ID] = true
+		return nil
+	}); err != nil {
+		r.t.Fatal(err)
+	}
+	for _, id := range r.journalIDs() {
+		if !have[id] {
+			r.t.Fatalf("round %d: acknowledged attendance %s lost", round, id)
+		}
+	}
+	if err := db.Close(); err != nil { // scrubs what the open left pending
+		r.t.Fatal(err)
+	}
+	raw, err := os.ReadFile(dbPath)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for id, name := range r.deleted {
+		if bytes.Contains(raw, []byte(name)) {
+			r.t.Fatalf("round %d: deleted user %s's name %q is in the raw file", round, id, name)
+		}
+	}
+	db = models.NewDB(dbPath)
+	db.KeyPath = keyPath
+	if err := db.Open(); err != nil {
+		r.t.Fatal(err)
+	}
+	return db
+}
+
+// crashRounds is how many kills a run does: KIOSK_CRASH_ROUNDS (make crash
+// sets 1000), else 20.
+func crashRounds(t *testing.T) int {
+	if s := os.Getenv("KIOSK_CRASH_ROUNDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("KIOSK_CRASH_ROUNDS=%q", s)
+		}
+		return n
+	}
+	return 20
+}
+
+// newCrashRig starts the broker and the registry and creates the admin.
+func newCrashRig(t *testing.T, dataDir string) *crashRig {
+	broker := synctest.MustMosquitto(t)
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	reg := registrysim.New(registrysim.Config{Broker: broker.URL, Site: "campus", PrivateKey: priv}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := reg.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	r := &crashRig{t: t, dataDir: dataDir, journal: filepath.Join(t.TempDir(), "attendance.journal"),
+		broker: broker.URL, pub: pub, reg: reg, password: "crash-admin-pass-42",
+		live: map[string]string{}, deleted: map[string]string{}, uncertain: map[string]bool{}, ops: map[string]int{}}
+	for _, p := range []string{"people/obama/1.jpg", "people/biden/1.jpg", "people/lin_manuel_miranda/1.png"} {
+		r.photos = append(r.photos, recognizertest.Testdata(t, p))
+	}
+	var out bytes.Buffer
+	admin := MustMain(t, &out)
+	admin.Config.DataDir = dataDir
+	admin.Command, admin.Args = "admin", []string{"add", "--email", "crash@example.org", "--role", "admin"}
+	admin.Stdin = strings.NewReader(r.password + "\n")
+	if err := admin.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestCrashCampaign kills kioskd (-9) at random moments while it works, and
+// checks after every kill that it starts again and its store is whole.
+func TestCrashCampaign(t *testing.T) {
+	rounds := crashRounds(t)
+	r := newCrashRig(t, t.TempDir())
+	var starts []time.Duration
+	for round := range rounds {
+		c, took := r.start()
+		starts = append(starts, took)
+		token := MustLogin(t, c.url, "crash@example.org", r.password)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		rng := mrand.New(mrand.NewPCG(uint64(round), 77))
+		go func() {
+			defer close(done)
+			r.work(c, token, rng, stop)
+		}()
+		time.Sleep(time.Duration(50+rng.IntN(2500)) * time.Millisecond)
+		_ = c.cmd.Process.Signal(syscall.SIGKILL)
+		_ = c.cmd.Wait()
+		close(stop)
+		<-done
+		if t.Failed() {
+			t.Fatalf("round %d failed; child's log:\n%s", round, c.stderr.String())
+		}
+		db := r.verify(round)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if (round+1)%50 == 0 {
+			t.Logf("%d rounds: acknowledged %v and %d attendance events, all checked", round+1, r.ops, len(r.journalIDs()))
+		}
+	}
+
+	// Finally: it converges with central and delivers every acknowledged
+	// event.
+	c, took := r.start()
+	starts = append(starts, took)
+	defer func() {
+		_ = c.cmd.Process.Signal(syscall.SIGKILL)
+		_ = c.cmd.Wait()
+	}()
+	ids := r.journalIDs()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := r.reg.WaitFor(ctx, func() bool {
+		for _, id := range ids {
+			if _, ok := r.reg.Payload(id); !ok {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		t.Fatalf("central did not receive every acknowledged attendance event (%d): %v\n%s", len(ids), err, c.stderr.String())
+	}
+	wantCentral := map[string]bool{}
+	for _, rec := range r.reg.Live() {
+		wantCentral[rec.User.ID] = true
+	}
+	var db *models.DB
+	if err := r.reg.WaitFor(ctx, func() bool {
+		_ = c.cmd.Process.Signal(syscall.SIGSTOP) // a consistent copy
+		db = r.verify(rounds)
+		_ = c.cmd.Process.Signal(syscall.SIGCONT)
+		users, err := allUsers(ctx, db)
+		_ = db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, u := range users {
+			if strings.HasPrefix(u.ID, "c-") {
+				if !wantCentral[u.ID] {
+					return false
+				}
+				got++
+			}
+		}
+		return got == len(wantCentral)
+	}); err != nil {
+		t.Fatalf("kiosk did not converge to central's users: %v", err)
+	}
+	slices.Sort(starts)
+	t.Logf("crash campaign: %d kills; acknowledged %v and %d attendance events; none lost, none deleted came back; start to ready median %s, max %s",
+		rounds, r.ops, len(ids), starts[len(starts)/2].Round(time.Millisecond), starts[len(starts)-1].Round(time.Millisecond))
+}
+
+// allUsers lists every user, page by page.
+func allUsers(ctx context.Context, db *models.DB) ([]*models.User, error) {
+	var out []*models.User
+	for {
+		page, total, err := db.ListUsers(ctx, models.UserFilter{Offset: len(out), Limit: models.MaxPageSize})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) == 0 || len(out) >= total {
+			return out, nil
+		}
+	}
+}
