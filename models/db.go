@@ -2,9 +2,9 @@ package models
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -41,6 +41,7 @@ var (
 	schemaVersionKey = []byte("version")
 	keyCheckKey      = []byte("key_check")     // a sealed constant proving the key file matches
 	scrubPendingKey  = []byte("scrub_pending") // set when deleted secrets may linger in free pages
+	prunePendingKey  = []byte("prune_pending") // set with scrub_pending until backups are pruned
 )
 
 // DefaultScrubDelay is how long the store waits after a deletion before it
@@ -67,6 +68,10 @@ type DB struct {
 	ScrubDelay time.Duration
 	// LockTimeout bounds the wait for another process's lock on the file.
 	LockTimeout time.Duration
+	// BackupDir is the folder WriteBackup's files live in. After each
+	// scrub, deleted users, encodings and accounts are pruned from every
+	// backup there too. Empty: backups are not pruned.
+	BackupDir string
 
 	path string
 
@@ -76,6 +81,9 @@ type DB struct {
 	bolt   *bolt.DB
 	aead   *sealer
 	closed bool
+
+	backupAEAD cipher.AEAD // derived from the descriptor key
+	backupMu   sync.Mutex  // serializes writing and pruning backups
 
 	scrubMu      sync.Mutex // guards scrubPending
 	scrubPending bool
@@ -157,6 +165,17 @@ func (db *DB) Open() error {
 	// closed bdb and opened the new file.
 	releaseMapped(db.bolt, db.path)
 
+	// Backups still to prune (a crash after the scrub): the scrubber does
+	// it after its delay.
+	var prune bool
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		prune = tx.Bucket(bucketSchema).Get(prunePendingKey) != nil
+		return nil
+	})
+	if prune && db.BackupDir != "" {
+		db.scrubCh <- struct{}{}
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	db.cancel = cancel
 	db.wg.Add(1)
@@ -187,6 +206,10 @@ func (db *DB) open() error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	db.aead = s
+	if db.backupAEAD, err = newBackupAEAD(key); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	clear(key)
 	if keyCheck != nil {
 		if err := s.verifyKeyCheck(keyCheck); err != nil {
 			return fmt.Errorf("open store: key file %s does not match database %s: restore the key that was used with this database", db.KeyPath, db.path)
@@ -254,6 +277,11 @@ func (db *DB) Close() error {
 		}
 	}
 	if db.bolt != nil {
+		if err := db.pruneBackupsLocked(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	if db.bolt != nil {
 		if err := db.bolt.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
@@ -294,7 +322,11 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx, w *writeState) er
 			return err
 		}
 		if w.scrub {
-			return tx.Bucket(bucketSchema).Put(scrubPendingKey, []byte{1})
+			b := tx.Bucket(bucketSchema)
+			if err := b.Put(scrubPendingKey, []byte{1}); err != nil {
+				return err
+			}
+			return b.Put(prunePendingKey, []byte{1})
 		}
 		return nil
 	})
@@ -307,57 +339,6 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx, w *writeState) er
 // writeState carries facts a write transaction learns for after its commit.
 type writeState struct {
 	scrub bool // secrets were deleted: rewrite the file to wipe free pages
-}
-
-// Backup writes a consistent copy of the database holding only live data
-// (no freed pages, so no deleted descriptors) to w, while the store keeps
-// serving. The copy is encrypted with the same key file, which must be
-// backed up separately. It returns the number of bytes written.
-func (db *DB) Backup(w io.Writer) (int64, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(db.path), filepath.Base(db.path)+".backup-*")
-	if err != nil {
-		return 0, fmt.Errorf("backup: %w", err)
-	}
-	name := tmp.Name()
-	_ = tmp.Close()
-	defer os.Remove(name)
-	if err := db.BackupTo(name); err != nil {
-		return 0, err
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		return 0, fmt.Errorf("backup: %w", err)
-	}
-	defer f.Close()
-	n, err := io.Copy(w, f)
-	if err != nil {
-		return n, fmt.Errorf("backup: %w", err)
-	}
-	return n, nil
-}
-
-// BackupTo writes a consistent, compacted copy of the database to path
-// (mode 0600) atomically: a temporary file is renamed into place.
-func (db *DB) BackupTo(path string) error {
-	tmp := path + ".tmp"
-	_ = os.Remove(tmp)
-	db.mu.RLock()
-	if db.bolt == nil {
-		db.mu.RUnlock()
-		return ErrClosed
-	}
-	// bolt.Compact reads the source in one read transaction: a consistent
-	// snapshot, taken concurrently with writers.
-	err := compactInto(tmp, db.bolt, true)
-	db.mu.RUnlock()
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("backup: %w", err)
-	}
-	return syncDir(filepath.Dir(path))
 }
 
 // syncDir fsyncs a directory so a rename or create in it is durable.

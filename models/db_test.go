@@ -326,17 +326,22 @@ func TestStoreBackup(t *testing.T) {
 	if bytes.Contains(buf.Bytes(), secret.ciphertext[24:56]) {
 		t.Fatal("backup holds a deleted encoding (freed pages were copied)")
 	}
+	if bytes.Contains(buf.Bytes(), []byte(u.FullName)) || bytes.Contains(buf.Bytes(), []byte(u.Email)) {
+		t.Fatal("backup holds a name or email in clear")
+	}
 	dir := t.TempDir()
 	bpath := filepath.Join(dir, "restored.db")
-	if err := os.WriteFile(bpath, buf.Bytes(), 0o600); err != nil {
+	if err := models.RestoreBackup(bytes.NewReader(buf.Bytes()), db.KeyPath, bpath); err != nil {
 		t.Fatal(err)
 	}
-	key, _ := os.ReadFile(db.KeyPath)
-	os.WriteFile(bpath+".key", key, 0o600)
+	if err := models.RestoreBackup(bytes.NewReader(buf.Bytes()), db.KeyPath, bpath); err == nil {
+		t.Fatal("restore over an existing file succeeded")
+	}
 	r := models.NewDB(bpath)
+	r.KeyPath = db.KeyPath
 	r.NoSync = true
 	if err := r.Open(); err != nil {
-		t.Fatalf("open backup: %v", err)
+		t.Fatalf("open restored backup: %v", err)
 	}
 	defer r.Close()
 	encs, err := r.ListEncodings(ctx, u.ID)
@@ -345,5 +350,23 @@ func TestStoreBackup(t *testing.T) {
 	}
 	if err := r.Check(); err != nil {
 		t.Fatal(err)
+	}
+
+	// Another key, a flipped byte or a truncated file are refused.
+	other := filepath.Join(dir, "other.key")
+	os.WriteFile(other, bytes.Repeat([]byte{9}, models.KeySize), 0o600)
+	b := buf.Bytes()
+	flipped := append([]byte(nil), b...)
+	flipped[len(flipped)/2] ^= 1
+	for name, tc := range map[string]struct {
+		data []byte
+		key  string
+	}{"other key": {b, other}, "flipped": {flipped, db.KeyPath}, "truncated": {b[:len(b)-40], db.KeyPath}} {
+		if err := models.RestoreBackup(bytes.NewReader(tc.data), tc.key, filepath.Join(dir, name+".db")); err == nil {
+			t.Fatalf("%s: restore succeeded", name)
+		}
+		if _, err := os.Stat(filepath.Join(dir, name+".db")); err == nil {
+			t.Fatalf("%s: a failed restore left a database", name)
+		}
 	}
 }

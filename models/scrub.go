@@ -52,18 +52,30 @@ func (db *DB) Scrubs() int {
 }
 
 // Scrub rewrites the file now if a deletion is pending, blocking every other
-// operation meanwhile. Deleted bytes are gone from the file when it returns
-// nil.
+// operation meanwhile, then prunes the deletions from the backups in
+// BackupDir. Deleted bytes are gone from the file and the backups when it
+// returns nil.
 func (db *DB) Scrub() error {
 	db.mu.Lock()
-	defer db.mu.Unlock()
+	if db.bolt == nil {
+		db.mu.Unlock()
+		return ErrClosed
+	}
+	if db.isScrubPending() {
+		if err := db.scrubLocked(); err != nil {
+			db.mu.Unlock()
+			return err
+		}
+	}
+	db.mu.Unlock()
+	// Pruning reads the store and rewrites backup files: other operations
+	// go on meanwhile.
+	db.mu.RLock()
+	defer db.mu.RUnlock()
 	if db.bolt == nil {
 		return ErrClosed
 	}
-	if !db.isScrubPending() {
-		return nil
-	}
-	return db.scrubLocked()
+	return db.pruneBackupsLocked()
 }
 
 // scrubLoop runs pending scrubs ScrubDelay after the latest deletion; on

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,10 +19,14 @@ type retentionStore interface {
 	DeleteAttendanceBefore(ctx context.Context, t time.Time) (int, error)
 }
 
-// backupStore is what the backup job needs of the store.
+// backupStore is what the backup job needs of the store: an encrypted dump
+// written atomically to a file.
 type backupStore interface {
-	Backup(w io.Writer) (int64, error)
+	WriteBackup(path string) (int64, error)
 }
+
+// backupPattern names backup files; they sort by time.
+const backupPattern = "kioskd-*.backup"
 
 // Jobs runs kioskd's scheduled jobs with robfig/cron: attendance retention,
 // database backups and class sessions.
@@ -155,32 +158,18 @@ func (j *Jobs) RunRetention(ctx context.Context) int {
 	return n
 }
 
-// RunBackup writes a consistent copy of the database into the backup folder
-// and keeps the newest BackupKeep copies. It returns the new file's path.
+// RunBackup writes an encrypted dump of the database (see
+// models.DB.Backup) into the backup folder and keeps the newest BackupKeep.
+// The store prunes later deletions from the files it wrote. It returns the
+// new file's path.
 func (j *Jobs) RunBackup() (string, error) {
 	if err := os.MkdirAll(j.Config.BackupDir, 0o700); err != nil {
 		j.Logger.Error("backup failed", "err", err)
 		return "", fmt.Errorf("create backup dir: %w", err)
 	}
-	name := filepath.Join(j.Config.BackupDir, "kioskd-"+j.Now().UTC().Format("20060102T150405Z")+".db")
-	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	name := filepath.Join(j.Config.BackupDir, strings.Replace(backupPattern, "*", j.Now().UTC().Format("20060102T150405Z"), 1))
+	n, err := j.Backups.WriteBackup(name)
 	if err != nil {
-		j.Logger.Error("backup failed", "err", err)
-		return "", fmt.Errorf("create backup: %w", err)
-	}
-	n, err := j.Backups.Backup(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
 		j.Logger.Error("backup failed", "err", err)
 		return "", fmt.Errorf("write backup: %w", err)
 	}
@@ -191,7 +180,7 @@ func (j *Jobs) RunBackup() (string, error) {
 
 // prune removes all but the newest BackupKeep backups.
 func (j *Jobs) prune() {
-	matches, _ := filepath.Glob(filepath.Join(j.Config.BackupDir, "kioskd-*.db"))
+	matches, _ := filepath.Glob(filepath.Join(j.Config.BackupDir, backupPattern))
 	sort.Strings(matches) // names sort by time
 	for len(matches) > j.Config.BackupKeep {
 		if err := os.Remove(matches[0]); err != nil {

@@ -186,6 +186,14 @@ func (m *Main) dataPath(elem ...string) string {
 	return filepath.Join(append([]string{m.Config.DataDir}, elem...)...)
 }
 
+// backupDir is jobs.backup_dir, by default backups/ in the data directory.
+func (m *Main) backupDir() string {
+	if m.Config.Jobs.BackupDir != "" {
+		return m.Config.Jobs.BackupDir
+	}
+	return m.dataPath("backups")
+}
+
 // openStore opens the bbolt store under the data directory.
 func (m *Main) openStore() error {
 	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
@@ -199,6 +207,7 @@ func (m *Main) openStore() error {
 	// does not reveal descriptors.
 	db.KeyPath = m.dataPath("keys", "descriptors.key")
 	db.Logger = m.logger("store")
+	db.BackupDir = m.backupDir()
 	if err := db.Open(); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

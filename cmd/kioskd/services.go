@@ -34,9 +34,7 @@ func (m *Main) openServices(ctx context.Context) error {
 
 func (m *Main) openJobs() error {
 	jc := m.Config.Jobs
-	if jc.BackupDir == "" {
-		jc.BackupDir = m.dataPath("backups")
-	}
+	jc.BackupDir = m.backupDir()
 	jobs := NewJobs(jc, m.logger("jobs"))
 	jobs.Retention = m.DB
 	jobs.Backups = m.DB
