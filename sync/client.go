@@ -84,6 +84,7 @@ type Counters struct {
 	Published       int64 `json:"published"`     // outbox publications, resends included
 	Resent          int64 `json:"resent"`        // outbox resends
 	Acked           int64 `json:"acked"`         // outbox messages central acknowledged
+	Unrenderable    int64 `json:"unrenderable"`  // outbox records kept but not sent: unreadable
 	Commands        int64 `json:"commands"`      // signed messages accepted
 	Connects        int64 `json:"connects"`      // successful connections
 	ConnectionsLost int64 `json:"connections_lost"`
