@@ -176,7 +176,11 @@ func (c *Client) processAcks() bool {
 	msgs := c.acks.pop(256)
 	var keys []string
 	for _, m := range msgs {
-		a, err := DecodeAck(m.Payload(), c.cfg.MaxPayload)
+		_, err := c.contract.CheckDown(m.Topic(), m.Payload(), c.cfg.MaxPayload)
+		var a *AckMessage
+		if err == nil {
+			a, err = DecodeAck(m.Payload(), c.cfg.MaxPayload)
+		}
 		if err == nil && a.Device != c.cfg.DeviceID {
 			err = models.Errorf(models.EINVALID, "ack: for device %q", a.Device)
 		}
