@@ -77,6 +77,9 @@ func checkDelivered(t *testing.T, s models.Store, reg *registrysim.Registry) {
 		t.Fatalf("outbox still holds %d messages", l)
 	}
 	st := reg.Stats()
+	if st.Invalid != 0 {
+		t.Fatalf("%d uplink messages broke the contract", st.Invalid)
+	}
 	t.Logf("%d events delivered, %d duplicate deliveries (same uuid)", st.Received, st.Duplicates)
 }
 
