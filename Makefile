@@ -5,13 +5,15 @@ GO        ?= go
 BIN       := bin/kioskd
 MODELS    ?= var/models
 VENV      := var/venv
+CENTRAL_VENV := var/central-venv
 TESTDATA  ?= $(firstword $(wildcard ../shared/testdata) var/testdata)
 GOFLAGS_TEST ?= -count=1
 export KIOSK_MODELS_DIR_DEFAULT := $(abspath $(MODELS))
 export KIOSK_TESTDATA := $(abspath $(TESTDATA))
 export KIOSK_VENV := $(abspath $(VENV))
+export KIOSK_CENTRAL_VENV := $(abspath $(CENTRAL_VENV))
 
-.PHONY: registry-sim all deps models testdata venv build run test test-race bench bench-peer parity fmt vet lint fuzz soak crash clean
+.PHONY: registry-sim all deps models testdata venv central-py build run test test-race bench bench-peer parity fmt vet lint fuzz soak crash clean
 
 all: build
 
@@ -31,6 +33,10 @@ testdata:
 venv:
 	@bash scripts/venv.sh $(VENV)
 
+## central-py: the Python reference client for central (sync/central_py) in var/central-venv
+central-py: venv
+	@bash sync/central_py/setup.sh $(CENTRAL_VENV)
+
 ## build: compile bin/kioskd
 build: deps
 	$(GO) build -o $(BIN) ./cmd/kioskd
@@ -40,7 +46,7 @@ run: build models
 	./$(BIN) $(if $(CONFIG),-config $(CONFIG),)
 
 ## test: the whole suite with real models, photos, video, broker and browser
-test: deps models venv $(if $(wildcard ../shared/testdata),,testdata)
+test: deps models venv central-py $(if $(wildcard ../shared/testdata),,testdata)
 	$(GO) vet ./...
 	$(GO) test $(GOFLAGS_TEST) -timeout 30m ./...
 	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./models/ ./recognizer/ -run 'Race|Concurrent|Matcher|Store'

@@ -773,7 +773,7 @@ func (s *Server) writeBatch(ctx context.Context, j *importJob, rows []*ImportRow
 	if err != nil {
 		return err
 	}
-	var payloads []EnrolmentPayload
+	var enrolled []*models.UserRecord
 	for i, r := range rows {
 		if i >= len(res) {
 			r.set(RowError, "not written")
@@ -804,14 +804,14 @@ func (s *Server) writeBatch(ctx context.Context, j *importJob, rows []*ImportRow
 		if err := s.refreshGallery(ctx, r.UserID); err != nil {
 			return err
 		}
-		p, err := s.enrolmentPayload(ctx, r.UserID)
+		rec, err := s.enrolmentRecord(ctx, r.UserID)
 		if err != nil {
 			return err
 		}
-		payloads = append(payloads, *p)
+		enrolled = append(enrolled, rec)
 	}
 	j.written.Add(int64(len(rows)))
-	return s.enqueue(ctx, payloads...)
+	return s.enqueue(ctx, enrolled...)
 }
 
 var resultHeader = []any{"Row", "External ID", "Email", "Full name", "Role", "Department", "Class group", "Photo file name", "Status", "Message", "User ID"}

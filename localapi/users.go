@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
 	"github.com/kioskd/kioskd/models"
 )
@@ -143,7 +141,7 @@ func (s *Server) handleDeleteUser(c *gin.Context) {
 		return
 	}
 	s.deps.Matcher.RemoveUser(id)
-	if err := s.enqueue(ctx, EnrolmentPayload{User: *u, Deleted: true}); err != nil {
+	if err := s.enqueue(ctx, &models.UserRecord{User: *u, Deleted: true}); err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -176,26 +174,9 @@ func (s *Server) refreshGallery(ctx context.Context, userID string) error {
 	return nil
 }
 
-// EnrolmentPayload is the Payload of an OutboxEnrolment message: the user
-// record as enrolled on the device with its local encodings, descriptors
-// included (central fans them out to the other kiosks). It travels only
-// through sync; the API never returns descriptors.
-type EnrolmentPayload struct {
-	User      models.User         `json:"user"`
-	Encodings []EnrolmentEncoding `json:"encodings"`
-	Deleted   bool                `json:"deleted,omitempty"`
-}
-
-// EnrolmentEncoding is one local encoding in an EnrolmentPayload.
-type EnrolmentEncoding struct {
-	ID         string    `json:"id"`
-	Model      string    `json:"model"`
-	Descriptor []float32 `json:"descriptor"`
-	CreatedAt  time.Time `json:"created_at"`
-}
-
-// enrolmentPayload builds the message for a stored user.
-func (s *Server) enrolmentPayload(ctx context.Context, userID string) (*EnrolmentPayload, error) {
+// enrolmentRecord returns the stored user with the encodings enrolled on
+// the device: what central hears of a local enrolment.
+func (s *Server) enrolmentRecord(ctx context.Context, userID string) (*models.UserRecord, error) {
 	u, err := s.deps.Store.GetUser(ctx, userID)
 	if err != nil {
 		return nil, err
@@ -204,38 +185,36 @@ func (s *Server) enrolmentPayload(ctx context.Context, userID string) (*Enrolmen
 	if err != nil {
 		return nil, err
 	}
-	p := &EnrolmentPayload{User: *u, Encodings: []EnrolmentEncoding{}}
+	rec := &models.UserRecord{User: *u}
 	for _, e := range encs {
-		if e.Source != models.SourceLocal {
-			continue
+		if e.Source == models.SourceLocal {
+			rec.Encodings = append(rec.Encodings, *e)
 		}
-		p.Encodings = append(p.Encodings, EnrolmentEncoding{ID: e.ID, Model: e.Model, Descriptor: e.Descriptor[:], CreatedAt: e.CreatedAt})
 	}
-	return p, nil
+	return rec, nil
 }
 
 func (s *Server) enqueueEnrolment(ctx context.Context, userID string) error {
-	p, err := s.enrolmentPayload(ctx, userID)
+	rec, err := s.enrolmentRecord(ctx, userID)
 	if err != nil {
 		return err
 	}
-	return s.enqueue(ctx, *p)
+	return s.enqueue(ctx, rec)
 }
 
-func (s *Server) enqueue(ctx context.Context, ps ...EnrolmentPayload) error {
-	if len(ps) == 0 {
+// enqueue queues the records for central in one transaction; sync renders
+// the wire format when it publishes them.
+func (s *Server) enqueue(ctx context.Context, recs ...*models.UserRecord) error {
+	if len(recs) == 0 {
 		return nil
 	}
-	msgs := make([]*models.OutboxMessage, len(ps))
-	for i := range ps {
-		b, err := json.Marshal(ps[i])
+	msgs := make([]*models.OutboxMessage, len(recs))
+	for i, rec := range recs {
+		m, err := models.NewEnrolmentMessage(rec)
 		if err != nil {
 			return err
 		}
-		msgs[i] = &models.OutboxMessage{Kind: models.OutboxEnrolment, Key: uuid.NewString(), Payload: b}
-		if !ps[i].Deleted { // deleting the user drops its pending enrolments, never the notice
-			msgs[i].UserID = ps[i].User.ID
-		}
+		msgs[i] = m
 	}
 	return s.deps.Store.Enqueue(ctx, msgs...)
 }

@@ -34,13 +34,14 @@ type Client struct {
 	// Set before Open.
 	OnConfig func(ctx context.Context, doc json.RawMessage) error
 
-	cfg     Config
-	store   models.Store
-	matcher models.Matcher
-	logger  *slog.Logger
-	topics  Topics
-	pubKey  ed25519.PublicKey
-	rl      *rateLog
+	cfg      Config
+	store    models.Store
+	matcher  models.Matcher
+	logger   *slog.Logger
+	topics   Topics
+	pubKey   ed25519.PublicKey
+	rl       *rateLog
+	contract *Contract
 
 	mqtt    mqtt.Client
 	ctx     context.Context // cancelled by Close: loops stop
@@ -56,6 +57,7 @@ type Client struct {
 
 	pubWake chan struct{} // wakes the outbox publisher
 	health  atomic.Pointer[func() HealthReport]
+	unknown atomic.Pointer[func() uint64]
 
 	mu             gosync.Mutex
 	connected      bool
@@ -84,6 +86,7 @@ type Counters struct {
 	Published       int64 `json:"published"`     // outbox publications, resends included
 	Resent          int64 `json:"resent"`        // outbox resends
 	Acked           int64 `json:"acked"`         // outbox messages central acknowledged
+	Unrenderable    int64 `json:"unrenderable"`  // outbox records kept but not sent: unreadable
 	Commands        int64 `json:"commands"`      // signed messages accepted
 	Connects        int64 `json:"connects"`      // successful connections
 	ConnectionsLost int64 `json:"connections_lost"`
@@ -170,6 +173,9 @@ func (c *Client) Open(ctx context.Context) error {
 		return err
 	}
 	c.pubKey = key
+	if c.contract, err = LoadContract(); err != nil {
+		return err
+	}
 	c.rl = newRateLog(c.logger, 10*time.Second, c.Now)
 	opts, err := c.mqttOptions()
 	if err != nil {
@@ -182,12 +188,13 @@ func (c *Client) Open(ctx context.Context) error {
 	c.mqtt = mqtt.NewClient(opts)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.opCtx, c.opStop = context.WithCancel(context.Background())
-	c.wg.Add(5)
+	c.wg.Add(6)
 	go func() { defer c.wg.Done(); c.connLoop() }()
 	go func() { defer c.wg.Done(); c.downLoop() }()
 	go func() { defer c.wg.Done(); c.ackLoop() }()
 	go func() { defer c.wg.Done(); c.publishLoop() }()
 	go func() { defer c.wg.Done(); c.heartbeatLoop() }()
+	go func() { defer c.wg.Done(); c.unknownLoop() }()
 	return nil
 }
 

@@ -79,6 +79,9 @@ type Config struct {
 	OutboxPoll time.Duration `yaml:"outbox_poll"`
 	// CloseTimeout bounds the flush of in-flight work on Close.
 	CloseTimeout time.Duration `yaml:"close_timeout"`
+	// UnknownInterval is how often the count of unknown faces seen since
+	// the last report is queued for central (when it is not zero).
+	UnknownInterval time.Duration `yaml:"unknown_interval"`
 }
 
 // DefaultConfig returns the defaults: topic prefix "kiosk", 1 MiB payloads,
@@ -102,6 +105,7 @@ func DefaultConfig() Config {
 		HistoricalAfter:  time.Minute,
 		OutboxPoll:       500 * time.Millisecond,
 		CloseTimeout:     5 * time.Second,
+		UnknownInterval:  5 * time.Minute,
 	}
 }
 
@@ -184,6 +188,7 @@ func (c Config) Validate() error {
 		{"ack_timeout", c.AckTimeout}, {"min_backoff", c.MinBackoff}, {"max_backoff", c.MaxBackoff},
 		{"snapshot_timeout", c.SnapshotTimeout}, {"gap_grace", c.GapGrace}, {"max_clock_skew", c.MaxClockSkew},
 		{"historical_after", c.HistoricalAfter}, {"outbox_poll", c.OutboxPoll}, {"close_timeout", c.CloseTimeout},
+		{"unknown_interval", c.UnknownInterval},
 	} {
 		if f.v <= 0 {
 			return invalidField(f.name, "must be a positive duration")

@@ -189,7 +189,11 @@ func (c *Client) applyUsersMessages(msgs []mqtt.Message) bool {
 	var ps []parsed
 	var all []models.UserRecord
 	for _, m := range msgs {
-		um, err := DecodeUsersMessage(m.Payload(), c.cfg.MaxPayload)
+		bad, err := c.contract.CheckDown(m.Topic(), m.Payload(), c.cfg.MaxPayload)
+		var um *UsersMessage
+		if err == nil {
+			um, err = DecodeUsersMessage(m.Payload(), c.cfg.MaxPayload)
+		}
 		if err == nil && um.Site != c.cfg.SiteID {
 			err = models.Errorf(models.EINVALID, "users: for site %q", um.Site)
 		}
@@ -199,7 +203,11 @@ func (c *Client) applyUsersMessages(msgs []mqtt.Message) bool {
 		}
 		p := parsed{seq: um.Seq}
 		for i := range um.Users {
-			rec, err := DecodeUserRecord(&um.Users[i])
+			err := bad[i]
+			var rec models.UserRecord
+			if err == nil {
+				rec, err = DecodeUserRecord(&um.Users[i])
+			}
 			if err != nil {
 				c.reject(RejectMalformed, "user record refused", "seq", um.Seq, "err", models.ErrorMessage(err))
 				continue
@@ -395,7 +403,11 @@ func (c *Client) persistSeq() {
 }
 
 func (c *Client) handleHead(m mqtt.Message) {
-	h, err := DecodeHead(m.Payload(), c.cfg.MaxPayload)
+	_, err := c.contract.CheckDown(m.Topic(), m.Payload(), c.cfg.MaxPayload)
+	var h *HeadMessage
+	if err == nil {
+		h, err = DecodeHead(m.Payload(), c.cfg.MaxPayload)
+	}
 	if err == nil && h.Site != c.cfg.SiteID {
 		err = models.Errorf(models.EINVALID, "head: for site %q", h.Site)
 	}
@@ -474,7 +486,11 @@ func (c *Client) checkSequence() {
 // final commit (the chunk then stays with the broker).
 func (c *Client) handleSnapshotChunk(m mqtt.Message) bool {
 	ds := c.ds
-	ch, err := DecodeSnapshotChunk(m.Payload(), c.cfg.MaxPayload)
+	bad, err := c.contract.CheckDown(m.Topic(), m.Payload(), c.cfg.MaxPayload)
+	var ch *SnapshotChunk
+	if err == nil {
+		ch, err = DecodeSnapshotChunk(m.Payload(), c.cfg.MaxPayload)
+	}
 	if err == nil && (ch.Site != c.cfg.SiteID || ch.Device != c.cfg.DeviceID) {
 		err = models.Errorf(models.EINVALID, "snapshot: for %s/%s", ch.Site, ch.Device)
 	}
@@ -511,7 +527,11 @@ func (c *Client) handleSnapshotChunk(m mqtt.Message) bool {
 		if ch.Users[i].Op == OpDelete {
 			continue // a snapshot lists the living; tombstones are implied
 		}
-		rec, err := DecodeUserRecord(&ch.Users[i])
+		err := bad[i]
+		var rec models.UserRecord
+		if err == nil {
+			rec, err = DecodeUserRecord(&ch.Users[i])
+		}
 		if err != nil {
 			c.reject(RejectMalformed, "snapshot record refused", "err", models.ErrorMessage(err))
 			continue

@@ -68,6 +68,40 @@ func TestApplyStallKeepsConnection(t *testing.T) {
 	}
 }
 
+// The downlink queue overflows: apply stalls while the broker's inflight
+// window (100) exceeds the queue (16). The messages that do not fit stay
+// unacked with the broker; once the queue drains the client reconnects,
+// the broker redelivers them and the kiosk ends equal to the registry.
+func TestDownlinkQueueOverflow(t *testing.T) {
+	b := synctest.MustMosquitto(t, synctest.WithConfig("max_inflight_messages 100"))
+	reg := mustRegistry(t, b.URL, nil)
+	st := &stallStore{Store: modelstest.MustOpenDB(t), stall: 3 * time.Second}
+	cfg := testConfig(b.URL, "kiosk-overflow")
+	cfg.QueueSize = 16
+	k := mustKiosk(t, cfg, st)
+	waitConnected(t, k)
+	waitFor(t, 15*time.Second, "initial snapshot", func() bool { return k.client.Status().Counters.Snapshots == 1 })
+	st.armed.Store(true)
+	var recs []models.UserRecord
+	for i := 0; i < 200; i++ {
+		recs = append(recs, randomUser(fmt.Sprintf("o%04d", i), 1, 1, i))
+	}
+	if err := reg.Push(context.Background(), recs, 1); err != nil { // 200 messages
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "all users applied", func() bool { return k.client.Status().SiteSeq == reg.Seq() })
+	s := k.client.Status()
+	if s.Counters.Connects < 2 {
+		t.Fatalf("no reconnect after the overflow (the queue never filled?): %+v", s.Counters)
+	}
+	if d := diffStates(storeState(t, k.db), registryState(reg)); d != "[]" {
+		t.Fatalf("store differs from the registry: %s", d)
+	}
+	if k.matcher.Users() != 200 {
+		t.Fatalf("matcher holds %d users, want 200", k.matcher.Users())
+	}
+}
+
 // A kiosk offline while central publishes more than the broker queues for
 // it (max_queued_messages) misses messages; the retained head exposes the
 // gap, the kiosk asks for a snapshot and ends equal to the registry.

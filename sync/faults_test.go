@@ -1,7 +1,9 @@
 package sync_test
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -77,6 +79,9 @@ func checkDelivered(t *testing.T, s models.Store, reg *registrysim.Registry) {
 		t.Fatalf("outbox still holds %d messages", l)
 	}
 	st := reg.Stats()
+	if st.Invalid != 0 {
+		t.Fatalf("%d uplink messages broke the contract", st.Invalid)
+	}
 	t.Logf("%d events delivered, %d duplicate deliveries (same uuid)", st.Received, st.Duplicates)
 }
 
@@ -206,15 +211,19 @@ func runChildKiosk() int {
 		return 1
 	}
 	defer db.Close()
-	c := ksync.NewClient(testConfig(os.Getenv("KIOSK_CHILD_BROKER"), "kiosk-kill"), db, synctest.NewMatcher(), nil)
+	device := cmp.Or(os.Getenv("KIOSK_CHILD_DEVICE"), "kiosk-kill")
+	c := ksync.NewClient(testConfig(os.Getenv("KIOSK_CHILD_BROKER"), device), db, synctest.NewMatcher(), nil)
 	if err := c.Open(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "child: open client:", err)
 		return 1
 	}
 	defer c.Close()
+	if os.Getenv("KIOSK_CHILD_HOLD") == "1" {
+		select {} // until killed
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := recordEvents(ctx, db, c, "kiosk-kill", total); err != nil {
+	if err := recordEvents(ctx, db, c, device, total); err != nil {
 		fmt.Fprintln(os.Stderr, "child: record:", err)
 		return 1
 	}
@@ -227,5 +236,45 @@ func runChildKiosk() int {
 			return 1
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The kiosk process is killed (-9) while connected: the broker publishes
+// its Will, so central sees state offline, and the status stays retained
+// for a central that subscribes later.
+func TestWillOnKioskKilled(t *testing.T) {
+	b := synctest.MustMosquitto(t)
+	reg := mustRegistry(t, b.URL, nil)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "KIOSK_SYNC_CHILD=1", "KIOSK_CHILD_HOLD=1", "KIOSK_CHILD_DEVICE=kiosk-will",
+		"KIOSK_CHILD_DB="+t.TempDir()+"/kiosk.db", "KIOSK_CHILD_BROKER="+b.URL)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	state := func() string { s, _ := reg.DeviceStatus("kiosk-will"); return s.State }
+	if err := reg.WaitFor(ctx, func() bool { return state() == "online" }); err != nil {
+		t.Fatalf("kiosk never online: %v", err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	killed := time.Now()
+	if err := reg.WaitFor(ctx, func() bool { return state() == "offline" }); err != nil {
+		t.Fatalf("central never saw the Will: %v", err)
+	}
+	keepAlive := testConfig(b.URL, "x").KeepAlive
+	t.Logf("offline %s after kill -9 (keepalive %s)", time.Since(killed).Round(10*time.Millisecond), keepAlive)
+	// A central subscribing now gets the retained offline status.
+	late := synctest.MustSniffer(t, b.URL, "late-central", "kiosk/+/device/kiosk-will/up/status")
+	waitFor(t, 10*time.Second, "retained status", func() bool { return len(late.Messages()) > 0 })
+	m := late.Messages()[0]
+	var st ksync.StatusMessage
+	if err := json.Unmarshal(m.Payload, &st); err != nil || !m.Retained || st.State != "offline" || st.Device != "kiosk-will" {
+		t.Fatalf("retained status: retained=%v %s (%v)", m.Retained, m.Payload, err)
 	}
 }

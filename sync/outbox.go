@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"encoding/json"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -98,7 +97,17 @@ func (c *Client) publishRound(cursor uint64) (int, uint64, error) {
 			return 0, cursor, nil
 		}
 		hist := m.CreatedAt.Before(since) || now.Sub(m.CreatedAt) > c.cfg.HistoricalAfter
-		f := &flight{msg: m, payload: c.uplinkPayload(m, hist)}
+		payload, err := c.uplinkPayload(m, hist)
+		if err != nil {
+			// Kept in the outbox (nothing is lost) but not sent: central
+			// could not read it either. The log and counter say so.
+			c.mu.Lock()
+			c.counters.Unrenderable++
+			c.mu.Unlock()
+			c.rl.log(slog.LevelError, "render", "outbox message not sent: unreadable record", "key", m.Key, "kind", m.Kind, "err", err)
+			continue
+		}
+		f := &flight{msg: m, payload: payload}
 		c.mu.Lock()
 		c.inflight[m.Key] = f
 		c.mu.Unlock()
@@ -126,14 +135,15 @@ func sortFlights(fs []*flight) {
 	}
 }
 
-// uplinkPayload wraps an outbox message in its uplink envelope.
-func (c *Client) uplinkPayload(m *models.OutboxMessage, historical bool) []byte {
-	p := json.RawMessage(m.Payload)
-	if !json.Valid(p) {
-		p, _ = json.Marshal(m.Payload) // not JSON: carried as a base64 string
+// uplinkPayload renders an outbox message and wraps it in its uplink
+// envelope.
+func (c *Client) uplinkPayload(m *models.OutboxMessage, historical bool) ([]byte, error) {
+	p, err := RenderUplink(m)
+	if err != nil {
+		return nil, err
 	}
 	return mustJSON(UplinkMessage{Schema: SchemaVersion, Type: m.Kind, Site: c.cfg.SiteID, Device: c.cfg.DeviceID,
-		Key: m.Key, Seq: m.Seq, CreatedAt: m.CreatedAt.UTC(), Historical: historical, Payload: p})
+		Key: m.Key, Seq: m.Seq, CreatedAt: m.CreatedAt.UTC(), Historical: historical, Payload: p}), nil
 }
 
 // ackLoop applies central's acks: the keys of every queued ack message are
@@ -166,7 +176,11 @@ func (c *Client) processAcks() bool {
 	msgs := c.acks.pop(256)
 	var keys []string
 	for _, m := range msgs {
-		a, err := DecodeAck(m.Payload(), c.cfg.MaxPayload)
+		_, err := c.contract.CheckDown(m.Topic(), m.Payload(), c.cfg.MaxPayload)
+		var a *AckMessage
+		if err == nil {
+			a, err = DecodeAck(m.Payload(), c.cfg.MaxPayload)
+		}
 		if err == nil && a.Device != c.cfg.DeviceID {
 			err = models.Errorf(models.EINVALID, "ack: for device %q", a.Device)
 		}

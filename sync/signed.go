@@ -60,7 +60,11 @@ type CommandResult struct {
 var passwordHashSupported = models.PasswordHashSupported
 
 func (c *Client) handleSigned(m mqtt.Message, purpose string) {
-	sm, err := DecodeSigned(m.Payload(), c.cfg.MaxPayload)
+	_, err := c.contract.CheckDown(m.Topic(), m.Payload(), c.cfg.MaxPayload)
+	var sm *SignedMessage
+	if err == nil {
+		sm, err = DecodeSigned(m.Payload(), c.cfg.MaxPayload)
+	}
 	if err != nil {
 		c.rejectDecode(err, m.Topic())
 		return
@@ -80,8 +84,10 @@ func (c *Client) handleSigned(m mqtt.Message, purpose string) {
 	c.counters.Commands++
 	c.mu.Unlock()
 	res := CommandResult{Schema: SchemaVersion, Type: TypeCommandResult, Device: c.cfg.DeviceID, Purpose: purpose, Seq: sm.Seq, OK: true}
-	switch purpose {
-	case DownCommand:
+	err = c.contract.CheckInner(purpose, sm.Payload)
+	switch {
+	case err != nil:
+	case purpose == DownCommand:
 		var cmd Command
 		err = decodeInner(sm.Payload, &cmd)
 		if err == nil {
@@ -89,17 +95,15 @@ func (c *Client) handleSigned(m mqtt.Message, purpose string) {
 			res.Name = cmd.Name
 			err = c.runCommand(cmd)
 		}
-	case DownAccount:
+	case purpose == DownAccount:
 		var ap AccountPush
 		if err = decodeInner(sm.Payload, &ap); err == nil {
 			res.Name = ap.Op
 			err = c.applyAccount(&ap)
 		}
-	case DownConfig:
+	case purpose == DownConfig:
 		res.Name = "config"
-		if !json.Valid(sm.Payload) {
-			err = models.Errorf(models.EINVALID, "config: not JSON")
-		} else if c.OnConfig == nil {
+		if c.OnConfig == nil {
 			err = models.Errorf(models.EUNAVAILABLE, "config: not accepted by this kiosk")
 		} else {
 			err = c.OnConfig(c.opCtx, json.RawMessage(sm.Payload))

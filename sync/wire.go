@@ -317,6 +317,10 @@ func EncodeUserRecord(rec *models.UserRecord, dtype string) WireUser {
 	for i := range rec.Encodings {
 		e := &rec.Encodings[i]
 		we := WireEncoding{ID: e.ID, Model: e.Model}
+		if !e.CreatedAt.IsZero() {
+			t := e.CreatedAt.UTC()
+			we.CreatedAt = &t
+		}
 		switch dtype {
 		case DtypeFloat32, DtypeFloat64:
 			we.Descriptor = EncodeDescriptorBase64(&e.Descriptor, dtype)

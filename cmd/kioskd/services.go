@@ -79,6 +79,9 @@ func (m *Main) openPipeline(ctx context.Context) error {
 		return fmt.Errorf("start camera pipeline: %w", err)
 	}
 	m.Pipeline = p
+	if m.Sync != nil {
+		m.Sync.SetUnknownCounter(func() uint64 { return p.Status().Unknown })
+	}
 	m.addCloser(p.Close)
 	return nil
 }

@@ -57,13 +57,14 @@ type Registry struct {
 	// Now returns the current time. Set before Open.
 	Now func() time.Time
 
-	cfg    Config
-	logger *slog.Logger
-	client mqtt.Client
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     gosync.WaitGroup
-	work   chan func()
+	cfg      Config
+	logger   *slog.Logger
+	contract *ksync.Contract
+	client   mqtt.Client
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       gosync.WaitGroup
+	work     chan func()
 
 	mu        gosync.Mutex
 	seq       uint64
@@ -78,6 +79,7 @@ type Registry struct {
 	pending   map[string][]string
 	snapshots int
 	dups      int
+	invalid   int
 	notify    chan struct{}
 }
 
@@ -115,6 +117,11 @@ func (r *Registry) PublicKey() ed25519.PublicKey {
 // Open connects (retrying until ctx ends) and subscribes to every kiosk's
 // uplink of the site.
 func (r *Registry) Open(ctx context.Context) error {
+	contract, err := ksync.LoadContract()
+	if err != nil {
+		return err
+	}
+	r.contract = contract
 	o := mqtt.NewClientOptions().AddBroker(r.cfg.Broker).SetClientID(r.cfg.ClientID).
 		SetUsername(r.cfg.Username).SetPassword(r.cfg.Password).SetCleanSession(false).
 		SetAutoReconnect(true).SetMaxReconnectInterval(2 * time.Second).SetConnectRetry(true).
@@ -181,6 +188,12 @@ func (r *Registry) handle(_ mqtt.Client, m mqtt.Message) {
 	dt, ok := ksync.ParseDeviceTopic(r.cfg.Prefix, m.Topic())
 	if !ok || dt.Dir != "up" || dt.Site != r.cfg.Site {
 		return
+	}
+	if err := r.contract.Check(m.Topic(), m.Payload()); err != nil {
+		r.mu.Lock()
+		r.invalid++
+		r.mu.Unlock()
+		r.logger.Warn("uplink message breaks the contract", "topic", m.Topic(), "err", err)
 	}
 	switch dt.Kind {
 	case ksync.UpStatus:
@@ -505,13 +518,14 @@ type Stats struct {
 	ByKind     map[string]int // distinct keys by kind
 	Snapshots  int            // snapshots sent
 	Requests   int            // snapshot requests received
+	Invalid    int            // uplink messages that break docs/asyncapi.yaml
 }
 
 // Stats returns counters.
 func (r *Registry) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Stats{Received: len(r.received), Duplicates: r.dups, ByKind: map[string]int{}, Snapshots: r.snapshots, Requests: len(r.requests)}
+	s := Stats{Received: len(r.received), Duplicates: r.dups, ByKind: map[string]int{}, Snapshots: r.snapshots, Requests: len(r.requests), Invalid: r.invalid}
 	for k, v := range r.byKind {
 		s.ByKind[k] = v
 	}

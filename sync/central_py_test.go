@@ -1,0 +1,271 @@
+package sync_test
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/recognizer"
+	"github.com/kioskd/kioskd/recognizer/recognizertest"
+	ksync "github.com/kioskd/kioskd/sync"
+	"github.com/kioskd/kioskd/sync/synctest"
+)
+
+// pyCentral is sync/central_py/central_demo.py running as central: events
+// are its stdout lines, commands its stdin lines.
+type pyCentral struct {
+	tb     testing.TB
+	stdin  io.WriteCloser
+	events chan map[string]any
+	seen   []map[string]any
+}
+
+// mustPyCentral installs the reference client's venv (sync/central_py/setup.sh,
+// idempotent) and starts the demo central against broker.
+func mustPyCentral(tb testing.TB, broker string, people []map[string]string) *pyCentral {
+	tb.Helper()
+	root := recognizertest.RepoRoot()
+	venv := cmp.Or(os.Getenv("KIOSK_CENTRAL_VENV"), filepath.Join(root, "var", "central-venv"))
+	setup := exec.Command("bash", filepath.Join(root, "sync", "central_py", "setup.sh"), venv)
+	setup.Dir = root
+	if out, err := setup.CombinedOutput(); err != nil {
+		tb.Fatalf("sync/central_py/setup.sh: %v\n%s", err, out)
+	}
+	pj := filepath.Join(tb.TempDir(), "people.json")
+	b, _ := json.Marshal(people)
+	if err := os.WriteFile(pj, b, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(venv, "bin", "python"), filepath.Join(root, "sync", "central_py", "central_demo.py"),
+		"--broker", strings.TrimPrefix(broker, "tcp://"), "--site", testSite,
+		"--seed-hex", fmt.Sprintf("%x", testKey.Seed()), "--people", pj)
+	cmd.Stderr = os.Stderr
+	p := &pyCentral{tb: tb, events: make(chan map[string]any, 256)}
+	var err error
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
+		tb.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		p.stdin.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var ev map[string]any
+			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+				p.events <- ev
+			}
+		}
+		close(p.events)
+	}()
+	return p
+}
+
+// expect returns the first event (seen before or arriving within d) named
+// name for which match holds.
+func (p *pyCentral) expect(d time.Duration, name string, match func(ev map[string]any) bool) map[string]any {
+	p.tb.Helper()
+	for _, ev := range p.seen {
+		if ev["event"] == name && (match == nil || match(ev)) {
+			return ev
+		}
+	}
+	deadline := time.After(d)
+	for {
+		select {
+		case ev, ok := <-p.events:
+			if !ok {
+				p.tb.Fatalf("central exited before %s", name)
+			}
+			p.seen = append(p.seen, ev)
+			if ev["event"] == name && (match == nil || match(ev)) {
+				return ev
+			}
+		case <-deadline:
+			p.tb.Fatalf("central: no %s event within %s", name, d)
+		}
+	}
+}
+
+func (p *pyCentral) send(cmd map[string]any) {
+	p.tb.Helper()
+	b, _ := json.Marshal(cmd)
+	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
+		p.tb.Fatal(err)
+	}
+}
+
+// floats returns a JSON array of numbers as float32s (the wire's precision).
+func floats(v any) []float32 {
+	a, _ := v.([]any)
+	out := make([]float32, len(a))
+	for i, x := range a {
+		f, _ := x.(float64)
+		out[i] = float32(f)
+	}
+	return out
+}
+
+// TestPythonCentral runs the Python reference client for central against a
+// kiosk (the sync client on a real store and matcher) and a real Mosquitto:
+// central pushes users built from Django-like records with face_recognition
+// encodings; the kiosk identifies another photo of one of them with its own
+// dlib encoder and records the attendance; central receives it, stores it
+// and acks it, and the kiosk's outbox ends empty. Enrolment, unknown counts,
+// status, a signed command and a signed account push (signed in Python,
+// verified in Go) go the same way.
+func TestPythonCentral(t *testing.T) {
+	ctx := context.Background()
+	people := []map[string]string{}
+	for i, p := range []struct{ dir, first, last, group string }{
+		{"obama", "Barack", "Obama", "SE-1A"}, {"biden", "Joe", "Biden", "SE-1A"},
+		{"kit_harington", "Kit", "Harington", "SE-1B"}, {"rose_leslie", "Rose", "Leslie", "SE-1B"},
+	} {
+		people = append(people, map[string]string{"id": fmt.Sprint(1001 + i), "email": p.dir + "@example.org",
+			"first_name": p.first, "last_name": p.last, "role": "trainee", "class_group": p.group,
+			"photo": recognizertest.Testdata(t, "people/"+p.dir+"/1.jpg"), "updated_at": "2025-03-14T07:59:00+00:00"})
+	}
+	b := synctest.MustMosquitto(t)
+	central := mustPyCentral(t, b.URL, people)
+	encoded := central.expect(60*time.Second, "encoded", nil)
+	central.expect(30*time.Second, "published", nil)
+
+	db := modelstest.MustOpenDBWith(t, func(db *models.DB) { db.Now = time.Now })
+	cfg := testConfig(b.URL, "kiosk-py")
+	cfg.UnknownInterval = 300 * time.Millisecond
+	k := mustKiosk(t, cfg, db)
+	var unknown atomic.Uint64
+	k.client.SetUnknownCounter(unknown.Load)
+	waitConnected(t, k)
+	waitFor(t, 30*time.Second, "4 users in the matcher", func() bool { return k.matcher.Users() == 4 })
+
+	// The stored descriptors are face_recognition's, to float32 precision.
+	for _, u := range encoded["users"].([]any) {
+		u := u.(map[string]any)
+		encs, err := db.ListEncodings(ctx, u["id"].(string))
+		if err != nil || len(encs) != 1 {
+			t.Fatalf("user %s: %d encodings, %v", u["id"], len(encs), err)
+		}
+		for i, f := range floats(u["descriptor"]) {
+			if encs[0].Descriptor[i] != f {
+				t.Fatalf("user %s: descriptor[%d] %v on the kiosk, %v from face_recognition", u["id"], i, encs[0].Descriptor[i], f)
+			}
+		}
+	}
+
+	// Identify another photo of Obama with the kiosk's encoder.
+	ecfg := recognizer.DefaultEncoderConfig()
+	ecfg.ModelsDir = recognizertest.ModelsDir(t)
+	enc := recognizer.NewEncoder(ecfg)
+	if err := enc.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	img, err := os.ReadFile(recognizertest.Testdata(t, "people/obama/2.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	face, err := enc.EncodeOne(ctx, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := k.matcher.Identify(&face.Descriptor)
+	if m.UserID != "1001" {
+		t.Fatalf("obama/2.jpg identified as %q (best %q at %.3f)", m.UserID, m.BestUserID, m.Distance)
+	}
+	ev := &models.AttendanceEvent{UserID: m.UserID, Time: time.Now().UTC(), KioskID: "kiosk-py", Distance: m.Distance, Liveness: "blink"}
+	if err := db.RecordAttendance(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	k.client.Notify()
+	att := central.expect(15*time.Second, "attendance", func(e map[string]any) bool { return e["key"] == ev.ID })
+	if p := att["payload"].(map[string]any); p["user_id"] != "1001" || p["id"] != ev.ID || att["historical"] != false {
+		t.Fatalf("attendance at central: %v", att)
+	}
+
+	// A user enrolled on the kiosk reaches central with its descriptor.
+	local := models.UserRecord{User: models.User{ID: "local-7", Email: "new@example.org", FullName: "New Trainee",
+		Role: models.RoleTrainee, Status: models.UserActive, UpdatedAt: time.Now().UTC()},
+		Encodings: []models.FaceEncoding{{ID: "le1", UserID: "local-7", Descriptor: face.Descriptor, Source: models.SourceLocal,
+			Model: models.DefaultModelName, CreatedAt: time.Now().UTC()}}}
+	msg, err := models.NewEnrolmentMessage(&local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Enqueue(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	k.client.Notify()
+	en := central.expect(15*time.Second, "enrolment", func(e map[string]any) bool { return e["key"] == msg.Key })
+	if en["id"] != "local-7" || en["op"] != "upsert" || en["version"] != 0.0 || len(en["descriptors"].([]any)) != 1 {
+		t.Fatalf("enrolment at central: %v", en)
+	}
+	for i, f := range floats(en["descriptors"].([]any)[0]) {
+		if face.Descriptor[i] != f {
+			t.Fatalf("enrolled descriptor[%d]: %v at central, %v on the kiosk", i, f, face.Descriptor[i])
+		}
+	}
+
+	// Unknown faces, counted by the camera, reach central.
+	unknown.Store(2)
+	un := central.expect(15*time.Second, "unknown", nil)
+	if un["payload"].(map[string]any)["count"] != 2.0 {
+		t.Fatalf("unknown at central: %v", un)
+	}
+
+	// Signed in Python, verified and applied by the kiosk.
+	central.send(map[string]any{"cmd": "command", "device": "kiosk-py", "name": ksync.CmdPublishStatus})
+	res := central.expect(15*time.Second, "command_result", func(e map[string]any) bool { return e["purpose"] == "command" })
+	if res["ok"] != true || res["name"] != ksync.CmdPublishStatus {
+		t.Fatalf("command result: %v", res)
+	}
+	const djangoHash = "pbkdf2_sha256$600000$Ax5QYgVtmHZ2$Oq0gVQwoB9jzg6z2ZBJZUz4cLHtBMJt4CRLgmJGwXY8="
+	central.send(map[string]any{"cmd": "account", "device": "kiosk-py", "email": "tech@example.org", "role": "technician",
+		"password_hash": djangoHash, "version": 1})
+	res = central.expect(15*time.Second, "command_result", func(e map[string]any) bool { return e["purpose"] == "account" })
+	if res["ok"] != true {
+		t.Fatalf("account result: %v", res)
+	}
+	if a, err := db.GetAccount(ctx, "tech@example.org"); err != nil || a.PasswordHash != djangoHash || a.Source != models.SourceCentral {
+		t.Fatalf("account pushed from Python: %+v %v", a, err)
+	}
+	central.expect(15*time.Second, "status", func(e map[string]any) bool { return e["state"] == "online" })
+
+	// Everything central stored was acked: the outbox is empty and the
+	// event is marked acked.
+	waitFor(t, 15*time.Second, "empty outbox", func() bool { n, _ := db.OutboxLen(ctx); return n == 0 })
+	evs, _, err := db.ListAttendance(ctx, models.AttendanceFilter{})
+	if err != nil || len(evs) != 1 || evs[0].SyncState != models.SyncAcked {
+		t.Fatalf("attendance on the kiosk: %+v %v", evs, err)
+	}
+	central.send(map[string]any{"cmd": "quit"})
+	central.expect(15*time.Second, "closed", nil)
+}
