@@ -2,6 +2,7 @@ package localapi
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -182,4 +183,16 @@ func (s *Server) handlePutConfig(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, v)
+}
+
+// handleUnlockAccount clears the account's login throttling (every address).
+func (s *Server) handleUnlockAccount(c *gin.Context) {
+	email := strings.ToLower(strings.TrimSpace(c.Param("email")))
+	if _, err := s.deps.Store.GetAccount(c.Request.Context(), email); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	n := s.throttle.unlock(email)
+	s.logger.Info("login throttling cleared", slog.String("email", email), slog.Int("keys", n), slog.String("by", account(c).Email))
+	c.Status(http.StatusNoContent)
 }

@@ -21,11 +21,13 @@ const ctxAccount = "localapi.account"
 const ctxClaims = "localapi.claims"
 
 // authenticate requires a valid token; with allowLoopback, a client on the
-// loopback interface passes without one when cfg.TrustLoopback is set.
+// loopback interface passes without one when cfg.TrustLoopback is set and
+// its Host header names this machine (a DNS-rebinding page in the kiosk's
+// browser reaches loopback under its own name, and is refused).
 func (s *Server) authenticate(allowLoopback bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		tok := bearerToken(c.Request)
-		if tok == "" && allowLoopback && s.cfg.TrustLoopback && isLoopback(c.Request) {
+		if tok == "" && allowLoopback && s.cfg.TrustLoopback && isLoopback(c.Request) && s.hostAllowed(c.Request.Host) {
 			c.Next()
 			return
 		}
@@ -100,6 +102,28 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
+// hostAllowed reports whether a Host header names this machine: a loopback
+// name or address, or one of cfg.AllowedHosts (any port).
+func (s *Server) hostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if host == "localhost" {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	for _, h := range s.cfg.AllowedHosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
+}
+
 func isLoopback(r *http.Request) bool {
 	ip := net.ParseIP(clientAddr(r))
 	return ip != nil && ip.IsLoopback()
@@ -170,7 +194,7 @@ func (s *Server) handleLogin(c *gin.Context) {
 		s.writeError(c, models.Errorf(models.EUNAUTHORIZED, "Email or password is wrong."))
 		return
 	}
-	s.throttle.succeed(email)
+	s.throttle.succeed(email, addr)
 	tok, exp, err := s.tokens.issue(a)
 	if err != nil {
 		s.writeError(c, err)

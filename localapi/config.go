@@ -39,15 +39,23 @@ type Config struct {
 	// CaptureTimeout bounds how long a capture from the camera waits for a
 	// gated frame.
 	CaptureTimeout time.Duration `yaml:"capture_timeout"`
-	// LoginMaxFailures failed logins within LoginWindow lock the account
-	// (and, at LoginMaxFailuresPerAddr, the client address) for LoginLockout.
+	// LoginMaxFailures failed logins of one account from one client address
+	// (LoginMaxFailuresPerAddr from one address whatever the accounts) are
+	// free; each further failure makes that pair (address) wait a delay
+	// doubling from 1 s up to LoginMaxDelay before its next attempt. A key
+	// is forgotten after LoginWindow without failures. Nobody is locked out
+	// by someone else's failures.
 	LoginMaxFailures        int           `yaml:"login_max_failures"`
 	LoginMaxFailuresPerAddr int           `yaml:"login_max_failures_per_addr"`
 	LoginWindow             time.Duration `yaml:"login_window"`
-	LoginLockout            time.Duration `yaml:"login_lockout"`
+	LoginMaxDelay           time.Duration `yaml:"login_max_delay"`
 	// TrustLoopback lets clients on the loopback interface (the kiosk's own
 	// screen) see the live preview, feedback and /metrics without a token.
 	TrustLoopback bool `yaml:"trust_loopback"`
+	// AllowedHosts are names besides localhost, 127.0.0.1 and ::1 that a
+	// loopback client's Host header may carry to be trusted (anti DNS
+	// rebinding); names only, no ports.
+	AllowedHosts []string `yaml:"allowed_hosts"`
 	// ImportWorkers sizes the bulk-import encoding pool; 0 means one per core.
 	ImportWorkers int `yaml:"import_workers"`
 	// ImportBatch is how many rows one bbolt write transaction carries.
@@ -83,8 +91,8 @@ func DefaultConfig() Config {
 		CaptureTimeout:          15 * time.Second,
 		LoginMaxFailures:        5,
 		LoginMaxFailuresPerAddr: 20,
-		LoginWindow:             15 * time.Minute,
-		LoginLockout:            15 * time.Minute,
+		LoginWindow:             time.Hour,
+		LoginMaxDelay:           15 * time.Minute,
 		TrustLoopback:           true,
 		ImportBatch:             100,
 		MaxJobs:                 20,
@@ -122,8 +130,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("capture_timeout: %s is below 1s", c.CaptureTimeout)
 	case c.LoginMaxFailures < 1 || c.LoginMaxFailuresPerAddr < c.LoginMaxFailures:
 		return fmt.Errorf("login_max_failures: %d must be positive and not above login_max_failures_per_addr (%d)", c.LoginMaxFailures, c.LoginMaxFailuresPerAddr)
-	case c.LoginWindow <= 0 || c.LoginLockout <= 0:
-		return fmt.Errorf("login_window, login_lockout: must be positive")
+	case c.LoginMaxDelay < time.Second || c.LoginWindow < c.LoginMaxDelay:
+		return fmt.Errorf("login_max_delay, login_window: want 1s <= login_max_delay <= login_window")
 	case c.ImportWorkers < 0 || c.ImportWorkers > 64:
 		return fmt.Errorf("import_workers: %d is outside [0, 64]", c.ImportWorkers)
 	case c.ImportBatch < 1 || c.ImportBatch > 10000:
