@@ -40,11 +40,8 @@ func (s *Server) authenticate(allowLoopback bool) gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
-		a, err := s.accounts.get(c.Request.Context(), claims.Email, s.deps.Store.GetAccount)
-		if models.ErrorCode(err) == models.ENOTFOUND || (err == nil && a.Disabled) {
-			s.writeError(c, models.Errorf(models.EUNAUTHORIZED, "This account no longer exists or is disabled."))
-			return
-		} else if err != nil {
+		a, err := s.session(c.Request.Context(), claims)
+		if err != nil {
 			s.writeError(c, err)
 			return
 		}
@@ -52,6 +49,22 @@ func (s *Server) authenticate(allowLoopback bool) gin.HandlerFunc {
 		c.Set(ctxClaims, claims)
 		c.Next()
 	}
+}
+
+// session returns the account of a verified token while the token still
+// stands for it: the account exists, is enabled and has the credential the
+// token was issued for. Errors: EUNAUTHORIZED, the store's.
+func (s *Server) session(ctx context.Context, claims *tokenClaims) (*models.LocalAccount, error) {
+	a, err := s.accounts.get(ctx, claims.Email, s.deps.Store.GetAccount)
+	if models.ErrorCode(err) == models.ENOTFOUND || (err == nil && a.Disabled) {
+		return nil, models.Errorf(models.EUNAUTHORIZED, "This account no longer exists or is disabled.")
+	} else if err != nil {
+		return nil, err
+	}
+	if !s.tokens.matches(claims, a) {
+		return nil, models.Errorf(models.EUNAUTHORIZED, "The password of this account changed, or the account was re-created; log in again.")
+	}
+	return a, nil
 }
 
 // requireRole refuses accounts without role (admins pass every check).
@@ -208,7 +221,10 @@ func (s *Server) handleLogin(c *gin.Context) {
 
 func (s *Server) handleLogout(c *gin.Context) {
 	if v, ok := c.Get(ctxClaims); ok {
-		s.tokens.revoke(v.(*tokenClaims))
+		if err := s.tokens.revoke(c.Request.Context(), v.(*tokenClaims)); err != nil {
+			s.writeError(c, err)
+			return
+		}
 	}
 	http.SetCookie(c.Writer, &http.Cookie{Name: tokenCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode})

@@ -91,7 +91,10 @@ func (s *Server) Open() error {
 	if err != nil {
 		return fmt.Errorf("token secret: %w", err)
 	}
-	s.tokens = newTokenSigner(secret, s.cfg.TokenTTL, s.now)
+	s.tokens = newTokenSigner(secret, s.cfg.TokenTTL, s.now, s.deps.Store)
+	if err := s.tokens.load(ctx); err != nil {
+		return err
+	}
 	if s.dummy, err = models.HashPassword("unknown-account-" + strconv.FormatInt(time.Now().UnixNano(), 36)); err != nil {
 		return fmt.Errorf("dummy hash: %w", err)
 	}

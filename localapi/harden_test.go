@@ -1,0 +1,148 @@
+package localapi
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kioskd/kioskd/models"
+)
+
+// restarted opens a second server on env's store, as kioskd after a restart
+// (no in-memory state survives), and returns an env pointing at it.
+func (e *testEnv) restarted() *testEnv {
+	e.t.Helper()
+	srv := NewServer(e.srv.cfg, e.srv.deps, nil)
+	if err := srv.Open(); err != nil {
+		e.t.Fatalf("reopen: %v", err)
+	}
+	e.t.Cleanup(func() { srv.Close() })
+	r := *e
+	r.srv, r.url = srv, srv.URL()
+	return &r
+}
+
+// TestSessionsEnd: a logged-out token stays refused after a restart; a
+// password change, an admin's reset and a deleted then re-created account
+// each end the tokens issued before.
+func TestSessionsEnd(t *testing.T) {
+	env := mustServer(t, nil)
+	out := env.mustLogin(techEmail, techPW)
+	if st := env.doJSON("POST", "/api/v1/auth/logout", out, nil, nil); st != 204 {
+		t.Fatalf("logout: %d", st)
+	}
+	if st := env.restarted().doJSON("GET", "/api/v1/me", out, nil, nil); st != 401 {
+		t.Fatalf("logged-out token after a restart: %d, want 401", st)
+	}
+
+	// Own password change: every earlier token ends.
+	other := env.mustLogin(techEmail, techPW)
+	const newPW = "saffron-meadow-44-lantern"
+	if st := env.doJSON("PUT", "/api/v1/me/password", env.tech, PasswordChange{Current: techPW, New: newPW}, nil); st != 204 {
+		t.Fatalf("change password: %d", st)
+	}
+	for _, tok := range []string{env.tech, other} {
+		if st := env.doJSON("GET", "/api/v1/me", tok, nil, nil); st != 401 {
+			t.Fatalf("token after a password change: %d, want 401", st)
+		}
+	}
+	// An admin's reset.
+	tok := env.mustLogin(techEmail, newPW)
+	if st := env.doJSON("PUT", "/api/v1/accounts/"+techEmail, env.admin, AccountInput{Password: techPW}, nil); st != 200 {
+		t.Fatalf("admin reset: %d", st)
+	}
+	if st := env.doJSON("GET", "/api/v1/me", tok, nil, nil); st != 401 {
+		t.Fatalf("token after an admin's reset: %d, want 401", st)
+	}
+	// Deleted, then re-created with the same email (and password), as an admin.
+	tok = env.mustLogin(techEmail, techPW)
+	if st := env.doJSON("DELETE", "/api/v1/accounts/"+techEmail, env.admin, nil, nil); st != 204 {
+		t.Fatalf("delete: %d", st)
+	}
+	if st := env.doJSON("POST", "/api/v1/accounts", env.admin, AccountInput{Email: techEmail, Role: models.AccountAdmin, Password: techPW}, nil); st != 201 {
+		t.Fatalf("re-create: %d", st)
+	}
+	if st := env.doJSON("GET", "/api/v1/accounts", tok, nil, nil); st != 401 {
+		t.Fatalf("old token of a re-created account: %d, want 401", st)
+	}
+	env.mustLogin(techEmail, techPW)
+}
+
+// TestUnknownMethodsBounded: method names are a client's choice; unknown
+// ones are refused and counted under one label, so /metrics stays small
+// however many distinct names arrive (raw paths are never labels either).
+func TestUnknownMethodsBounded(t *testing.T) {
+	env := mustServer(t, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(env.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const n = 300
+	go func() {
+		w := bufio.NewWriter(conn)
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(w, "M%08dX%s /x/%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", i, strings.Repeat("Q", 2000), i)
+		}
+		w.Flush()
+	}()
+	br := bufio.NewReader(conn)
+	for i := 0; i < n; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotImplemented {
+			t.Fatalf("unknown method: %d, want 501", resp.StatusCode)
+		}
+	}
+	for i := 0; i < 50; i++ {
+		env.do("GET", fmt.Sprintf("/no/such/path/%d", i), "", "", nil)
+	}
+	_, body := env.do("GET", "/metrics", "", "", nil)
+	if len(body) > 200<<10 || strings.Contains(string(body), "QQQQ") || strings.Contains(string(body), "/no/such/path/1") {
+		t.Fatalf("/metrics is %d bytes and names a client's method or path", len(body))
+	}
+	if !strings.Contains(string(body), `kioskd_api_requests_total{method="other",route="unmatched",status="501"} 300`) {
+		t.Fatal("unknown methods are not counted under method=\"other\"")
+	}
+}
+
+// TestLoopbackTrustNeedsLocalHost: a DNS-rebinding page reaches loopback
+// under its own name; with that Host the loopback views need a token, while
+// the kiosk's own names are trusted.
+func TestLoopbackTrustNeedsLocalHost(t *testing.T) {
+	env := mustServer(t, func(c *Config, _ *Deps) { c.AllowedHosts = []string{"kiosk-7.local"} })
+	get := func(path, host string) int {
+		req, _ := http.NewRequest("GET", env.url+path, nil)
+		req.Host = host
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := env.client.Do(req.WithContext(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, h := range []string{"rebind.attacker.example", "rebind.attacker.example:8080", "127.0.0.1.nip.io"} {
+		for _, p := range []string{"/metrics", "/kiosk/events"} {
+			if st := get(p, h); st != 401 {
+				t.Fatalf("%s with Host %s: %d, want 401", p, h, st)
+			}
+		}
+	}
+	for _, h := range []string{"127.0.0.1:8080", "localhost", "[::1]:8080", "kiosk-7.local:8080", "LOCALHOST."} {
+		if st := get("/metrics", h); st != 200 {
+			t.Fatalf("/metrics with Host %s: %d, want 200", h, st)
+		}
+	}
+}
