@@ -67,6 +67,22 @@ func (s *Server) session(ctx context.Context, claims *tokenClaims) (*models.Loca
 	return a, nil
 }
 
+// sessionLive reports whether the session a stream was opened with still
+// stands (expiry, logout, account deleted, disabled or its password
+// changed); a loopback-trusted stream has none and stays live.
+func (s *Server) sessionLive(c *gin.Context) bool {
+	v, ok := c.Get(ctxClaims)
+	if !ok {
+		return true
+	}
+	claims := v.(*tokenClaims)
+	if s.tokens.check(claims) != nil {
+		return false
+	}
+	_, err := s.session(c.Request.Context(), claims)
+	return err == nil
+}
+
 // requireRole refuses accounts without role (admins pass every check).
 func (s *Server) requireRole(role models.AccountRole) gin.HandlerFunc {
 	return func(c *gin.Context) {

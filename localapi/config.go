@@ -56,6 +56,13 @@ type Config struct {
 	// loopback client's Host header may carry to be trusted (anti DNS
 	// rebinding); names only, no ports.
 	AllowedHosts []string `yaml:"allowed_hosts"`
+	// MaxStreams bounds the open live streams (feedback events and camera
+	// previews together); one more is refused with 503.
+	MaxStreams int `yaml:"max_streams"`
+	// StreamRecheck is how often a live stream opened with a token checks
+	// that its session still stands, ending it after a logout, an expiry or
+	// the account's deletion.
+	StreamRecheck time.Duration `yaml:"stream_recheck"`
 	// ImportWorkers sizes the bulk-import encoding pool; 0 means one per core.
 	ImportWorkers int `yaml:"import_workers"`
 	// ImportBatch is how many rows one bbolt write transaction carries.
@@ -94,6 +101,8 @@ func DefaultConfig() Config {
 		LoginWindow:             time.Hour,
 		LoginMaxDelay:           15 * time.Minute,
 		TrustLoopback:           true,
+		MaxStreams:              32,
+		StreamRecheck:           5 * time.Second,
 		ImportBatch:             100,
 		MaxJobs:                 20,
 		ReadCacheTTL:            time.Second,
@@ -132,6 +141,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("login_max_failures: %d must be positive and not above login_max_failures_per_addr (%d)", c.LoginMaxFailures, c.LoginMaxFailuresPerAddr)
 	case c.LoginMaxDelay < time.Second || c.LoginWindow < c.LoginMaxDelay:
 		return fmt.Errorf("login_max_delay, login_window: want 1s <= login_max_delay <= login_window")
+	case c.MaxStreams < 1 || c.MaxStreams > 10000:
+		return fmt.Errorf("max_streams: %d is outside [1, 10000]", c.MaxStreams)
+	case c.StreamRecheck < 100*time.Millisecond || c.StreamRecheck > time.Minute:
+		return fmt.Errorf("stream_recheck: %s is outside [100ms, 1m]", c.StreamRecheck)
 	case c.ImportWorkers < 0 || c.ImportWorkers > 64:
 		return fmt.Errorf("import_workers: %d is outside [0, 64]", c.ImportWorkers)
 	case c.ImportBatch < 1 || c.ImportBatch > 10000:

@@ -146,3 +146,75 @@ func TestLoopbackTrustNeedsLocalHost(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamsEndWithSession: with trust_loopback off, a preview and a
+// feedback stream opened with a token end after a logout and after the
+// account's deletion; streams past max_streams are refused.
+func TestStreamsEndWithSession(t *testing.T) {
+	env := mustServer(t, func(c *Config, d *Deps) {
+		c.TrustLoopback = false
+		c.StreamRecheck = 200 * time.Millisecond
+		c.MaxStreams = 4
+		d.Preview = staticPreview{photo(t, "people/obama/1.jpg")}
+		d.Feedback = newTestBus()
+	})
+	open := func(path, tok string) *http.Response {
+		req, _ := http.NewRequest("GET", env.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+		return resp
+	}
+	// ended reads the stream until it ends (nil) or 10 s pass.
+	ended := func(resp *http.Response) error {
+		done := make(chan error, 1)
+		go func() { _, err := io.Copy(io.Discard, resp.Body); done <- err }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			resp.Body.Close()
+			return fmt.Errorf("still streaming 10 s later")
+		}
+	}
+	for _, path := range []string{"/kiosk/preview.mjpeg", "/kiosk/events"} {
+		tok := env.mustLogin(techEmail, techPW)
+		resp := open(path, tok)
+		env.doJSON("POST", "/api/v1/auth/logout", tok, nil, nil)
+		if err := ended(resp); err != nil {
+			t.Fatalf("%s after logout: %v", path, err)
+		}
+	}
+	// Deleting the account ends the preview it opened.
+	tok := env.mustLogin(techEmail, techPW)
+	resp := open("/kiosk/preview.mjpeg", tok)
+	if st := env.doJSON("DELETE", "/api/v1/accounts/"+techEmail, env.admin, nil, nil); st != 204 {
+		t.Fatalf("delete: %d", st)
+	}
+	if err := ended(resp); err != nil {
+		t.Fatalf("preview after the account's deletion: %v", err)
+	}
+	// The cap: four streams open, the fifth is refused.
+	var open4 []*http.Response
+	for i := 0; i < 4; i++ {
+		open4 = append(open4, open("/kiosk/events", env.admin))
+	}
+	req, _ := http.NewRequest("GET", env.url+"/kiosk/events", nil)
+	req.Header.Set("Authorization", "Bearer "+env.admin)
+	r5, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r5.Body.Close()
+	if r5.StatusCode != 503 || r5.Header.Get("Retry-After") == "" {
+		t.Fatalf("stream past max_streams: %d, want 503 with Retry-After", r5.StatusCode)
+	}
+	for _, r := range open4 {
+		r.Body.Close()
+	}
+}

@@ -35,6 +35,7 @@ type Server struct {
 	throttle *loginThrottle
 	hashSem  chan struct{} // bounds concurrent password hashing
 	dummy    string        // a hash verified for unknown emails, so they take as long
+	streams  chan struct{} // a slot per open live stream
 	jobs     *jobRegistry
 	cache    *respCache
 	accounts *accountCache
@@ -59,6 +60,7 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	}
 	s.hashSem = make(chan struct{}, max(1, runtime.NumCPU()))
 	s.throttle = newLoginThrottle(cfg, s.now)
+	s.streams = make(chan struct{}, max(1, cfg.MaxStreams))
 	s.jobs = newJobRegistry(cfg.MaxJobs)
 	s.cache = newRespCache(cfg.ReadCacheTTL, time.Now)
 	s.accounts = newAccountCache(s.now)

@@ -137,16 +137,24 @@ func (t *tokenSigner) verify(tok string) (*tokenClaims, error) {
 		t.verified[tok] = c
 		t.vmu.Unlock()
 	}
-	if t.now().Unix() >= c.Expires {
-		return nil, models.Errorf(models.EUNAUTHORIZED, "Your session has expired; log in again.")
-	}
-	t.mu.Lock()
-	revoked := t.rev.has(&c)
-	t.mu.Unlock()
-	if revoked {
-		return nil, models.Errorf(models.EUNAUTHORIZED, "You have logged out; log in again.")
+	if err := t.check(&c); err != nil {
+		return nil, err
 	}
 	return &c, nil
+}
+
+// check refuses verified claims that expired or were revoked since.
+func (t *tokenSigner) check(c *tokenClaims) error {
+	if t.now().Unix() >= c.Expires {
+		return models.Errorf(models.EUNAUTHORIZED, "Your session has expired; log in again.")
+	}
+	t.mu.Lock()
+	revoked := t.rev.has(c)
+	t.mu.Unlock()
+	if revoked {
+		return models.Errorf(models.EUNAUTHORIZED, "You have logged out; log in again.")
+	}
+	return nil
 }
 
 // parse checks a token's form and signature and decodes its claims.
