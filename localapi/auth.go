@@ -182,6 +182,68 @@ func (s *Server) verifyPassword(ctx context.Context, hash, password string) (boo
 	return models.VerifyPassword(hash, password)
 }
 
+// checkLogin verifies password against a's hash (a nil or disabled a
+// matches nothing) and, when it fails, spends the work of one hash of every
+// other cost class in use, so a failed login costs the same whether the
+// email is unknown, a device account (argon2id) or a central one (pbkdf2,
+// bcrypt, ...). A success returns early: only the password's holder sees it.
+func (s *Server) checkLogin(ctx context.Context, a *models.LocalAccount, password string) (bool, error) {
+	select {
+	case s.hashSem <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-s.hashSem }()
+	class := ""
+	if a != nil && !a.Disabled {
+		ok, err := models.VerifyPassword(a.PasswordHash, password)
+		if ok || ctx.Err() != nil {
+			return ok, err
+		}
+		if err != nil {
+			s.logger.Warn("account password hash cannot be checked", "email", a.Email, "err", err)
+		}
+		class = models.PasswordCostClass(a.PasswordHash)
+	}
+	for c, h := range s.costClasses(ctx) {
+		if c != class {
+			models.SpendPasswordWork(h, password)
+		}
+	}
+	return false, nil
+}
+
+// maxCostClasses bounds the hashes a failed login spends work on.
+const maxCostClasses = 4
+
+// costClassTTL is how long the cost classes in use are reused.
+const costClassTTL = 30 * time.Second
+
+// costClasses maps each password cost class of the enabled accounts, and
+// that of the device's own hashes, to one hash of it (at most
+// maxCostClasses, the device's first).
+func (s *Server) costClasses(ctx context.Context) map[string]string {
+	s.classMu.Lock()
+	defer s.classMu.Unlock()
+	if s.classes != nil && s.now().Before(s.classesAt.Add(costClassTTL)) {
+		return s.classes
+	}
+	m := map[string]string{models.PasswordCostClass(s.dummy): s.dummy}
+	as, err := s.deps.Store.ListAccounts(ctx)
+	if err != nil {
+		return m // not cached: the next login tries again
+	}
+	for _, a := range as {
+		if c := models.PasswordCostClass(a.PasswordHash); c != "" && !a.Disabled && len(m) < maxCostClasses {
+			if _, ok := m[c]; !ok {
+				m[c] = a.PasswordHash
+			}
+		}
+	}
+	s.classes, s.classesAt = m, s.now()
+	return m
+}
+
 func (s *Server) handleLogin(c *gin.Context) {
 	var req LoginRequest
 	if err := s.bindJSON(c, &req); err != nil {
@@ -209,13 +271,10 @@ func (s *Server) handleLogin(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	hash := s.dummy // unknown email or disabled: verify anyway, so it takes as long
-	if a != nil && !a.Disabled {
-		hash = a.PasswordHash
-	}
-	ok, verr := s.verifyPassword(ctx, hash, req.Password)
-	if verr != nil && ctx.Err() == nil {
-		s.logger.Warn("account password hash cannot be checked", "email", email, "err", verr)
+	ok, err := s.checkLogin(ctx, a, req.Password)
+	if err != nil && ctx.Err() != nil {
+		s.writeError(c, err)
+		return
 	}
 	if !ok || a == nil || a.Disabled {
 		s.throttle.fail(email, addr)

@@ -34,7 +34,11 @@ type Server struct {
 	tokens   *tokenSigner
 	throttle *loginThrottle
 	hashSem  chan struct{} // bounds concurrent password hashing
-	dummy    string        // a hash verified for unknown emails, so they take as long
+	dummy    string        // a device-format hash no password matches: its cost class is always spent
+
+	classMu   sync.Mutex
+	classes   map[string]string // password cost class -> a hash of it (costClasses)
+	classesAt time.Time
 	streams  chan struct{} // a slot per open live stream
 	jobs     *jobRegistry
 	cache    *respCache
