@@ -39,13 +39,13 @@ type Server struct {
 	classMu   sync.Mutex
 	classes   map[string]string // password cost class -> a hash of it (costClasses)
 	classesAt time.Time
-	streams  chan struct{} // a slot per open live stream
-	jobs     *jobRegistry
-	cache    *respCache
-	accounts *accountCache
-	metrics  *apiMetrics
-	registry *prometheus.Registry
-	started  time.Time
+	streams   chan struct{} // a slot per open live stream
+	jobs      *jobRegistry
+	cache     *respCache
+	accounts  *accountCache
+	metrics   *apiMetrics
+	registry  *prometheus.Registry
+	started   time.Time
 
 	ctx    context.Context // cancelled by Close: stops streams and jobs
 	cancel context.CancelFunc
