@@ -218,3 +218,33 @@ func TestStreamsEndWithSession(t *testing.T) {
 		r.Body.Close()
 	}
 }
+
+// TestBadTextRefused: passwords of only spaces or NULs, and names with NUL,
+// ESC or a right-to-left override, are refused by the API before anything
+// is stored (the store refuses such names too, so central's pushes do).
+func TestBadTextRefused(t *testing.T) {
+	env := mustServer(t, nil)
+	for _, pw := range []string{strings.Repeat(" ", 10), strings.Repeat("\x00", 10)} {
+		var r ErrorResponse
+		if st := env.doJSON("POST", "/api/v1/accounts", env.admin, AccountInput{Email: "x@kiosk.test", Role: models.AccountTechnician, Password: pw}, &r); st != 422 {
+			t.Fatalf("password %q: %d, want 422", pw, st)
+		}
+	}
+	for _, name := range []string{"Ada\x00Lovelace", "Ada \x1b[31mLovelace", "Ada \u202egpj.exe"} {
+		var r ErrorResponse
+		st := env.doJSON("POST", "/api/v1/users", env.tech, UserInput{FullName: name, Email: "ada@kiosk.test", Role: models.RoleTrainee}, &r)
+		if st != 422 || r.Error.Details["field"] != "full_name" {
+			t.Fatalf("name %q: %d %+v, want 422 on full_name", name, st, r)
+		}
+	}
+	u := models.User{Email: "ada@kiosk.test", FullName: "Ada \u202egpj.exe", Role: models.RoleTrainee}
+	u.Normalize()
+	if err := env.db.CreateUser(context.Background(), &u); models.ErrorCode(err) != models.EINVALID {
+		t.Fatalf("store: %v, want EINVALID", err)
+	}
+	var list Page[models.User]
+	env.doJSON("GET", "/api/v1/users", env.tech, nil, &list)
+	if list.Total != 0 {
+		t.Fatalf("%d users stored", list.Total)
+	}
+}
