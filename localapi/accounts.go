@@ -172,7 +172,8 @@ func (s *Server) handlePutConfig(c *gin.Context) {
 		s.writeError(c, models.Errorf(models.EINVALID, "Send a JSON merge patch with Content-Type: application/merge-patch+json."))
 		return
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
+	s.guardBody(c, maxJSONBody)
+	b, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		s.writeError(c, asBodyError(err))
 		return

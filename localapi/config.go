@@ -21,9 +21,12 @@ type Config struct {
 	MaxImportRows int `yaml:"max_import_rows"`
 	// MaxZipEntries bounds the entries of the photos zip (and of the .xlsx).
 	MaxZipEntries int `yaml:"max_zip_entries"`
-	// MaxUnzipBytes bounds the total uncompressed size of the photos zip and
-	// of the .xlsx (excelize's UnzipSizeLimit).
+	// MaxUnzipBytes bounds the total uncompressed size of the photos zip.
 	MaxUnzipBytes int64 `yaml:"max_unzip_bytes"`
+	// MaxSheetBytes bounds the total uncompressed size of the import .xlsx
+	// (excelize's UnzipSizeLimit): a sheet of max_import_rows rows unpacks to
+	// a few MB, and the parsed workbook takes several times this in memory.
+	MaxSheetBytes int64 `yaml:"max_sheet_bytes"`
 	// MaxImagePixels bounds width x height of an image; the encoder enforces
 	// its own limit too, this one is checked on headers before encoding.
 	MaxImagePixels int `yaml:"max_image_pixels"`
@@ -92,6 +95,7 @@ func DefaultConfig() Config {
 		MaxImportRows:           5000,
 		MaxZipEntries:           10000,
 		MaxUnzipBytes:           2 << 30,
+		MaxSheetBytes:           32 << 20,
 		MaxImagePixels:          40_000_000,
 		DuplicateDistance:       0.6,
 		SameFaceDistance:        0.05,
@@ -129,6 +133,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_zip_entries: %d must be positive", c.MaxZipEntries)
 	case c.MaxUnzipBytes < 1<<20:
 		return fmt.Errorf("max_unzip_bytes: %d is below 1 MiB", c.MaxUnzipBytes)
+	case c.MaxSheetBytes < 1<<20 || c.MaxSheetBytes > 1<<30:
+		return fmt.Errorf("max_sheet_bytes: %d is outside [1 MiB, 1 GiB]", c.MaxSheetBytes)
 	case c.MaxImagePixels < 1<<16:
 		return fmt.Errorf("max_image_pixels: %d is below 65536", c.MaxImagePixels)
 	case c.DuplicateDistance <= 0 || c.DuplicateDistance > 1.2:

@@ -109,6 +109,9 @@ func (s *Server) Open() error {
 			return fmt.Errorf("temp dir: %w", err)
 		}
 	}
+	if n := removeStaleImportDirs(s.cfg.TempDir, s.logger); n > 0 {
+		s.logger.Info("removed the temp folders of interrupted imports", slog.Int("folders", n))
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
