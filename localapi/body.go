@@ -12,12 +12,12 @@ import (
 	"github.com/kioskd/kioskd/models"
 )
 
-// Request bodies must keep arriving: a client that stalls for bodyIdle, or
-// that after bodyGrace has sent less than bodyMinRate bytes a second on
-// average, is cut off, so slow clients cannot hold connections and upload
-// slots open. (Headers are bounded by the server's ReadHeaderTimeout.)
+// Request bodies must keep arriving: a client that stalls for
+// cfg.BodyIdleTimeout, or that after bodyGrace has sent less than
+// bodyMinRate bytes a second on average, is cut off, so slow clients cannot
+// hold connections and upload slots open. (Headers are bounded by the
+// server's ReadHeaderTimeout.)
 const (
-	bodyIdle    = 20 * time.Second
 	bodyGrace   = 30 * time.Second
 	bodyMinRate = 16 << 10 // bytes/s: a poor mobile link still sends 10x this
 )
@@ -29,7 +29,7 @@ var errSlowBody = errors.New("the request body arrives too slowly")
 // useful pace (see bodyIdle).
 func (s *Server) guardBody(c *gin.Context, limit int64) {
 	c.Request.Body = &pacedBody{r: http.MaxBytesReader(c.Writer, c.Request.Body, limit),
-		rc: http.NewResponseController(c.Writer), start: time.Now()}
+		rc: http.NewResponseController(c.Writer), idle: s.cfg.BodyIdleTimeout, start: time.Now()}
 }
 
 // pacedBody pushes the connection's read deadline on with every read and
@@ -37,6 +37,7 @@ func (s *Server) guardBody(c *gin.Context, limit int64) {
 type pacedBody struct {
 	r     io.ReadCloser
 	rc    *http.ResponseController
+	idle  time.Duration
 	start time.Time
 	n     int64
 }
@@ -46,7 +47,7 @@ func (b *pacedBody) Read(p []byte) (int, error) {
 	if el := now.Sub(b.start); el > bodyGrace && float64(b.n) < bodyMinRate*el.Seconds() {
 		return 0, errSlowBody
 	}
-	_ = b.rc.SetReadDeadline(now.Add(bodyIdle)) // unsupported only on test recorders
+	_ = b.rc.SetReadDeadline(now.Add(b.idle)) // unsupported only on test recorders
 	n, err := b.r.Read(p)
 	b.n += int64(n)
 	switch {
@@ -69,7 +70,7 @@ func asBodyError(err error) error {
 	case errors.As(err, &mbe):
 		return models.Errorf(models.ETOOLARGE, "request body: larger than %d bytes", mbe.Limit)
 	case errors.Is(err, errSlowBody):
-		return models.Errorf(models.EINVALID, "request body: it stalled for %s or arrived under %d KB/s; send it again over a better link", bodyIdle, bodyMinRate>>10)
+		return models.Errorf(models.EINVALID, "request body: it stalled or arrived under %d KB/s; send it again over a better link", bodyMinRate>>10)
 	}
 	return models.Errorf(models.EINVALID, "multipart body: %v", err)
 }

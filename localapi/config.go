@@ -77,6 +77,9 @@ type Config struct {
 	// ReadCacheTTL is how long user lists and status are served from a
 	// rendered copy (writes through the API clear it); 0 disables it.
 	ReadCacheTTL time.Duration `yaml:"read_cache_ttl"`
+	// BodyIdleTimeout cuts off a request body that stops arriving for this
+	// long (and any body under 16 KB/s on average after 30 s).
+	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
 	// ShutdownTimeout bounds Close's graceful drain.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
@@ -111,6 +114,7 @@ func DefaultConfig() Config {
 		MaxJobs:                 20,
 		ReadCacheTTL:            time.Second,
 		ShutdownTimeout:         10 * time.Second,
+		BodyIdleTimeout:         20 * time.Second,
 		Version:                 "dev",
 	}
 }
@@ -159,6 +163,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_jobs: %d must be positive", c.MaxJobs)
 	case c.ReadCacheTTL < 0 || c.ReadCacheTTL > time.Minute:
 		return fmt.Errorf("read_cache_ttl: %s is outside [0, 1m]", c.ReadCacheTTL)
+	case c.BodyIdleTimeout < 100*time.Millisecond || c.BodyIdleTimeout > 10*time.Minute:
+		return fmt.Errorf("body_idle_timeout: %s is outside [100ms, 10m]", c.BodyIdleTimeout)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("shutdown_timeout: must be positive")
 	}

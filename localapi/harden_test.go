@@ -248,3 +248,32 @@ func TestBadTextRefused(t *testing.T) {
 		t.Fatalf("%d users stored", list.Total)
 	}
 }
+
+// TestSlowBodiesCut: a login or upload body that stops arriving is cut off
+// after body_idle_timeout with an answer, so slow clients cannot hold
+// connections; a header that never ends is bounded by ReadHeaderTimeout.
+func TestSlowBodiesCut(t *testing.T) {
+	env := mustServer(t, func(c *Config, _ *Deps) { c.BodyIdleTimeout = 500 * time.Millisecond })
+	for _, req := range []string{
+		"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":",
+		"POST /api/v1/import HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + env.tech +
+			"\r\nContent-Type: multipart/form-data; boundary=XX\r\nContent-Length: 100000\r\n\r\n--XX\r\nContent-Disposition: form-data; name=\"sheet\"; filename=\"s.xlsx\"\r\n\r\nPK",
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(env.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		io.WriteString(conn, req)
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%.30q: no answer to a stalled body: %v", req, err)
+		}
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != 422 || time.Since(start) > 5*time.Second {
+			t.Fatalf("%.30q: %d after %v, want 422 within seconds", req, resp.StatusCode, time.Since(start))
+		}
+	}
+}
