@@ -109,7 +109,9 @@ func (s *Server) observe(c *gin.Context) {
 	method := methodLabel(c.Request.Method)
 	s.metrics.requests.WithLabelValues(method, route, itoa(status)).Inc()
 	s.metrics.latency.WithLabelValues(method, route).Observe(d.Seconds())
-	if status >= 500 {
+	// Refusals a client can provoke at will (unknown method, no stream
+	// slot) are counted, not logged: a log line each would be a flood.
+	if status >= 500 && status != http.StatusNotImplemented && status != http.StatusServiceUnavailable {
 		s.logger.Warn("request", slog.String("method", method), slog.String("route", route),
 			slog.Int("status", status), slog.Duration("took", d))
 	}

@@ -2,38 +2,14 @@ package recognizer
 
 import (
 	"bytes"
-	"encoding/binary"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
 	"testing"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
-
-// pngHeader returns a PNG's signature, IHDR (w x h, depth, color type) and
-// IEND: all the header check reads, without megapixels of data to build.
-func pngHeader(w, h int, depth, colorType byte) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, data []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		c := crc32.NewIEEE()
-		c.Write([]byte(typ))
-		c.Write(data)
-		b.WriteString(typ)
-		b.Write(data)
-		binary.Write(&b, binary.BigEndian, c.Sum32())
-	}
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr[0:], uint32(w))
-	binary.BigEndian.PutUint32(ihdr[4:], uint32(h))
-	ihdr[8], ihdr[9] = depth, colorType
-	chunk("IHDR", ihdr)
-	chunk("IEND", nil)
-	return b.Bytes()
-}
 
 // TestHeaderBoundsDecodedBytes: with the default limits a 6000x6000 16-bit
 // RGBA PNG (288 MB decoded; it peaked at 1.1 GB) is refused from its header,
@@ -52,7 +28,7 @@ func TestHeaderBoundsDecodedBytes(t *testing.T) {
 		{4000, 4000, 16, 6, false}, // 16 MP at 8 B/px = 128 MB
 	}
 	for _, c := range cases {
-		_, err := readHeader(pngHeader(c.w, c.h, c.depth, c.colorType), lim)
+		_, err := readHeader(recognizertest.PNGHeader(c.w, c.h, c.depth, c.colorType), lim)
 		if got := models.ErrorCode(err) == models.ETOOLARGE; got != c.refused {
 			t.Errorf("%dx%d depth %d type %d: %v, refused=%v", c.w, c.h, c.depth, c.colorType, err, c.refused)
 		}
