@@ -2,6 +2,7 @@ package localapi
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -171,7 +172,8 @@ func (s *Server) handlePutConfig(c *gin.Context) {
 		s.writeError(c, models.Errorf(models.EINVALID, "Send a JSON merge patch with Content-Type: application/merge-patch+json."))
 		return
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
+	s.guardBody(c, maxJSONBody)
+	b, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		s.writeError(c, asBodyError(err))
 		return
@@ -182,4 +184,16 @@ func (s *Server) handlePutConfig(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, v)
+}
+
+// handleUnlockAccount clears the account's login throttling (every address).
+func (s *Server) handleUnlockAccount(c *gin.Context) {
+	email := strings.ToLower(strings.TrimSpace(c.Param("email")))
+	if _, err := s.deps.Store.GetAccount(c.Request.Context(), email); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	n := s.throttle.unlock(email)
+	s.logger.Info("login throttling cleared", slog.String("email", email), slog.Int("keys", n), slog.String("by", account(c).Email))
+	c.Status(http.StatusNoContent)
 }

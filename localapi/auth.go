@@ -21,11 +21,13 @@ const ctxAccount = "localapi.account"
 const ctxClaims = "localapi.claims"
 
 // authenticate requires a valid token; with allowLoopback, a client on the
-// loopback interface passes without one when cfg.TrustLoopback is set.
+// loopback interface passes without one when cfg.TrustLoopback is set and
+// its Host header names this machine (a DNS-rebinding page in the kiosk's
+// browser reaches loopback under its own name, and is refused).
 func (s *Server) authenticate(allowLoopback bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		tok := bearerToken(c.Request)
-		if tok == "" && allowLoopback && s.cfg.TrustLoopback && isLoopback(c.Request) {
+		if tok == "" && allowLoopback && s.cfg.TrustLoopback && isLoopback(c.Request) && s.hostAllowed(c.Request.Host) {
 			c.Next()
 			return
 		}
@@ -38,11 +40,8 @@ func (s *Server) authenticate(allowLoopback bool) gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
-		a, err := s.accounts.get(c.Request.Context(), claims.Email, s.deps.Store.GetAccount)
-		if models.ErrorCode(err) == models.ENOTFOUND || (err == nil && a.Disabled) {
-			s.writeError(c, models.Errorf(models.EUNAUTHORIZED, "This account no longer exists or is disabled."))
-			return
-		} else if err != nil {
+		a, err := s.session(c.Request.Context(), claims)
+		if err != nil {
 			s.writeError(c, err)
 			return
 		}
@@ -50,6 +49,38 @@ func (s *Server) authenticate(allowLoopback bool) gin.HandlerFunc {
 		c.Set(ctxClaims, claims)
 		c.Next()
 	}
+}
+
+// session returns the account of a verified token while the token still
+// stands for it: the account exists, is enabled and has the credential the
+// token was issued for. Errors: EUNAUTHORIZED, the store's.
+func (s *Server) session(ctx context.Context, claims *tokenClaims) (*models.LocalAccount, error) {
+	a, err := s.accounts.get(ctx, claims.Email, s.deps.Store.GetAccount)
+	if models.ErrorCode(err) == models.ENOTFOUND || (err == nil && a.Disabled) {
+		return nil, models.Errorf(models.EUNAUTHORIZED, "This account no longer exists or is disabled.")
+	} else if err != nil {
+		return nil, err
+	}
+	if !s.tokens.matches(claims, a) {
+		return nil, models.Errorf(models.EUNAUTHORIZED, "The password of this account changed, or the account was re-created; log in again.")
+	}
+	return a, nil
+}
+
+// sessionLive reports whether the session a stream was opened with still
+// stands (expiry, logout, account deleted, disabled or its password
+// changed); a loopback-trusted stream has none and stays live.
+func (s *Server) sessionLive(c *gin.Context) bool {
+	v, ok := c.Get(ctxClaims)
+	if !ok {
+		return true
+	}
+	claims := v.(*tokenClaims)
+	if s.tokens.check(claims) != nil {
+		return false
+	}
+	_, err := s.session(c.Request.Context(), claims)
+	return err == nil
 }
 
 // requireRole refuses accounts without role (admins pass every check).
@@ -100,6 +131,28 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
+// hostAllowed reports whether a Host header names this machine: a loopback
+// name or address, or one of cfg.AllowedHosts (any port).
+func (s *Server) hostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if host == "localhost" {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	for _, h := range s.cfg.AllowedHosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
+}
+
 func isLoopback(r *http.Request) bool {
 	ip := net.ParseIP(clientAddr(r))
 	return ip != nil && ip.IsLoopback()
@@ -129,6 +182,68 @@ func (s *Server) verifyPassword(ctx context.Context, hash, password string) (boo
 	return models.VerifyPassword(hash, password)
 }
 
+// checkLogin verifies password against a's hash (a nil or disabled a
+// matches nothing) and, when it fails, spends the work of one hash of every
+// other cost class in use, so a failed login costs the same whether the
+// email is unknown, a device account (argon2id) or a central one (pbkdf2,
+// bcrypt, ...). A success returns early: only the password's holder sees it.
+func (s *Server) checkLogin(ctx context.Context, a *models.LocalAccount, password string) (bool, error) {
+	select {
+	case s.hashSem <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-s.hashSem }()
+	class := ""
+	if a != nil && !a.Disabled {
+		ok, err := models.VerifyPassword(a.PasswordHash, password)
+		if ok || ctx.Err() != nil {
+			return ok, err
+		}
+		if err != nil {
+			s.logger.Warn("account password hash cannot be checked", "email", a.Email, "err", err)
+		}
+		class = models.PasswordCostClass(a.PasswordHash)
+	}
+	for c, h := range s.costClasses(ctx) {
+		if c != class {
+			models.SpendPasswordWork(h, password)
+		}
+	}
+	return false, nil
+}
+
+// maxCostClasses bounds the hashes a failed login spends work on.
+const maxCostClasses = 4
+
+// costClassTTL is how long the cost classes in use are reused.
+const costClassTTL = 30 * time.Second
+
+// costClasses maps each password cost class of the enabled accounts, and
+// that of the device's own hashes, to one hash of it (at most
+// maxCostClasses, the device's first).
+func (s *Server) costClasses(ctx context.Context) map[string]string {
+	s.classMu.Lock()
+	defer s.classMu.Unlock()
+	if s.classes != nil && s.now().Before(s.classesAt.Add(costClassTTL)) {
+		return s.classes
+	}
+	m := map[string]string{models.PasswordCostClass(s.dummy): s.dummy}
+	as, err := s.deps.Store.ListAccounts(ctx)
+	if err != nil {
+		return m // not cached: the next login tries again
+	}
+	for _, a := range as {
+		if c := models.PasswordCostClass(a.PasswordHash); c != "" && !a.Disabled && len(m) < maxCostClasses {
+			if _, ok := m[c]; !ok {
+				m[c] = a.PasswordHash
+			}
+		}
+	}
+	s.classes, s.classesAt = m, s.now()
+	return m
+}
+
 func (s *Server) handleLogin(c *gin.Context) {
 	var req LoginRequest
 	if err := s.bindJSON(c, &req); err != nil {
@@ -156,13 +271,10 @@ func (s *Server) handleLogin(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	hash := s.dummy // unknown email or disabled: verify anyway, so it takes as long
-	if a != nil && !a.Disabled {
-		hash = a.PasswordHash
-	}
-	ok, verr := s.verifyPassword(ctx, hash, req.Password)
-	if verr != nil && ctx.Err() == nil {
-		s.logger.Warn("account password hash cannot be checked", "email", email, "err", verr)
+	ok, err := s.checkLogin(ctx, a, req.Password)
+	if err != nil && ctx.Err() != nil {
+		s.writeError(c, err)
+		return
 	}
 	if !ok || a == nil || a.Disabled {
 		s.throttle.fail(email, addr)
@@ -170,7 +282,7 @@ func (s *Server) handleLogin(c *gin.Context) {
 		s.writeError(c, models.Errorf(models.EUNAUTHORIZED, "Email or password is wrong."))
 		return
 	}
-	s.throttle.succeed(email)
+	s.throttle.succeed(email, addr)
 	tok, exp, err := s.tokens.issue(a)
 	if err != nil {
 		s.writeError(c, err)
@@ -184,7 +296,10 @@ func (s *Server) handleLogin(c *gin.Context) {
 
 func (s *Server) handleLogout(c *gin.Context) {
 	if v, ok := c.Get(ctxClaims); ok {
-		s.tokens.revoke(v.(*tokenClaims))
+		if err := s.tokens.revoke(c.Request.Context(), v.(*tokenClaims)); err != nil {
+			s.writeError(c, err)
+			return
+		}
 	}
 	http.SetCookie(c.Writer, &http.Cookie{Name: tokenCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode})

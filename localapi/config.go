@@ -21,9 +21,12 @@ type Config struct {
 	MaxImportRows int `yaml:"max_import_rows"`
 	// MaxZipEntries bounds the entries of the photos zip (and of the .xlsx).
 	MaxZipEntries int `yaml:"max_zip_entries"`
-	// MaxUnzipBytes bounds the total uncompressed size of the photos zip and
-	// of the .xlsx (excelize's UnzipSizeLimit).
+	// MaxUnzipBytes bounds the total uncompressed size of the photos zip.
 	MaxUnzipBytes int64 `yaml:"max_unzip_bytes"`
+	// MaxSheetBytes bounds the total uncompressed size of the import .xlsx
+	// (excelize's UnzipSizeLimit): a sheet of max_import_rows rows unpacks to
+	// a few MB, and the parsed workbook takes several times this in memory.
+	MaxSheetBytes int64 `yaml:"max_sheet_bytes"`
 	// MaxImagePixels bounds width x height of an image; the encoder enforces
 	// its own limit too, this one is checked on headers before encoding.
 	MaxImagePixels int `yaml:"max_image_pixels"`
@@ -39,15 +42,30 @@ type Config struct {
 	// CaptureTimeout bounds how long a capture from the camera waits for a
 	// gated frame.
 	CaptureTimeout time.Duration `yaml:"capture_timeout"`
-	// LoginMaxFailures failed logins within LoginWindow lock the account
-	// (and, at LoginMaxFailuresPerAddr, the client address) for LoginLockout.
+	// LoginMaxFailures failed logins of one account from one client address
+	// (LoginMaxFailuresPerAddr from one address whatever the accounts) are
+	// free; each further failure makes that pair (address) wait a delay
+	// doubling from 1 s up to LoginMaxDelay before its next attempt. A key
+	// is forgotten after LoginWindow without failures. Nobody is locked out
+	// by someone else's failures.
 	LoginMaxFailures        int           `yaml:"login_max_failures"`
 	LoginMaxFailuresPerAddr int           `yaml:"login_max_failures_per_addr"`
 	LoginWindow             time.Duration `yaml:"login_window"`
-	LoginLockout            time.Duration `yaml:"login_lockout"`
+	LoginMaxDelay           time.Duration `yaml:"login_max_delay"`
 	// TrustLoopback lets clients on the loopback interface (the kiosk's own
 	// screen) see the live preview, feedback and /metrics without a token.
 	TrustLoopback bool `yaml:"trust_loopback"`
+	// AllowedHosts are names besides localhost, 127.0.0.1 and ::1 that a
+	// loopback client's Host header may carry to be trusted (anti DNS
+	// rebinding); names only, no ports.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// MaxStreams bounds the open live streams (feedback events and camera
+	// previews together); one more is refused with 503.
+	MaxStreams int `yaml:"max_streams"`
+	// StreamRecheck is how often a live stream opened with a token checks
+	// that its session still stands, ending it after a logout, an expiry or
+	// the account's deletion.
+	StreamRecheck time.Duration `yaml:"stream_recheck"`
 	// ImportWorkers sizes the bulk-import encoding pool; 0 means one per core.
 	ImportWorkers int `yaml:"import_workers"`
 	// ImportBatch is how many rows one bbolt write transaction carries.
@@ -59,6 +77,9 @@ type Config struct {
 	// ReadCacheTTL is how long user lists and status are served from a
 	// rendered copy (writes through the API clear it); 0 disables it.
 	ReadCacheTTL time.Duration `yaml:"read_cache_ttl"`
+	// BodyIdleTimeout cuts off a request body that stops arriving for this
+	// long (and any body under 16 KB/s on average after 30 s).
+	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
 	// ShutdownTimeout bounds Close's graceful drain.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
@@ -77,19 +98,23 @@ func DefaultConfig() Config {
 		MaxImportRows:           5000,
 		MaxZipEntries:           10000,
 		MaxUnzipBytes:           2 << 30,
+		MaxSheetBytes:           32 << 20,
 		MaxImagePixels:          40_000_000,
 		DuplicateDistance:       0.6,
 		SameFaceDistance:        0.05,
 		CaptureTimeout:          15 * time.Second,
 		LoginMaxFailures:        5,
 		LoginMaxFailuresPerAddr: 20,
-		LoginWindow:             15 * time.Minute,
-		LoginLockout:            15 * time.Minute,
+		LoginWindow:             time.Hour,
+		LoginMaxDelay:           15 * time.Minute,
 		TrustLoopback:           true,
+		MaxStreams:              32,
+		StreamRecheck:           5 * time.Second,
 		ImportBatch:             100,
 		MaxJobs:                 20,
 		ReadCacheTTL:            time.Second,
 		ShutdownTimeout:         10 * time.Second,
+		BodyIdleTimeout:         20 * time.Second,
 		Version:                 "dev",
 	}
 }
@@ -112,6 +137,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_zip_entries: %d must be positive", c.MaxZipEntries)
 	case c.MaxUnzipBytes < 1<<20:
 		return fmt.Errorf("max_unzip_bytes: %d is below 1 MiB", c.MaxUnzipBytes)
+	case c.MaxSheetBytes < 1<<20 || c.MaxSheetBytes > 1<<30:
+		return fmt.Errorf("max_sheet_bytes: %d is outside [1 MiB, 1 GiB]", c.MaxSheetBytes)
 	case c.MaxImagePixels < 1<<16:
 		return fmt.Errorf("max_image_pixels: %d is below 65536", c.MaxImagePixels)
 	case c.DuplicateDistance <= 0 || c.DuplicateDistance > 1.2:
@@ -122,8 +149,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("capture_timeout: %s is below 1s", c.CaptureTimeout)
 	case c.LoginMaxFailures < 1 || c.LoginMaxFailuresPerAddr < c.LoginMaxFailures:
 		return fmt.Errorf("login_max_failures: %d must be positive and not above login_max_failures_per_addr (%d)", c.LoginMaxFailures, c.LoginMaxFailuresPerAddr)
-	case c.LoginWindow <= 0 || c.LoginLockout <= 0:
-		return fmt.Errorf("login_window, login_lockout: must be positive")
+	case c.LoginMaxDelay < time.Second || c.LoginWindow < c.LoginMaxDelay:
+		return fmt.Errorf("login_max_delay, login_window: want 1s <= login_max_delay <= login_window")
+	case c.MaxStreams < 1 || c.MaxStreams > 10000:
+		return fmt.Errorf("max_streams: %d is outside [1, 10000]", c.MaxStreams)
+	case c.StreamRecheck < 100*time.Millisecond || c.StreamRecheck > time.Minute:
+		return fmt.Errorf("stream_recheck: %s is outside [100ms, 1m]", c.StreamRecheck)
 	case c.ImportWorkers < 0 || c.ImportWorkers > 64:
 		return fmt.Errorf("import_workers: %d is outside [0, 64]", c.ImportWorkers)
 	case c.ImportBatch < 1 || c.ImportBatch > 10000:
@@ -132,6 +163,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_jobs: %d must be positive", c.MaxJobs)
 	case c.ReadCacheTTL < 0 || c.ReadCacheTTL > time.Minute:
 		return fmt.Errorf("read_cache_ttl: %s is outside [0, 1m]", c.ReadCacheTTL)
+	case c.BodyIdleTimeout < 100*time.Millisecond || c.BodyIdleTimeout > 10*time.Minute:
+		return fmt.Errorf("body_idle_timeout: %s is outside [100ms, 10m]", c.BodyIdleTimeout)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("shutdown_timeout: must be positive")
 	}

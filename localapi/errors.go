@@ -58,7 +58,7 @@ func (s *Server) writeError(c *gin.Context, err error) {
 			slog.String("path", c.FullPath()), slog.Any("err", err))
 	}
 	status := httpStatus(code)
-	if status == http.StatusTooManyRequests {
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		if d, ok := models.ErrorDetails(err)["retry_after_seconds"].(int); ok {
 			c.Header("Retry-After", itoa(d))
 		}

@@ -28,7 +28,7 @@ func (s *Server) readImagePart(c *gin.Context, field string) ([]byte, error) {
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "multipart/form-data" {
 		return nil, models.Errorf(models.EINVALID, "Send the photo as multipart/form-data in a field named %q.", field)
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxImageBytes+multipartOverhead)
+	s.guardBody(c, s.cfg.MaxImageBytes+multipartOverhead)
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
 		return nil, models.Errorf(models.EINVALID, "multipart body: %v", err)
@@ -56,15 +56,6 @@ func (s *Server) readImagePart(c *gin.Context, field string) ([]byte, error) {
 		}
 		return b, s.checkPixels(b)
 	}
-}
-
-// asBodyError turns a body read error into a coded one.
-func asBodyError(err error) error {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return models.Errorf(models.ETOOLARGE, "request body: larger than %d bytes", mbe.Limit)
-	}
-	return models.Errorf(models.EINVALID, "multipart body: %v", err)
 }
 
 // checkPixels refuses an image whose header claims more than

@@ -21,12 +21,15 @@ func (s *Server) bindJSON(c *gin.Context, v any) error {
 	if ct := c.ContentType(); ct != "application/json" {
 		return models.Errorf(models.EINVALID, "Send a JSON body with Content-Type: application/json.")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
+	s.guardBody(c, maxJSONBody)
+	dec := json.NewDecoder(c.Request.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return models.Errorf(models.ETOOLARGE, "JSON body: larger than %d bytes", maxJSONBody)
+		} else if errors.Is(err, errSlowBody) {
+			return asBodyError(err)
 		}
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {

@@ -161,26 +161,28 @@ func (j *importJob) snapshot() ImportJob {
 }
 
 func (s *Server) handleImport(c *gin.Context) {
-	if j := s.jobs.running(); j != nil {
-		s.writeError(c, models.Errorf(models.ECONFLICT, "Import %s is still running; wait for it to finish.", j.ID).WithDetail("job_id", j.ID))
-		return
-	}
 	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "multipart/form-data" {
 		s.writeError(c, models.Errorf(models.EINVALID, "Send multipart/form-data with a %q (.xlsx) and a %q (.zip of photos) field.", "sheet", "photos"))
 		return
 	}
-	dir, err := os.MkdirTemp(s.cfg.TempDir, "kioskd-import-")
+	if err := s.jobs.claim(); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	dir, err := os.MkdirTemp(s.cfg.TempDir, importDirPrefix())
 	if err != nil {
+		s.jobs.unclaim()
 		s.writeError(c, err)
 		return
 	}
 	job, err := s.receiveImport(c, dir)
 	if err != nil {
+		s.jobs.unclaim()
 		os.RemoveAll(dir)
 		s.writeError(c, err)
 		return
 	}
-	s.jobs.add(job)
+	s.jobs.add(job) // ends the claim: the running job now holds the slot
 	s.jobs.wg.Add(1)
 	go func() {
 		defer s.jobs.wg.Done()
@@ -193,7 +195,7 @@ func (s *Server) handleImport(c *gin.Context) {
 // receiveImport stores the uploaded files in dir and validates them and every
 // row; only then is a job returned.
 func (s *Server) receiveImport(c *gin.Context, dir string) (*importJob, error) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUploadBytes)
+	s.guardBody(c, s.cfg.MaxUploadBytes)
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
 		return nil, models.Errorf(models.EINVALID, "multipart body: %v", err)
@@ -256,15 +258,15 @@ func (s *Server) receiveImport(c *gin.Context, dir string) (*importJob, error) {
 // checkZipDirectory applies the entry-count and uncompressed-size limits to
 // a zip's central directory, before anything is decompressed. (archive/zip
 // then refuses an entry that inflates past its declared size.)
-func (s *Server) checkZipDirectory(what string, files []*zip.File) error {
+func (s *Server) checkZipDirectory(what string, files []*zip.File, limit int64) error {
 	if len(files) > s.cfg.MaxZipEntries {
 		return models.Errorf(models.ETOOLARGE, "%s: %d entries is more than the limit of %d", what, len(files), s.cfg.MaxZipEntries)
 	}
 	var total uint64
 	for _, f := range files {
 		total += f.UncompressedSize64
-		if total > uint64(s.cfg.MaxUnzipBytes) || f.UncompressedSize64 > uint64(s.cfg.MaxUnzipBytes) {
-			return models.Errorf(models.ETOOLARGE, "%s: unpacks to more than %d MB (a zip bomb?)", what, s.cfg.MaxUnzipBytes>>20)
+		if total > uint64(limit) || f.UncompressedSize64 > uint64(limit) {
+			return models.Errorf(models.ETOOLARGE, "%s: unpacks to more than %d MB (a zip bomb?)", what, limit>>20)
 		}
 	}
 	return nil
@@ -278,7 +280,7 @@ func (s *Server) openPhotosZip(p string) (*zip.ReadCloser, error) {
 	if err != nil {
 		return nil, models.Errorf(models.EINVALID, "photos: not a readable .zip (%v)", trimErr(err)).WithDetail("field", "photos")
 	}
-	if err := s.checkZipDirectory("photos", zr.File); err != nil {
+	if err := s.checkZipDirectory("photos", zr.File, s.cfg.MaxUnzipBytes); err != nil {
 		zr.Close()
 		return nil, err
 	}
@@ -339,18 +341,31 @@ func safeZipName(n string) bool {
 	return true
 }
 
-// verifyZipEntries inflates every entry once, checking sizes and CRCs, so a
-// corrupt or lying entry is reported as such (excelize would read it as an
-// empty sheet). The directory check has bounded the total already.
-func verifyZipEntries(what string, files []*zip.File, limit int64) error {
+// verifySheetParts inflates every part of the .xlsx once, checking sizes
+// and CRCs (excelize would read a corrupt part as an empty sheet), and reads
+// each XML part through checkSheetXML. The directory check has bounded the
+// total already.
+func verifySheetParts(files []*zip.File, limit int64) error {
 	for _, f := range files {
 		rc, err := f.Open()
 		if err == nil {
-			_, err = io.Copy(io.Discard, io.LimitReader(rc, limit+1))
+			r := io.LimitReader(rc, limit+1)
+			if ext := strings.ToLower(path.Ext(f.Name)); ext == ".xml" || ext == ".rels" {
+				err = checkSheetXML(r)
+			}
+			if err == nil {
+				_, err = io.Copy(io.Discard, r)
+			}
 			rc.Close()
 		}
+		var big *xmlTokenError
+		if errors.As(err, &big) {
+			return models.Errorf(models.ETOOLARGE, "sheet: a cell or tag in %s is larger than %d KB (a spreadsheet cell holds at most 32,767 characters)",
+				truncate(f.Name, 80), maxXMLToken>>10).WithDetail("field", "sheet")
+		}
 		if err != nil {
-			return models.Errorf(models.EINVALID, "%s: the file is corrupt (entry %s: %v)", what, truncate(f.Name, 80), trimErr(err)).WithDetail("field", what)
+			return models.Errorf(models.EINVALID, "sheet: the file is corrupt (part %s: %v); re-save it from the spreadsheet program", truncate(f.Name, 80), trimErr(err)).
+				WithDetail("field", "sheet")
 		}
 	}
 	return nil
@@ -363,18 +378,18 @@ func (s *Server) readImportSheet(p, tmp string) ([]*ImportRow, error) {
 	if err != nil {
 		return nil, models.Errorf(models.EINVALID, "sheet: not a readable .xlsx (%v)", trimErr(err)).WithDetail("field", "sheet")
 	}
-	err = s.checkZipDirectory("sheet", zr.File)
+	err = s.checkZipDirectory("sheet", zr.File, s.cfg.MaxSheetBytes)
 	if err == nil {
-		err = verifyZipEntries("sheet", zr.File, s.cfg.MaxUnzipBytes)
+		err = verifySheetParts(zr.File, s.cfg.MaxSheetBytes)
 	}
 	zr.Close()
 	if err != nil {
 		return nil, err
 	}
-	x, err := excelize.OpenFile(p, excelize.Options{UnzipSizeLimit: s.cfg.MaxUnzipBytes, UnzipXMLSizeLimit: 16 << 20, TmpDir: tmp})
+	x, err := excelize.OpenFile(p, excelize.Options{UnzipSizeLimit: s.cfg.MaxSheetBytes, UnzipXMLSizeLimit: min(16<<20, s.cfg.MaxSheetBytes), TmpDir: tmp})
 	if err != nil {
 		if strings.Contains(err.Error(), "unzip size") {
-			return nil, models.Errorf(models.ETOOLARGE, "sheet: unpacks to more than %d MB", s.cfg.MaxUnzipBytes>>20)
+			return nil, models.Errorf(models.ETOOLARGE, "sheet: unpacks to more than %d MB", s.cfg.MaxSheetBytes>>20)
 		}
 		return nil, models.Errorf(models.EINVALID, "sheet: not a readable .xlsx (%v)", trimErr(err)).WithDetail("field", "sheet")
 	}

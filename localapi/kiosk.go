@@ -49,6 +49,19 @@ func (s *Server) handleStatic(c *gin.Context) {
 	c.Data(http.StatusOK, ct, b)
 }
 
+// streamSlot takes one of cfg.MaxStreams slots for a live stream, or answers
+// 503 when all are taken; release gives the slot back.
+func (s *Server) streamSlot(c *gin.Context) (release func(), ok bool) {
+	select {
+	case s.streams <- struct{}{}:
+		return func() { <-s.streams }, true
+	default:
+		s.writeError(c, models.Errorf(models.EUNAVAILABLE, "Too many live streams are open (%d); close one or try again later.", cap(s.streams)).
+			WithDetail("retry_after_seconds", 10))
+		return nil, false
+	}
+}
+
 // sseHeartbeat keeps idle feedback streams open through proxies and lets
 // the server notice a client that went away.
 const sseHeartbeat = 15 * time.Second
@@ -57,6 +70,11 @@ const sseHeartbeat = 15 * time.Second
 // ("event: feedback", data: models.Feedback as JSON). Without a pipeline it
 // sends one "Camera offline" message and keeps the stream open.
 func (s *Server) handleFeedbackSSE(c *gin.Context) {
+	release, ok := s.streamSlot(c)
+	if !ok {
+		return
+	}
+	defer release()
 	w := c.Writer
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -86,11 +104,17 @@ func (s *Server) handleFeedbackSSE(c *gin.Context) {
 	}
 	tick := time.NewTicker(sseHeartbeat)
 	defer tick.Stop()
+	recheck := time.NewTicker(s.cfg.StreamRecheck)
+	defer recheck.Stop()
 	ctx := c.Request.Context()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-recheck.C:
+			if !s.sessionLive(c) {
+				return
+			}
 		case fb, ok := <-ch:
 			if !ok {
 				send(models.Feedback{Kind: models.FeedbackCameraLost, Message: "Camera offline", Time: s.now().UTC()})
@@ -118,6 +142,11 @@ func (s *Server) handlePreview(c *gin.Context) {
 		s.writeError(c, models.Errorf(models.EUNAVAILABLE, "Camera offline: this kiosk has no camera running."))
 		return
 	}
+	release, ok := s.streamSlot(c)
+	if !ok {
+		return
+	}
+	defer release()
 	const boundary = "kioskdframe"
 	w := c.Writer
 	w.Header().Set("Content-Type", "multipart/x-mixed-replace; boundary="+boundary)
@@ -132,8 +161,14 @@ func (s *Server) handlePreview(c *gin.Context) {
 		return
 	}
 	var last uint64
-	var sent time.Time
+	var sent, checked time.Time
 	for {
+		if time.Since(checked) >= s.cfg.StreamRecheck {
+			if !s.sessionLive(c) {
+				return
+			}
+			checked = time.Now()
+		}
 		// An unchanged frame is sent again each second: browsers render a
 		// part when the next one starts, and a still camera must show too.
 		if b, seq := s.deps.Preview.LatestJPEG(); b != nil && (seq != last || time.Since(sent) >= time.Second) {

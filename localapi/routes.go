@@ -21,7 +21,7 @@ func (s *Server) routes() *gin.Engine {
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
 	_ = e.SetTrustedProxies(nil) // the client address is the peer's: no proxy headers are trusted
-	e.Use(s.recoverer, s.observe, securityHeaders, s.clearCacheOnWrite)
+	e.Use(s.recoverer, s.observe, refuseUnknownMethod, securityHeaders, s.clearCacheOnWrite)
 	e.NoRoute(func(c *gin.Context) {
 		s.writeError(c, models.Errorf(models.ENOTFOUND, "No such page or endpoint: %s", c.Request.URL.Path))
 	})
@@ -76,6 +76,7 @@ func (s *Server) routes() *gin.Engine {
 	admin.POST("/accounts", s.handleCreateAccount)
 	admin.PUT("/accounts/:email", s.handleUpdateAccount)
 	admin.DELETE("/accounts/:email", s.handleDeleteAccount)
+	admin.POST("/accounts/:email/unlock", s.handleUnlockAccount)
 	admin.GET("/config", s.handleGetConfig)
 	admin.PUT("/config", s.handlePutConfig)
 	return e
@@ -105,12 +106,39 @@ func (s *Server) observe(c *gin.Context) {
 	}
 	status := c.Writer.Status()
 	d := time.Since(start)
-	s.metrics.requests.WithLabelValues(c.Request.Method, route, itoa(status)).Inc()
-	s.metrics.latency.WithLabelValues(c.Request.Method, route).Observe(d.Seconds())
-	if status >= 500 {
-		s.logger.Warn("request", slog.String("method", c.Request.Method), slog.String("route", route),
+	method := methodLabel(c.Request.Method)
+	s.metrics.requests.WithLabelValues(method, route, itoa(status)).Inc()
+	s.metrics.latency.WithLabelValues(method, route).Observe(d.Seconds())
+	// Refusals a client can provoke at will (unknown method, no stream
+	// slot) are counted, not logged: a log line each would be a flood.
+	if status >= 500 && status != http.StatusNotImplemented && status != http.StatusServiceUnavailable {
+		s.logger.Warn("request", slog.String("method", method), slog.String("route", route),
 			slog.Int("status", status), slog.Duration("took", d))
 	}
+}
+
+// knownMethods are the HTTP methods the API answers or refuses with 405;
+// any other method name is refused before routing.
+var knownMethods = map[string]bool{http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true}
+
+// methodLabel bounds the metrics' method label: a client chooses the method
+// name, so an unknown one is "other", never its own time series.
+func methodLabel(m string) string {
+	if knownMethods[m] {
+		return m
+	}
+	return "other"
+}
+
+// refuseUnknownMethod answers 501 to a method no route could use, before
+// routing or any other work.
+func refuseUnknownMethod(c *gin.Context) {
+	if !knownMethods[c.Request.Method] {
+		c.AbortWithStatusJSON(http.StatusNotImplemented, ErrorResponse{Error: ErrorBody{Code: models.EINVALID, Message: "Unknown HTTP method."}})
+		return
+	}
+	c.Next()
 }
 
 // clearCacheOnWrite drops cached reads after any request that may write.

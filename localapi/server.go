@@ -34,13 +34,18 @@ type Server struct {
 	tokens   *tokenSigner
 	throttle *loginThrottle
 	hashSem  chan struct{} // bounds concurrent password hashing
-	dummy    string        // a hash verified for unknown emails, so they take as long
-	jobs     *jobRegistry
-	cache    *respCache
-	accounts *accountCache
-	metrics  *apiMetrics
-	registry *prometheus.Registry
-	started  time.Time
+	dummy    string        // a device-format hash no password matches: its cost class is always spent
+
+	classMu   sync.Mutex
+	classes   map[string]string // password cost class -> a hash of it (costClasses)
+	classesAt time.Time
+	streams   chan struct{} // a slot per open live stream
+	jobs      *jobRegistry
+	cache     *respCache
+	accounts  *accountCache
+	metrics   *apiMetrics
+	registry  *prometheus.Registry
+	started   time.Time
 
 	ctx    context.Context // cancelled by Close: stops streams and jobs
 	cancel context.CancelFunc
@@ -59,6 +64,7 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	}
 	s.hashSem = make(chan struct{}, max(1, runtime.NumCPU()))
 	s.throttle = newLoginThrottle(cfg, s.now)
+	s.streams = make(chan struct{}, max(1, cfg.MaxStreams))
 	s.jobs = newJobRegistry(cfg.MaxJobs)
 	s.cache = newRespCache(cfg.ReadCacheTTL, time.Now)
 	s.accounts = newAccountCache(s.now)
@@ -91,7 +97,10 @@ func (s *Server) Open() error {
 	if err != nil {
 		return fmt.Errorf("token secret: %w", err)
 	}
-	s.tokens = newTokenSigner(secret, s.cfg.TokenTTL, s.now)
+	s.tokens = newTokenSigner(secret, s.cfg.TokenTTL, s.now, s.deps.Store)
+	if err := s.tokens.load(ctx); err != nil {
+		return err
+	}
 	if s.dummy, err = models.HashPassword("unknown-account-" + strconv.FormatInt(time.Now().UnixNano(), 36)); err != nil {
 		return fmt.Errorf("dummy hash: %w", err)
 	}
@@ -99,6 +108,9 @@ func (s *Server) Open() error {
 		if err := os.MkdirAll(s.cfg.TempDir, 0o700); err != nil {
 			return fmt.Errorf("temp dir: %w", err)
 		}
+	}
+	if n := removeStaleImportDirs(s.cfg.TempDir, s.logger); n > 0 {
+		s.logger.Info("removed the temp folders of interrupted imports", slog.Int("folders", n))
 	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {

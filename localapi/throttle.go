@@ -1,92 +1,143 @@
 package localapi
 
 import (
+	"net"
 	"sync"
 	"time"
 
 	"github.com/kioskd/kioskd/models"
 )
 
-// loginThrottle counts failed logins per account and per client address.
-// maxFailures failures within window lock the key for lockout; a lock is
-// checked before any password work, so a locked key costs nothing.
+// loginThrottle slows password guessing without letting anyone lock the
+// owner out. Failures are counted per (account, client address) pair and per
+// client address; past the free failures of a key, each further attempt from
+// it must wait a delay that doubles with every failure (1 s, 2 s, 4 s ... up
+// to maxDelay), and an attempt that comes too early is refused before any
+// password work. A stranger's failures slow only the stranger's own pairs,
+// so the owner logging in from elsewhere is never refused. Loopback clients
+// (the kiosk's screen, SSH tunnels) are not pooled into one address: only
+// their pairs count. A key is forgotten after `forget` without failures; an
+// admin clears an account's keys at once (POST /accounts/{email}/unlock).
 type loginThrottle struct {
-	window, lockout     time.Duration
-	perAccount, perAddr int
-	now                 func() time.Time
+	freePair, freeAddr int
+	maxDelay, forget   time.Duration
+	now                func() time.Time
 
 	mu      sync.Mutex
-	entries map[string]*throttleEntry
+	entries map[throttleKey]*throttleEntry
 }
+
+// throttleKey is an (account, address) pair, or an address alone (email "").
+type throttleKey struct{ email, addr string }
 
 type throttleEntry struct {
-	failures    []time.Time // within window, oldest first
-	lockedUntil time.Time
+	failures   int
+	last, next time.Time // last failure; earliest next attempt
 }
 
-// maxThrottleEntries bounds the table; past it, the oldest unlocked entries
-// are dropped first by sweep, and new keys are still counted.
+// maxThrottleEntries bounds the table: past it, forgotten entries are swept
+// and, if it is still full, an arbitrary entry makes room.
 const maxThrottleEntries = 100_000
 
+// throttleBaseDelay is the first delay past the free failures.
+const throttleBaseDelay = time.Second
+
 func newLoginThrottle(cfg Config, now func() time.Time) *loginThrottle {
-	return &loginThrottle{window: cfg.LoginWindow, lockout: cfg.LoginLockout,
-		perAccount: cfg.LoginMaxFailures, perAddr: cfg.LoginMaxFailuresPerAddr, now: now,
-		entries: map[string]*throttleEntry{}}
+	return &loginThrottle{freePair: cfg.LoginMaxFailures, freeAddr: cfg.LoginMaxFailuresPerAddr,
+		maxDelay: cfg.LoginMaxDelay, forget: cfg.LoginWindow, now: now, entries: map[throttleKey]*throttleEntry{}}
 }
 
-func accountKey(email string) string { return "account:" + email }
-func addrKey(addr string) string     { return "addr:" + addr }
+// throttleAddr is the address a client is counted under: an IPv6 client by
+// its /64 (one host holds a whole /64), "" for loopback (not counted alone).
+func throttleAddr(addr string) string {
+	ip := net.ParseIP(addr)
+	switch {
+	case ip == nil:
+		return addr
+	case ip.IsLoopback():
+		return ""
+	case ip.To4() == nil:
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return ip.String()
+}
 
-// check returns ETHROTTLED when the account or the address is locked.
+// keys are the throttle's keys for a login of email from addr, pair first.
+func (t *loginThrottle) keys(email, addr string) []throttleKey {
+	a := throttleAddr(addr)
+	if a == "" {
+		return []throttleKey{{email, "loopback"}}
+	}
+	return []throttleKey{{email, a}, {"", a}}
+}
+
+// check returns ETHROTTLED when email may not be tried from addr yet.
 func (t *loginThrottle) check(email, addr string) error {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, k := range []string{accountKey(email), addrKey(addr)} {
-		if e := t.entries[k]; e != nil && now.Before(e.lockedUntil) {
-			secs := int(e.lockedUntil.Sub(now).Seconds()) + 1
-			return models.Errorf(models.ETHROTTLED, "Too many failed logins; try again in %d minutes or ask an admin.", (secs+59)/60).
+	for _, k := range t.keys(email, addr) {
+		if e := t.entries[k]; e != nil && now.Before(e.next) {
+			secs := int((e.next.Sub(now) + time.Second - 1) / time.Second)
+			return models.Errorf(models.ETHROTTLED, "Too many failed logins from here; try again in %d seconds or ask an admin to unlock the account.", secs).
 				WithDetail("retry_after_seconds", secs)
 		}
 	}
 	return nil
 }
 
-// fail records a failed login for both keys.
+// fail records a failed login of email from addr.
 func (t *loginThrottle) fail(email, addr string) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.record(accountKey(email), t.perAccount, now)
-	t.record(addrKey(addr), t.perAddr, now)
-}
-
-func (t *loginThrottle) record(k string, limit int, now time.Time) {
-	e := t.entries[k]
-	if e == nil {
-		if len(t.entries) >= maxThrottleEntries {
-			t.sweepLocked(now)
+	for _, k := range t.keys(email, addr) {
+		free := t.freePair
+		if k.email == "" {
+			free = t.freeAddr
 		}
-		e = &throttleEntry{}
-		t.entries[k] = e
-	}
-	cut := 0
-	for cut < len(e.failures) && now.Sub(e.failures[cut]) >= t.window {
-		cut++
-	}
-	e.failures = append(e.failures[cut:], now)
-	if len(e.failures) >= limit {
-		e.lockedUntil = now.Add(t.lockout)
-		e.failures = e.failures[:0]
+		e := t.entries[k]
+		if e == nil {
+			if len(t.entries) >= maxThrottleEntries {
+				t.makeRoomLocked(now)
+			}
+			e = &throttleEntry{}
+			t.entries[k] = e
+		} else if now.Sub(e.last) >= t.forget {
+			*e = throttleEntry{}
+		}
+		e.failures++
+		e.last = now
+		if n := e.failures - free; n > 0 {
+			d := t.maxDelay
+			if n <= 30 {
+				d = min(d, throttleBaseDelay<<(n-1))
+			}
+			e.next = now.Add(d)
+		}
 	}
 }
 
-// succeed clears the account's failures (not the address's: one good
-// account must not reset the count for guessing others).
-func (t *loginThrottle) succeed(email string) {
+// succeed clears the pair (not the address: one good account must not reset
+// the count for guessing others).
+func (t *loginThrottle) succeed(email, addr string) {
 	t.mu.Lock()
-	delete(t.entries, accountKey(email))
+	delete(t.entries, t.keys(email, addr)[0])
 	t.mu.Unlock()
+}
+
+// unlock clears every pair of email and returns how many there were.
+func (t *loginThrottle) unlock(email string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for k := range t.entries {
+		if k.email == email {
+			delete(t.entries, k)
+			n++
+		}
+	}
+	return n
 }
 
 func (t *loginThrottle) sweep() {
@@ -97,8 +148,19 @@ func (t *loginThrottle) sweep() {
 
 func (t *loginThrottle) sweepLocked(now time.Time) {
 	for k, e := range t.entries {
-		if now.After(e.lockedUntil) && (len(e.failures) == 0 || now.Sub(e.failures[len(e.failures)-1]) >= t.window) {
+		if now.Sub(e.last) >= t.forget && !now.Before(e.next) {
 			delete(t.entries, k)
 		}
+	}
+}
+
+// makeRoomLocked sweeps and, if nothing was forgotten, drops one entry.
+func (t *loginThrottle) makeRoomLocked(now time.Time) {
+	t.sweepLocked(now)
+	for k := range t.entries {
+		if len(t.entries) < maxThrottleEntries {
+			return
+		}
+		delete(t.entries, k)
 	}
 }

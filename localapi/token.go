@@ -39,11 +39,14 @@ func loadTokenSecret(ctx context.Context, meta models.MetaStore) ([]byte, error)
 
 // tokenClaims is what a token says. The role in it is informational: every
 // request reloads the account, so a disabled or demoted account loses access
-// at once.
+// at once. Cred ties the token to the account's credential (credTag): a new
+// password, an admin's reset or a deleted and re-created account (a new
+// hash, with a new salt) ends every token issued before.
 type tokenClaims struct {
 	ID      string             `json:"jti"`
 	Email   string             `json:"sub"`
 	Role    models.AccountRole `json:"role"`
+	Cred    string             `json:"cred"`
 	Issued  int64              `json:"iat"`
 	Expires int64              `json:"exp"`
 }
@@ -55,8 +58,10 @@ type tokenSigner struct {
 	ttl    time.Duration
 	now    func() time.Time
 
-	mu      sync.Mutex
-	revoked map[string]int64 // token id -> expiry (unix), dropped once expired
+	meta models.MetaStore // persists revocations across restarts
+	pmu  sync.Mutex       // orders revocation writes
+	mu   sync.Mutex
+	rev  revocations
 
 	// verified maps tokens whose signature and claims were already checked
 	// to their claims, so a client's every request after its first costs a
@@ -72,8 +77,21 @@ type tokenSigner struct {
 // kiosk's technicians hold at once.
 const maxVerifiedTokens = 4096
 
-func newTokenSigner(secret []byte, ttl time.Duration, now func() time.Time) *tokenSigner {
-	return &tokenSigner{secret: secret, ttl: ttl, now: now, revoked: map[string]int64{}, verified: map[string]tokenClaims{}}
+func newTokenSigner(secret []byte, ttl time.Duration, now func() time.Time, meta models.MetaStore) *tokenSigner {
+	return &tokenSigner{secret: secret, ttl: ttl, now: now, meta: meta, rev: newRevocations(), verified: map[string]tokenClaims{}}
+}
+
+// credTag names an account's current credential without revealing it: an
+// HMAC of the email and the password hash under the token secret.
+func (t *tokenSigner) credTag(a *models.LocalAccount) string {
+	m := hmac.New(sha256.New, t.secret)
+	m.Write([]byte("cred\x00" + a.Email + "\x00" + a.PasswordHash))
+	return b64url.EncodeToString(m.Sum(nil)[:12])
+}
+
+// matches reports whether c was issued for a's current credential.
+func (t *tokenSigner) matches(c *tokenClaims, a *models.LocalAccount) bool {
+	return hmac.Equal([]byte(c.Cred), []byte(t.credTag(a)))
 }
 
 var b64url = base64.RawURLEncoding
@@ -92,7 +110,7 @@ func (t *tokenSigner) issue(a *models.LocalAccount) (string, time.Time, error) {
 	}
 	now := t.now()
 	exp := now.Add(t.ttl)
-	c := tokenClaims{ID: b64url.EncodeToString(id), Email: a.Email, Role: a.Role, Issued: now.Unix(), Expires: exp.Unix()}
+	c := tokenClaims{ID: b64url.EncodeToString(id), Email: a.Email, Role: a.Role, Cred: t.credTag(a), Issued: now.Unix(), Expires: exp.Unix()}
 	js, err := json.Marshal(c)
 	if err != nil {
 		return "", time.Time{}, err
@@ -119,16 +137,24 @@ func (t *tokenSigner) verify(tok string) (*tokenClaims, error) {
 		t.verified[tok] = c
 		t.vmu.Unlock()
 	}
-	if t.now().Unix() >= c.Expires {
-		return nil, models.Errorf(models.EUNAUTHORIZED, "Your session has expired; log in again.")
-	}
-	t.mu.Lock()
-	_, revoked := t.revoked[c.ID]
-	t.mu.Unlock()
-	if revoked {
-		return nil, models.Errorf(models.EUNAUTHORIZED, "You have logged out; log in again.")
+	if err := t.check(&c); err != nil {
+		return nil, err
 	}
 	return &c, nil
+}
+
+// check refuses verified claims that expired or were revoked since.
+func (t *tokenSigner) check(c *tokenClaims) error {
+	if t.now().Unix() >= c.Expires {
+		return models.Errorf(models.EUNAUTHORIZED, "Your session has expired; log in again.")
+	}
+	t.mu.Lock()
+	revoked := t.rev.has(c)
+	t.mu.Unlock()
+	if revoked {
+		return models.Errorf(models.EUNAUTHORIZED, "You have logged out; log in again.")
+	}
+	return nil
 }
 
 // parse checks a token's form and signature and decodes its claims.
@@ -156,11 +182,39 @@ func (t *tokenSigner) parse(tok string) (*tokenClaims, error) {
 	return &c, nil
 }
 
-// revoke refuses a token until it expires (logout).
-func (t *tokenSigner) revoke(c *tokenClaims) {
+// revoke refuses a token until it expires (logout), also after a restart:
+// the revocations are stored before revoke returns.
+func (t *tokenSigner) revoke(ctx context.Context, c *tokenClaims) error {
+	t.pmu.Lock()
+	defer t.pmu.Unlock()
 	t.mu.Lock()
-	t.revoked[c.ID] = c.Expires
+	t.rev.sweep(t.now().Unix())
+	t.rev.add(c)
+	b, err := json.Marshal(&t.rev)
 	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return t.meta.SetMeta(ctx, revocationsKey, b)
+}
+
+// load reads the stored revocations (Open).
+func (t *tokenSigner) load(ctx context.Context) error {
+	b, err := t.meta.GetMeta(ctx, revocationsKey)
+	if models.ErrorCode(err) == models.ENOTFOUND {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	r := newRevocations()
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("stored token revocations: %w", err)
+	}
+	t.mu.Lock()
+	t.rev = r
+	t.rev.sweep(t.now().Unix())
+	t.mu.Unlock()
+	return nil
 }
 
 func (t *tokenSigner) sweep() {
@@ -176,12 +230,8 @@ func (t *tokenSigner) sweep() {
 	}
 	t.vmu.Unlock()
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	for id, exp := range t.revoked {
-		if exp <= now {
-			delete(t.revoked, id)
-		}
-	}
+	t.rev.sweep(now)
+	t.mu.Unlock()
 }
 
 func (c *tokenClaims) String() string { return fmt.Sprintf("token %s for %s", c.ID, c.Email) }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/modelstest"
 )
 
 // TestTokenVerifyCacheKeepsChecks: a token verified once is served from the
@@ -13,7 +14,7 @@ import (
 // every later request as on the first.
 func TestTokenVerifyCacheKeepsChecks(t *testing.T) {
 	now := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
-	ts := newTokenSigner([]byte("0123456789abcdef0123456789abcdef"), 10*time.Minute, func() time.Time { return now })
+	ts := newTokenSigner([]byte("0123456789abcdef0123456789abcdef"), 10*time.Minute, func() time.Time { return now }, modelstest.MustOpenDB(t))
 	acc := &models.LocalAccount{Email: "tech@example.org", Role: models.AccountTechnician}
 
 	tok, _, err := ts.issue(acc)
@@ -38,7 +39,9 @@ func TestTokenVerifyCacheKeepsChecks(t *testing.T) {
 	}
 
 	c, _ := ts.verify(tok)
-	ts.revoke(c)
+	if err := ts.revoke(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ts.verify(tok); models.ErrorCode(err) != models.EUNAUTHORIZED {
 		t.Fatalf("cached token after logout: %v", err)
 	}

@@ -363,7 +363,8 @@ func (s *scryptHash) verify(password string) (bool, error) {
 // ValidatePassword checks a new device-account password the way Django's
 // default validators do, with a minimum length of MinPasswordLen: not too
 // short, not entirely numeric, not a common password, not too similar to the
-// email. It returns one EINVALID error listing every problem (Details
+// email; and, beyond Django, not only spaces and free of control characters
+// (a NUL or ESC cannot be typed at a login prompt, and truncates in C code). It returns one EINVALID error listing every problem (Details
 // "problems" holds Django's codes), or nil.
 func ValidatePassword(password, email string) error {
 	var msgs, codes []string
@@ -374,6 +375,15 @@ func ValidatePassword(password, email string) error {
 		add("password_too_short", fmt.Sprintf("it is too short: use at least %d characters (it has %d)", MinPasswordLen, n))
 	case len(password) > MaxPasswordLen:
 		add("password_too_long", fmt.Sprintf("it is too long: use at most %d bytes", MaxPasswordLen))
+	}
+	if password != "" && strings.TrimSpace(password) == "" {
+		add("password_blank", "it is only spaces: use letters, digits or symbols")
+	}
+	for _, r := range password {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == utf8.RuneError {
+			add("password_control_chars", "it contains control characters or invalid UTF-8, which keyboards cannot type reliably")
+			break
+		}
 	}
 	if password != "" && isAllDigits(password) {
 		add("password_entirely_numeric", "it is entirely numeric: add letters or symbols")

@@ -204,6 +204,10 @@ func TestValidatePassword(t *testing.T) {
 		{"lovelace12", "ada.lovelace@example.com", "password_too_similar"},
 		{"elpmaxe.moc", "ada.lovelace@example.com", "password_too_similar"}, // an anagram: quick_ratio counts letters
 		{strings.Repeat("a", MaxPasswordLen+1), "", "password_too_long"},
+		{strings.Repeat(" ", 10), "a@example.com", "password_blank"},
+		{strings.Repeat("\x00", 10), "a@example.com", "password_control_chars"},
+		{"violet-harbour\x1b[2J", "a@example.com", "password_control_chars"},
+		{"violet-harbour-\xff\xfe", "a@example.com", "password_control_chars"},
 	}
 	for _, c := range bad {
 		err := ValidatePassword(c.pw, c.email)

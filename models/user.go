@@ -119,6 +119,12 @@ func (u *User) Validate() error {
 	case u.Version < 0:
 		return Errorf(EINVALID, "version: negative").WithDetail("field", "version")
 	}
+	for _, f := range [...]struct{ name, v string }{{"full_name", u.FullName}, {"external_id", u.ExternalID},
+		{"department", u.Department}, {"programme", u.Programme}, {"class_group", u.ClassGroup}} {
+		if err := checkText(f.name, f.v); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -88,10 +88,44 @@ func readHeader(b []byte, lim limits) (header, error) {
 			cfg.Width, cfg.Height, float64(px)/1e6, float64(lim.maxPixels)/1e6).
 			WithDetail("width", cfg.Width).WithDetail("height", cfg.Height).WithDetail("max_pixels", lim.maxPixels)
 	}
+	// Go's PNG decoder holds 16-bit images at 8 bytes a pixel: the pixel
+	// limit alone let a 36 MP 16-bit PNG take twice an 8-bit one's memory.
+	if bpp := decodedBytesPerPixel(h.format, cfg.ColorModel); lim.maxPixels > 0 &&
+		int64(cfg.Width)*int64(cfg.Height)*bpp > int64(lim.maxPixels)*maxDecodedBytesPerPixel {
+		need, budget := int64(cfg.Width)*int64(cfg.Height)*bpp, int64(lim.maxPixels)*maxDecodedBytesPerPixel
+		return h, models.Errorf(models.ETOOLARGE, "The image is %dx%d at %d bytes a pixel: decoding it needs %d MB, more than the %d MB limit: save it with 8 bits per channel or smaller.",
+			cfg.Width, cfg.Height, bpp, mb(need), mb(budget)).
+			WithDetail("width", cfg.Width).WithDetail("height", cfg.Height).WithDetail("bytes_per_pixel", bpp)
+	}
 	if h.orientation < 1 || h.orientation > 8 {
 		h.orientation = 1
 	}
 	return h, nil
+}
+
+// maxDecodedBytesPerPixel is the decoding budget per allowed pixel: an
+// 8-bit RGBA image at the pixel limit.
+const maxDecodedBytesPerPixel = 4
+
+// decodedBytesPerPixel is what one pixel of an image with model takes once
+// decoded: Go's PNG decoder keeps the file's depth; JPEG goes through libjpeg
+// to 8-bit BGR.
+func decodedBytesPerPixel(format string, model color.Model) int64 {
+	if format == formatJPEG {
+		return 3
+	}
+	switch model {
+	case color.GrayModel:
+		return 1
+	case color.Gray16Model:
+		return 2
+	case color.RGBA64Model, color.NRGBA64Model:
+		return 8
+	}
+	if _, ok := model.(color.Palette); ok {
+		return 1
+	}
+	return 4
 }
 
 func mb(n int64) int64 { return (n + 1<<20 - 1) >> 20 }

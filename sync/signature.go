@@ -100,7 +100,8 @@ func VerifySigned(m *SignedMessage, key ed25519.PublicKey, device, purpose, topi
 		return RejectOtherDevice, models.Errorf(models.EFORBIDDEN, "signed: for topic %q (%s), received on %q", m.Topic, m.Purpose, topic)
 	case m.Seq <= lastSeq:
 		return RejectReplay, models.Errorf(models.ECONFLICT, "signed: sequence %d already seen (last %d)", m.Seq, lastSeq)
-	case m.ExpiresAt <= m.IssuedAt || time.Duration(m.ExpiresAt-m.IssuedAt)*time.Second > MaxSignedLifetime:
+	case m.IssuedAt < 0 || m.ExpiresAt <= m.IssuedAt || m.ExpiresAt-m.IssuedAt > int64(MaxSignedLifetime/time.Second):
+		// In seconds: the lifetime in nanoseconds overflows int64 past ~292 years.
 		return RejectMalformed, models.Errorf(models.EINVALID, "signed: lifetime out of range")
 	case now.Unix() >= m.ExpiresAt:
 		return RejectExpired, models.Errorf(models.EINVALID, "signed: expired at %s", time.Unix(m.ExpiresAt, 0).UTC().Format(time.RFC3339))

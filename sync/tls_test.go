@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,15 @@ func TestTLSAndACL(t *testing.T) {
 	rogue := tlsClient(t, b.URL, certs, "kiosk-a", "kiosk-a-rogue")
 	got := make(chan string, 10)
 	rogue.Subscribe("kiosk/site1/device/kiosk-b/down/#", 1, func(_ mqtt.Client, m mqtt.Message) { got <- m.Topic() }).Wait()
+	// Another site's registry (its users and descriptors) is not readable.
+	rogue.Subscribe("kiosk/+/registry/#", 1, func(_ mqtt.Client, m mqtt.Message) {
+		if !strings.HasPrefix(m.Topic(), "kiosk/site1/") {
+			got <- m.Topic()
+		}
+	}).Wait()
+	if err := reg.PublishRaw(ctx, "kiosk/site2/registry/users", false, []byte(`{"schema":1}`)); err != nil {
+		t.Fatal(err)
+	}
 	forged, _ := json.Marshal(ksync.UplinkMessage{Schema: 1, Type: "attendance", Site: testSite, Device: "kiosk-b", Key: "forged-1", Seq: 1, Payload: json.RawMessage(`{}`)})
 	rogue.Publish("kiosk/site1/device/kiosk-b/up/attendance", 1, false, forged).Wait()
 	rogue.Publish("kiosk/site1/registry/users", 1, false, []byte(`{"schema":1}`)).Wait()

@@ -132,6 +132,10 @@ func TestDecodeUserRecord(t *testing.T) {
 		func(w *ksync.WireUser) { w.Email = "not-an-email" },
 		func(w *ksync.WireUser) { w.Role = "janitor" },
 		func(w *ksync.WireUser) { w.Status = "zombie" },
+		func(w *ksync.WireUser) { w.FullName = "Ada\x00Lovelace" },
+		func(w *ksync.WireUser) { w.FullName = "Ada \x1b[2JLovelace" },
+		func(w *ksync.WireUser) { w.FullName = "Ada \u202egpj.exe" },
+		func(w *ksync.WireUser) { w.Department = "Maths\u2066" },
 		func(w *ksync.WireUser) { w.Encodings[0].Model = "facenet" },
 		func(w *ksync.WireUser) { w.Encodings[0].Descriptor = json.RawMessage(`[1,2]`) },
 		func(w *ksync.WireUser) {
@@ -193,6 +197,13 @@ func TestVerifySigned(t *testing.T) {
 			m.ExpiresAt = now.Add(2 * time.Hour).Unix()
 		}, priv), ksync.RejectExpired},
 		"eternal": {mk(func(m *ksync.SignedMessage) { m.ExpiresAt = now.Add(365 * 24 * time.Hour).Unix() }, priv), ksync.RejectMalformed},
+		// The lifetime in nanoseconds overflows int64 and wraps to a small or
+		// negative duration.
+		"2^62 s": {mk(func(m *ksync.SignedMessage) { m.ExpiresAt = m.IssuedAt + 1<<62 }, priv), ksync.RejectMalformed},
+		"wrapped": {mk(func(m *ksync.SignedMessage) {
+			m.IssuedAt = -1 << 63
+			m.ExpiresAt = now.Add(time.Hour).Unix()
+		}, priv), ksync.RejectMalformed},
 	}
 	for name, c := range cases {
 		if got := verify(c.m); got != c.want {
