@@ -612,3 +612,17 @@ func (db *DB) pruneBackupsLocked() error {
 	}
 	return nil
 }
+
+// removeBackupTemps deletes backups and prunes a crash left half-written in
+// BackupDir: never complete, and never pruned either.
+func (db *DB) removeBackupTemps() {
+	if db.BackupDir == "" {
+		return
+	}
+	entries, _ := os.ReadDir(db.BackupDir)
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), backupTempExt) {
+			_ = os.Remove(filepath.Join(db.BackupDir, e.Name()))
+		}
+	}
+}

@@ -82,6 +82,9 @@ type DB struct {
 	aead   *sealer
 	closed bool
 
+	faultMu sync.Mutex
+	fault   writeFault // latest disk fault of a write, cleared by a success
+
 	backupAEAD cipher.AEAD // derived from the descriptor key
 	backupMu   sync.Mutex  // serializes writing and pruning backups
 
@@ -138,6 +141,7 @@ func (db *DB) Open() error {
 	// A leftover from a scrub interrupted by a crash holds only live data;
 	// the original file is still authoritative.
 	_ = os.Remove(db.scrubTempPath())
+	db.removeBackupTemps()
 
 	bdb, err := db.openBolt()
 	if err != nil {
@@ -251,6 +255,8 @@ func (db *DB) openBolt() (*bolt.DB, error) {
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store: %s is locked by another process (is kioskd already running?)", db.path)
+	} else if hint := db.diskFault(err); hint != "" {
+		return nil, fmt.Errorf("open store: %s (%w)", hint, err)
 	} else if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -333,7 +339,10 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx, w *writeState) er
 	if err == nil && w.scrub {
 		db.scheduleScrub()
 	}
-	return err
+	if err != nil && ErrorCode(err) != EINTERNAL {
+		return err // fn refused the change: not a disk fault
+	}
+	return db.noteWrite(err)
 }
 
 // writeState carries facts a write transaction learns for after its commit.
