@@ -332,7 +332,9 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx, w *writeState) er
 			if err := b.Put(scrubPendingKey, []byte{1}); err != nil {
 				return err
 			}
-			return b.Put(prunePendingKey, []byte{1})
+		}
+		if w.prune {
+			return tx.Bucket(bucketSchema).Put(prunePendingKey, []byte{1})
 		}
 		return nil
 	})
@@ -348,6 +350,7 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx, w *writeState) er
 // writeState carries facts a write transaction learns for after its commit.
 type writeState struct {
 	scrub bool // secrets were deleted: rewrite the file to wipe free pages
+	prune bool // users, encodings or accounts were deleted: prune backups too
 }
 
 // syncDir fsyncs a directory so a rename or create in it is durable.
