@@ -593,8 +593,7 @@ func TestCrashCampaign(t *testing.T) {
 			r.work(c, token, rng, stop)
 		}()
 		time.Sleep(time.Duration(50+rng.IntN(2500)) * time.Millisecond)
-		_ = c.cmd.Process.Signal(syscall.SIGKILL)
-		_ = c.cmd.Wait()
+		c.kill()
 		close(stop)
 		<-done
 		if t.Failed() {
@@ -613,10 +612,7 @@ func TestCrashCampaign(t *testing.T) {
 	// event.
 	c, took := r.start()
 	starts = append(starts, took)
-	defer func() {
-		_ = c.cmd.Process.Signal(syscall.SIGKILL)
-		_ = c.cmd.Wait()
-	}()
+	defer c.kill()
 	ids := r.journalIDs()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -769,18 +765,25 @@ func assertFaultAndRecovery(t *testing.T, r *crashRig, c *crashChildProc, token,
 	waitAPI(t, 5*time.Second, "/readyz 200 again", func() bool { code, _ := readyz(t, c); return code == http.StatusOK })
 }
 
+// startOnTmpfs starts kioskd with its data dir on a new tmpfs of size and
+// returns once it records attendance.
+func startOnTmpfs(t *testing.T, size string) (string, *crashRig, *crashChildProc) {
+	mnt := t.TempDir()
+	mustMount(t, mnt, size)
+	r := newCrashRig(t, filepath.Join(mnt, "data"))
+	c, _ := r.start()
+	waitAPI(t, 15*time.Second, "attendance recorded", func() bool { return len(r.journalIDs()) > 10 })
+	return mnt, r, c
+}
+
 // TestCrashDiskFull fills the data dir's disk (a small tmpfs) under a
 // working kioskd: writes fail with a clear error and /readyz says why,
 // nothing is corrupted, and it writes again by itself once space returns;
 // killed afterwards, its store checks clean and it starts.
 func TestCrashDiskFull(t *testing.T) {
-	mnt := t.TempDir()
-	mustMount(t, mnt, "8m")
-	r := newCrashRig(t, filepath.Join(mnt, "data"))
-	c, _ := r.start()
+	mnt, r, c := startOnTmpfs(t, "8m")
 	defer c.kill()
 	token := MustLogin(t, c.url, "crash@example.org", r.password)
-	waitAPI(t, 15*time.Second, "attendance recorded", func() bool { return len(r.journalIDs()) > 10 })
 
 	filler := filepath.Join(mnt, "filler")
 	f, err := os.Create(filler)
@@ -815,12 +818,8 @@ func TestCrashDiskFull(t *testing.T) {
 // kernel turns read-only under it gives EROFS, which writes report like a
 // full disk, see TestCrashDiskFull.)
 func TestCrashReadOnly(t *testing.T) {
-	mnt := t.TempDir()
-	mustMount(t, mnt, "64m")
-	r := newCrashRig(t, filepath.Join(mnt, "data"))
-	c, _ := r.start()
+	mnt, r, c := startOnTmpfs(t, "64m")
 	defer c.kill()
-	waitAPI(t, 15*time.Second, "attendance recorded", func() bool { return len(r.journalIDs()) > 10 })
 	c.kill()
 	remount(t, mnt, "ro")
 	c2, line := r.spawn()
