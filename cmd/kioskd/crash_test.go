@@ -52,6 +52,10 @@ const (
 	crashPubKeyEnv  = "KIOSK_CRASH_PUBKEY"
 )
 
+// crashNamePrefix starts the name of every user the campaign creates
+// through the API: "Crash Person 00042 Qz".
+const crashNamePrefix = "Crash Person "
+
 // crashChild runs kioskd on dir, prints "ready URL", then records
 // attendance every 10 ms, appending each committed event's id to the
 // journal (fsynced) before the next: what the store acknowledged.
@@ -249,7 +253,7 @@ func (r *crashRig) createUser(c *crashChildProc, token string) {
 	r.nextUser++
 	n := r.nextUser
 	r.mu.Unlock()
-	name := fmt.Sprintf("Crash Person %05d Qz", n)
+	name := fmt.Sprintf(crashNamePrefix+"%05d Qz", n)
 	body, _ := json.Marshal(map[string]string{"full_name": name, "email": fmt.Sprintf("crash%05d@example.org", n), "role": "trainee"})
 	var u models.User
 	code, err := crashDo("POST", c.url+"/api/v1/users", token, "application/json", bytes.NewReader(body), &u)
@@ -518,10 +522,28 @@ func (r *crashRig) verify(round int) *models.DB {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	for id, name := range r.deleted {
-		if bytes.Contains(raw, []byte(name)) {
-			r.t.Fatalf("round %d: deleted user %s's name %q is in the raw file", round, id, name)
+	// One pass over the file: every "Crash Person N" in it must be live.
+	deletedNames := make(map[string]bool, len(r.deleted))
+	for _, name := range r.deleted {
+		deletedNames[name] = true
+	}
+	liveNames := 0
+	for rest := raw; ; {
+		i := bytes.Index(rest, []byte(crashNamePrefix))
+		if i < 0 {
+			break
 		}
+		rest = rest[i:]
+		if end := len(crashNamePrefix) + 8; len(rest) >= end {
+			if deletedNames[string(rest[:end])] {
+				r.t.Fatalf("round %d: deleted user's name %q is in the raw file", round, rest[:end])
+			}
+			liveNames++
+		}
+		rest = rest[1:]
+	}
+	if len(r.live) > 0 && liveNames == 0 {
+		r.t.Fatalf("round %d: no live user's name found in the raw file: the scan is not working", round)
 	}
 	db = models.NewDB(dbPath)
 	db.KeyPath = keyPath
