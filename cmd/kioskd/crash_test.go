@@ -402,9 +402,12 @@ func (r *crashRig) journalIDs() []string {
 // copyData copies the data dir's database, key and backups to a fresh
 // dir, so the check does not change what the next start finds (a pending
 // scrub or prune).
-func (r *crashRig) copyData() (dbPath, keyPath, backups string) {
+func (r *crashRig) copyData() (dir, dbPath, keyPath, backups string) {
 	r.t.Helper()
-	dir := r.t.TempDir()
+	dir, err := os.MkdirTemp("", "kioskd-crash-check-")
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	dbPath, keyPath, backups = filepath.Join(dir, "kioskd.db"), filepath.Join(dir, "descriptors.key"), filepath.Join(dir, "backups")
 	files := map[string]string{filepath.Join(r.dataDir, "kioskd.db"): dbPath, filepath.Join(r.dataDir, "keys", "descriptors.key"): keyPath}
 	entries, _ := os.ReadDir(filepath.Join(r.dataDir, "backups"))
@@ -425,7 +428,7 @@ func (r *crashRig) copyData() (dbPath, keyPath, backups string) {
 			r.t.Fatal(err)
 		}
 	}
-	return dbPath, keyPath, backups
+	return dir, dbPath, keyPath, backups
 }
 
 // verifyBackups restores every backup left after Open and Close (which
@@ -446,7 +449,7 @@ func (r *crashRig) verifyBackups(round int, keyPath, dir string) int {
 		if err != nil {
 			r.t.Fatal(err)
 		}
-		dbPath := filepath.Join(r.t.TempDir(), "restored.db")
+		dbPath := filepath.Join(filepath.Dir(keyPath), "restored-"+e.Name())
 		err = models.RestoreBackup(f, keyPath, dbPath)
 		f.Close()
 		if err != nil {
@@ -474,11 +477,12 @@ func (r *crashRig) verifyBackups(round int, keyPath, dir string) int {
 // verify opens a copy of the killed child's store and checks it: Open and
 // db.Check pass, every acknowledged user and attendance event is there,
 // every acknowledged deletion stays deleted and its name is gone from the
-// raw file. It returns the store for further checks; the caller closes it.
-func (r *crashRig) verify(round int) *models.DB {
+// raw file. It returns every user of the store.
+func (r *crashRig) verify(round int) []*models.User {
 	r.t.Helper()
 	ctx := context.Background()
-	dbPath, keyPath, backups := r.copyData()
+	dir, dbPath, keyPath, backups := r.copyData()
+	defer os.RemoveAll(dir) // a thousand rounds of copies add up
 	db := models.NewDB(dbPath)
 	db.KeyPath, db.BackupDir = keyPath, backups
 	if err := db.Open(); err != nil {
@@ -550,7 +554,12 @@ func (r *crashRig) verify(round int) *models.DB {
 	if err := db.Open(); err != nil {
 		r.t.Fatal(err)
 	}
-	return db
+	defer db.Close()
+	users, err := allUsers(ctx, db)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return users
 }
 
 // crashRounds is how many kills a run does: KIOSK_CRASH_ROUNDS (make crash
@@ -621,10 +630,7 @@ func TestCrashCampaign(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("round %d failed; child's log:\n%s", round, c.stderr.String())
 		}
-		db := r.verify(round)
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
+		r.verify(round)
 		if (round+1)%50 == 0 {
 			t.Logf("%d rounds: acknowledged %v and %d attendance events, all checked", round+1, r.ops, len(r.journalIDs()))
 		}
@@ -652,16 +658,10 @@ func TestCrashCampaign(t *testing.T) {
 	for _, rec := range r.reg.Live() {
 		wantCentral[rec.User.ID] = true
 	}
-	var db *models.DB
 	if err := r.reg.WaitFor(ctx, func() bool {
 		_ = c.cmd.Process.Signal(syscall.SIGSTOP) // a consistent copy
-		db = r.verify(rounds)
+		users := r.verify(rounds)
 		_ = c.cmd.Process.Signal(syscall.SIGCONT)
-		users, err := allUsers(ctx, db)
-		_ = db.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
 		got := 0
 		for _, u := range users {
 			if strings.HasPrefix(u.ID, "c-") {
@@ -828,7 +828,7 @@ func TestCrashDiskFull(t *testing.T) {
 		}
 	})
 	c.kill()
-	r.verify(0).Close()
+	r.verify(0)
 	c, _ = r.start()
 	c.kill()
 }
@@ -857,12 +857,12 @@ func TestCrashReadOnly(t *testing.T) {
 	}
 	t.Logf("start on a read-only data dir: %s", strings.TrimSpace(line))
 	remount(t, mnt, "rw")
-	r.verify(0).Close()
+	r.verify(0)
 	c, _ = r.start()
 	token := MustLogin(t, c.url, "crash@example.org", r.password)
 	if code, msg := tryCreate(t, c, token, "After Read Only"); code != http.StatusCreated {
 		t.Fatalf("create after the data dir is writable again: %d %s", code, msg)
 	}
 	c.kill()
-	r.verify(1).Close()
+	r.verify(1)
 }
