@@ -566,14 +566,13 @@ func (db *DB) pruneBackupFile(path string, ls liveSets) (bool, error) {
 }
 
 // pruneBackupsLocked removes what was deleted from the store from every
-// backup in BackupDir, then clears the pending mark. The caller holds db.mu
-// (either way) with the store open.
+// backup in BackupDir, then clears the pending mark. The caller holds
+// db.backupMu, then db.mu (either way) with the store open: backupMu is
+// always taken first.
 func (db *DB) pruneBackupsLocked() error {
 	if db.BackupDir == "" {
 		return nil
 	}
-	db.backupMu.Lock()
-	defer db.backupMu.Unlock()
 	var ls liveSets
 	var pending bool
 	if err := db.bolt.View(func(tx *bolt.Tx) error {

@@ -86,7 +86,7 @@ type DB struct {
 	fault   writeFault // latest disk fault of a write, cleared by a success
 
 	backupAEAD cipher.AEAD // derived from the descriptor key
-	backupMu   sync.Mutex  // serializes writing and pruning backups
+	backupMu   sync.Mutex  // serializes writing and pruning backups; taken before mu
 
 	scrubMu      sync.Mutex // guards scrubPending
 	scrubPending bool
@@ -271,6 +271,8 @@ func (db *DB) Close() error {
 	}
 	db.wg.Wait()
 
+	db.backupMu.Lock() // before db.mu, as everywhere
+	defer db.backupMu.Unlock()
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.bolt == nil {
