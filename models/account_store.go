@@ -130,7 +130,7 @@ func (db *DB) DeleteAccount(ctx context.Context, email string) error {
 		if b.Get(k) == nil {
 			return Errorf(ENOTFOUND, "no account with email %q", email)
 		}
-		w.scrub = true // the password hash should not linger in free pages
+		w.scrub, w.prune = true, true // the password hash should not linger in free pages or backups
 		return b.Delete(k)
 	})
 }

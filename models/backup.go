@@ -566,14 +566,13 @@ func (db *DB) pruneBackupFile(path string, ls liveSets) (bool, error) {
 }
 
 // pruneBackupsLocked removes what was deleted from the store from every
-// backup in BackupDir, then clears the pending mark. The caller holds db.mu
-// (either way) with the store open.
+// backup in BackupDir, then clears the pending mark. The caller holds
+// db.backupMu, then db.mu (either way) with the store open: backupMu is
+// always taken first.
 func (db *DB) pruneBackupsLocked() error {
 	if db.BackupDir == "" {
 		return nil
 	}
-	db.backupMu.Lock()
-	defer db.backupMu.Unlock()
 	var ls liveSets
 	var pending bool
 	if err := db.bolt.View(func(tx *bolt.Tx) error {
@@ -611,4 +610,18 @@ func (db *DB) pruneBackupsLocked() error {
 		db.Logger.Info("pruned deletions from backups", "files", pruned)
 	}
 	return nil
+}
+
+// removeBackupTemps deletes backups and prunes a crash left half-written in
+// BackupDir: never complete, and never pruned either.
+func (db *DB) removeBackupTemps() {
+	if db.BackupDir == "" {
+		return
+	}
+	entries, _ := os.ReadDir(db.BackupDir)
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), backupTempExt) {
+			_ = os.Remove(filepath.Join(db.BackupDir, e.Name()))
+		}
+	}
 }

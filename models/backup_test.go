@@ -2,9 +2,11 @@ package models_test
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/kioskd/kioskd/models"
@@ -114,5 +116,53 @@ func TestBackupEncryptedAndPrunedOnDelete(t *testing.T) {
 	entries, _ := os.ReadDir(backups)
 	if len(entries) != 2 {
 		t.Fatalf("backup dir holds %d files after pruning, want 2 (no temporary left)", len(entries))
+	}
+}
+
+// Backups written while users are deleted, scrubbed and pruned, and the
+// store closed meanwhile, neither deadlock nor leave a backup that fails to
+// restore.
+func TestBackupConcurrentWithScrubAndClose(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(31, 32))
+	backups := t.TempDir()
+	db := modelstest.MustOpenDBWith(t, func(db *models.DB) { db.BackupDir = backups })
+	var ids []string
+	for range 40 {
+		u := modelstest.MustCreateUser(t, db, nil)
+		modelstest.MustAddEncoding(t, db, u.ID, modelstest.RandomDescriptor(rng))
+		ids = append(ids, u.ID)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			if _, err := db.WriteBackup(filepath.Join(backups, "kioskd-"+strconv.Itoa(i%3)+".backup")); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for _, id := range ids[:20] {
+		if err := db.DeleteUser(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Scrub(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, models.ErrClosed) {
+		t.Fatalf("backup writer stopped with %v, want ErrClosed", err)
+	}
+	entries, _ := os.ReadDir(backups)
+	for _, e := range entries {
+		r := mustRestore(t, filepath.Join(backups, e.Name()), db.KeyPath)
+		for _, id := range ids[:20] {
+			if _, err := r.GetUser(ctx, id); models.ErrorCode(err) != models.ENOTFOUND {
+				t.Fatalf("%s: deleted user %s restored after close pruned: %v", e.Name(), id, err)
+			}
+		}
 	}
 }

@@ -82,8 +82,11 @@ type DB struct {
 	aead   *sealer
 	closed bool
 
+	faultMu sync.Mutex
+	fault   writeFault // latest disk fault of a write, cleared by a success
+
 	backupAEAD cipher.AEAD // derived from the descriptor key
-	backupMu   sync.Mutex  // serializes writing and pruning backups
+	backupMu   sync.Mutex  // serializes writing and pruning backups; taken before mu
 
 	scrubMu      sync.Mutex // guards scrubPending
 	scrubPending bool
@@ -138,6 +141,7 @@ func (db *DB) Open() error {
 	// A leftover from a scrub interrupted by a crash holds only live data;
 	// the original file is still authoritative.
 	_ = os.Remove(db.scrubTempPath())
+	db.removeBackupTemps()
 
 	bdb, err := db.openBolt()
 	if err != nil {
@@ -251,6 +255,8 @@ func (db *DB) openBolt() (*bolt.DB, error) {
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store: %s is locked by another process (is kioskd already running?)", db.path)
+	} else if hint := db.diskFault(err); hint != "" {
+		return nil, fmt.Errorf("open store: %s (%w)", hint, err)
 	} else if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -265,6 +271,8 @@ func (db *DB) Close() error {
 	}
 	db.wg.Wait()
 
+	db.backupMu.Lock() // before db.mu, as everywhere
+	defer db.backupMu.Unlock()
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.bolt == nil {
@@ -326,19 +334,25 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx, w *writeState) er
 			if err := b.Put(scrubPendingKey, []byte{1}); err != nil {
 				return err
 			}
-			return b.Put(prunePendingKey, []byte{1})
+		}
+		if w.prune {
+			return tx.Bucket(bucketSchema).Put(prunePendingKey, []byte{1})
 		}
 		return nil
 	})
 	if err == nil && w.scrub {
 		db.scheduleScrub()
 	}
-	return err
+	if err != nil && ErrorCode(err) != EINTERNAL {
+		return err // fn refused the change: not a disk fault
+	}
+	return db.noteWrite(err)
 }
 
 // writeState carries facts a write transaction learns for after its commit.
 type writeState struct {
 	scrub bool // secrets were deleted: rewrite the file to wipe free pages
+	prune bool // users, encodings or accounts were deleted: prune backups too
 }
 
 // syncDir fsyncs a directory so a rename or create in it is durable.

@@ -1,7 +1,9 @@
 package models
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
@@ -126,4 +128,27 @@ func (db *DB) RawOutboxForTest(seq uint64) []byte {
 		return nil
 	})
 	return v
+}
+
+// ParseBackupForTest runs the backup parsers over data: as a whole file
+// (decrypted with key) and as a plaintext record stream. It returns the
+// records read from the stream.
+func ParseBackupForTest(key, data []byte) int {
+	if aead, err := newBackupAEAD(key); err == nil {
+		if br, err := newBackupReader(bytes.NewReader(data), aead); err == nil {
+			_, _ = io.Copy(io.Discard, br)
+		}
+	}
+	n := 0
+	_ = readRecords(bytes.NewReader(data), func(*backupRecord) error { n++; return nil })
+	return n
+}
+
+// DumpStreamForTest returns the plaintext record stream of the store.
+func (db *DB) DumpStreamForTest() []byte {
+	var buf bytes.Buffer
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	_ = db.bolt.View(func(tx *bolt.Tx) error { return dumpTx(tx, &buf) })
+	return buf.Bytes()
 }

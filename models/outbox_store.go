@@ -138,30 +138,35 @@ func txDeleteOutbox(tx *bolt.Tx, w *writeState, m *OutboxMessage) error {
 
 // txDeleteUserOutbox drops the pending messages that carry the user's data.
 func (db *DB) txDeleteUserOutbox(tx *bolt.Tx, w *writeState, userID string) error {
-	prefix := userPrefix(userID)
-	var seqs []uint64
-	c := tx.Bucket(bucketOutboxUsers).Cursor()
+	_, err := db.txDeleteIndexed(tx, w, tx.Bucket(bucketOutboxUsers), userPrefix(userID))
+	return err
+}
+
+// txDeleteIndexed deletes the messages whose entries in index (prefix, then
+// a big-endian seq) start with prefix, and returns how many it deleted.
+func (db *DB) txDeleteIndexed(tx *bolt.Tx, w *writeState, index *bolt.Bucket, prefix []byte) (int, error) {
+	var seqs [][]byte
+	c := index.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if len(k) == len(prefix)+8 {
-			seqs = append(seqs, binary.BigEndian.Uint64(k[len(prefix):]))
+			seqs = append(seqs, cloneBytes(k[len(prefix):]))
 		}
 	}
 	outbox := tx.Bucket(bucketOutbox)
-	for _, seq := range seqs {
-		k := seqKey(seq)
-		v := outbox.Get(k)
+	for _, sk := range seqs {
+		v := outbox.Get(sk)
 		if v == nil {
-			return fmt.Errorf("outbox user index points at missing message %d", seq)
+			return 0, fmt.Errorf("outbox index points at missing message %x", sk)
 		}
-		m, err := db.openOutbox(k, v)
+		m, err := db.openOutbox(sk, v)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if err := txDeleteOutbox(tx, w, m); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return len(seqs), nil
 }
 
 // Enqueue appends messages in one transaction, assigning Seq and CreatedAt.
@@ -222,34 +227,17 @@ func (db *DB) AckOutbox(ctx context.Context, keys []string) (int, error) {
 	var n int
 	err := db.update(ctx, func(tx *bolt.Tx, w *writeState) error {
 		n = 0
-		outbox, index := tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxKeys)
+		index := tx.Bucket(bucketOutboxKeys)
 		events, eventIDs := tx.Bucket(bucketAttendance), tx.Bucket(bucketAttendanceID)
 		for _, key := range keys {
 			if key == "" {
 				continue
 			}
-			prefix := append([]byte(key), 0)
-			var seqs [][]byte
-			c := index.Cursor()
-			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-				if len(k) == len(prefix)+8 {
-					seqs = append(seqs, cloneBytes(k[len(prefix):]))
-				}
+			removed, err := db.txDeleteIndexed(tx, w, index, append([]byte(key), 0))
+			if err != nil {
+				return err
 			}
-			for _, sk := range seqs {
-				v := outbox.Get(sk)
-				if v == nil {
-					return fmt.Errorf("outbox key index points at missing message %x", sk)
-				}
-				m, err := db.openOutbox(sk, v)
-				if err != nil {
-					return err
-				}
-				if err := txDeleteOutbox(tx, w, m); err != nil {
-					return err
-				}
-				n++
-			}
+			n += removed
 			ek := eventIDs.Get([]byte(key))
 			if ek == nil {
 				continue

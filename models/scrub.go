@@ -70,6 +70,8 @@ func (db *DB) Scrub() error {
 	db.mu.Unlock()
 	// Pruning reads the store and rewrites backup files: other operations
 	// go on meanwhile.
+	db.backupMu.Lock()
+	defer db.backupMu.Unlock()
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.bolt == nil {

@@ -155,7 +155,7 @@ func (db *DB) txDeleteUser(tx *bolt.Tx, w *writeState, u *User) error {
 	if _, err := txDeleteEncodings(tx, w, u.ID, func(EncodingSource) bool { return true }); err != nil {
 		return err
 	}
-	w.scrub = true
+	w.scrub, w.prune = true, true
 	return nil
 }
 
@@ -187,7 +187,7 @@ func txDeleteEncodings(tx *bolt.Tx, w *writeState, userID string, match func(Enc
 		}
 	}
 	if len(keys) > 0 {
-		w.scrub = true
+		w.scrub, w.prune = true, true
 	}
 	return len(keys), nil
 }
@@ -483,7 +483,7 @@ func (db *DB) DeleteEncoding(ctx context.Context, id string) error {
 		if err := ids.Delete([]byte(id)); err != nil {
 			return err
 		}
-		w.scrub = true
+		w.scrub, w.prune = true, true
 		return nil
 	})
 }

@@ -210,7 +210,7 @@ func (cw *centralWriter) remove(old *User) error {
 			return err
 		}
 		_, err := txDeleteEncodings(cw.tx, cw.w, old.ID, func(EncodingSource) bool { return true })
-		cw.w.scrub = true
+		cw.w.scrub, cw.w.prune = true, true
 		return err
 	}
 	return cw.db.txDeleteUser(cw.tx, cw.w, old)

@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,17 +39,12 @@ func TestAccountPushCannotTakeOverLocalAdmin(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 15*time.Second, "two account results", func() bool {
-		n := 0
-		for _, r := range reg.Results() {
-			if r.Purpose == ksync.DownAccount {
-				n++
-			}
-		}
-		return n == 2
-	})
-	for _, r := range reg.Results() {
-		if r.Purpose == ksync.DownAccount && (r.OK || !strings.Contains(r.Error, "created on the device")) {
+	accountResults := func() []ksync.CommandResult {
+		return slices.DeleteFunc(reg.Results(), func(r ksync.CommandResult) bool { return r.Purpose != ksync.DownAccount })
+	}
+	waitFor(t, 15*time.Second, "two account results", func() bool { return len(accountResults()) == 2 })
+	for _, r := range accountResults() {
+		if r.OK || !strings.Contains(r.Error, "created on the device") {
 			t.Fatalf("push %s reported %+v, want refused as a device-local account", r.Name, r)
 		}
 	}

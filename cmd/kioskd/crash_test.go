@@ -52,6 +52,10 @@ const (
 	crashPubKeyEnv  = "KIOSK_CRASH_PUBKEY"
 )
 
+// crashNamePrefix starts the name of every user the campaign creates
+// through the API: "Crash Person 00042 Qz".
+const crashNamePrefix = "Crash Person "
+
 // crashChild runs kioskd on dir, prints "ready URL", then records
 // attendance every 10 ms, appending each committed event's id to the
 // journal (fsynced) before the next: what the store acknowledged.
@@ -68,6 +72,7 @@ func crashChild(dir string) int {
 	m.Config.Sync.OutboxPoll = 50 * time.Millisecond
 	m.Config.Sync.MinBackoff = 100 * time.Millisecond
 	m.Config.Sync.MaxBackoff = time.Second
+	m.Config.Jobs.BackupCron, m.Config.Jobs.BackupKeep = "@every 1s", 3 // kills land in backups and prunes too
 	m.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if err := m.Config.Validate(); err != nil {
 		fmt.Println("error:", err)
@@ -114,7 +119,9 @@ type crashRig struct {
 	central   []string          // ids of central users pushed and not deleted
 	faceUser  string            // the one API user holding a face, "" when none
 	ops       map[string]int    // acknowledged operations by kind
-	nextUser  int
+	// backupsChecked counts restored backups checked.
+	backupsChecked int
+	nextUser       int
 }
 
 // crashChildProc is one running child.
@@ -128,6 +135,17 @@ type crashChildProc struct {
 func (r *crashRig) start() (*crashChildProc, time.Duration) {
 	r.t.Helper()
 	begin := time.Now()
+	c, line := r.spawn()
+	if c.url == "" {
+		r.t.Fatalf("kioskd did not start: %q\n%s", line, c.stderr.String())
+	}
+	return c, time.Since(begin)
+}
+
+// spawn runs a child and returns it once it printed its first line (its
+// url is empty when that line is not "ready URL": the child has exited).
+func (r *crashRig) spawn() (*crashChildProc, string) {
+	r.t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+r.dataDir, crashJournalEnv+"="+r.journal,
 		crashBrokerEnv+"="+r.broker, crashPubKeyEnv+"="+base64.StdEncoding.EncodeToString(r.pub),
@@ -147,20 +165,27 @@ func (r *crashRig) start() (*crashChildProc, time.Duration) {
 		line <- s
 		_, _ = io.Copy(io.Discard, out)
 	}()
+	c := &crashChildProc{cmd: cmd, stderr: &stderr}
 	select {
 	case s := <-line:
 		if url, ok := strings.CutPrefix(strings.TrimSpace(s), "ready "); ok {
-			return &crashChildProc{cmd: cmd, url: url, stderr: &stderr}, time.Since(begin)
+			c.url = url
+			return c, s
 		}
-		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		r.t.Fatalf("kioskd did not start: %q\n%s", s, stderr.String())
+		return c, s
 	case <-time.After(90 * time.Second):
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		r.t.Fatalf("kioskd not ready after 90 s\n%s", stderr.String())
 	}
-	return nil, 0
+	return nil, ""
+}
+
+// kill stops a child with SIGKILL.
+func (c *crashChildProc) kill() {
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	_ = c.cmd.Wait()
 }
 
 // lockedWriter serializes writes from the child's stderr copier and reads
@@ -228,7 +253,7 @@ func (r *crashRig) createUser(c *crashChildProc, token string) {
 	r.nextUser++
 	n := r.nextUser
 	r.mu.Unlock()
-	name := fmt.Sprintf("Crash Person %05d Qz", n)
+	name := fmt.Sprintf(crashNamePrefix+"%05d Qz", n)
 	body, _ := json.Marshal(map[string]string{"full_name": name, "email": fmt.Sprintf("crash%05d@example.org", n), "role": "trainee"})
 	var u models.User
 	code, err := crashDo("POST", c.url+"/api/v1/users", token, "application/json", bytes.NewReader(body), &u)
@@ -262,6 +287,11 @@ func (r *crashRig) pickLive(rng *mrand.Rand) (string, string) {
 
 func (r *crashRig) deleteUser(c *crashChildProc, token string, rng *mrand.Rand) {
 	id, name := r.pickLive(rng)
+	r.mu.Lock()
+	if r.faceUser != "" && rng.IntN(2) == 0 { // faces go too, often
+		id, name = r.faceUser, r.live[r.faceUser]
+	}
+	r.mu.Unlock()
 	if id == "" {
 		return
 	}
@@ -369,34 +399,92 @@ func (r *crashRig) journalIDs() []string {
 	return ids
 }
 
-// copyData copies the data dir's database and key to a fresh dir, so the
-// check does not change what the next start finds (a pending scrub).
-func (r *crashRig) copyData() (dbPath, keyPath string) {
+// copyData copies the data dir's database, key and backups to a fresh
+// dir, so the check does not change what the next start finds (a pending
+// scrub or prune).
+func (r *crashRig) copyData() (dir, dbPath, keyPath, backups string) {
 	r.t.Helper()
-	dir := r.t.TempDir()
-	dbPath, keyPath = filepath.Join(dir, "kioskd.db"), filepath.Join(dir, "descriptors.key")
-	for src, dst := range map[string]string{filepath.Join(r.dataDir, "kioskd.db"): dbPath, filepath.Join(r.dataDir, "keys", "descriptors.key"): keyPath} {
+	dir, err := os.MkdirTemp("", "kioskd-crash-check-")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	dbPath, keyPath, backups = filepath.Join(dir, "kioskd.db"), filepath.Join(dir, "descriptors.key"), filepath.Join(dir, "backups")
+	files := map[string]string{filepath.Join(r.dataDir, "kioskd.db"): dbPath, filepath.Join(r.dataDir, "keys", "descriptors.key"): keyPath}
+	entries, _ := os.ReadDir(filepath.Join(r.dataDir, "backups"))
+	for _, e := range entries {
+		files[filepath.Join(r.dataDir, "backups", e.Name())] = filepath.Join(backups, e.Name())
+	}
+	if err := os.MkdirAll(backups, 0o700); err != nil {
+		r.t.Fatal(err)
+	}
+	for src, dst := range files {
 		b, err := os.ReadFile(src)
-		if err != nil {
+		if errors.Is(err, os.ErrNotExist) && strings.HasPrefix(dst, backups) {
+			continue // pruned by the child meanwhile
+		} else if err != nil {
 			r.t.Fatal(err)
 		}
 		if err := os.WriteFile(dst, b, 0o600); err != nil {
 			r.t.Fatal(err)
 		}
 	}
-	return dbPath, keyPath
+	return dir, dbPath, keyPath, backups
+}
+
+// verifyBackups restores every backup left after Open and Close (which
+// prune deletions from them): each opens, passes db.Check and holds no
+// acknowledged deletion. It returns how many it checked.
+func (r *crashRig) verifyBackups(round int, keyPath, dir string) int {
+	r.t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			r.t.Fatalf("round %d: half-written backup %s survived an open", round, e.Name())
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		dbPath := filepath.Join(filepath.Dir(keyPath), "restored-"+e.Name())
+		err = models.RestoreBackup(f, keyPath, dbPath)
+		f.Close()
+		if err != nil {
+			r.t.Fatalf("round %d: backup %s does not restore: %v", round, e.Name(), err)
+		}
+		db := models.NewDB(dbPath)
+		db.KeyPath = keyPath
+		if err := db.Open(); err != nil {
+			r.t.Fatalf("round %d: restored backup %s does not open: %v", round, e.Name(), err)
+		}
+		if err := db.Check(); err != nil {
+			r.t.Fatalf("round %d: restored backup %s: %v", round, e.Name(), err)
+		}
+		for id, name := range r.deleted {
+			if _, err := db.GetUser(context.Background(), id); models.ErrorCode(err) != models.ENOTFOUND {
+				r.t.Fatalf("round %d: backup %s brings back deleted user %s (%s): %v", round, e.Name(), id, name, err)
+			}
+		}
+		_ = db.Close()
+		n++
+	}
+	return n
 }
 
 // verify opens a copy of the killed child's store and checks it: Open and
 // db.Check pass, every acknowledged user and attendance event is there,
 // every acknowledged deletion stays deleted and its name is gone from the
-// raw file. It returns the store for further checks; the caller closes it.
-func (r *crashRig) verify(round int) *models.DB {
+// raw file. It returns every user of the store.
+func (r *crashRig) verify(round int) []*models.User {
 	r.t.Helper()
 	ctx := context.Background()
-	dbPath, keyPath := r.copyData()
+	dir, dbPath, keyPath, backups := r.copyData()
+	defer os.RemoveAll(dir) // a thousand rounds of copies add up
 	db := models.NewDB(dbPath)
-	db.KeyPath = keyPath
+	db.KeyPath, db.BackupDir = keyPath, backups
 	if err := db.Open(); err != nil {
 		r.t.Fatalf("round %d: store does not open after kill -9: %v", round, err)
 	}
@@ -430,24 +518,48 @@ func (r *crashRig) verify(round int) *models.DB {
 			r.t.Fatalf("round %d: acknowledged attendance %s lost", round, id)
 		}
 	}
-	if err := db.Close(); err != nil { // scrubs what the open left pending
+	if err := db.Close(); err != nil { // scrubs and prunes what the open left pending
 		r.t.Fatal(err)
 	}
+	r.backupsChecked += r.verifyBackups(round, keyPath, backups)
 	raw, err := os.ReadFile(dbPath)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	for id, name := range r.deleted {
-		if bytes.Contains(raw, []byte(name)) {
-			r.t.Fatalf("round %d: deleted user %s's name %q is in the raw file", round, id, name)
+	// One pass over the file: every "Crash Person N" in it must be live.
+	deletedNames := make(map[string]bool, len(r.deleted))
+	for _, name := range r.deleted {
+		deletedNames[name] = true
+	}
+	liveNames := 0
+	for rest := raw; ; {
+		i := bytes.Index(rest, []byte(crashNamePrefix))
+		if i < 0 {
+			break
 		}
+		rest = rest[i:]
+		if end := len(crashNamePrefix) + 8; len(rest) >= end {
+			if deletedNames[string(rest[:end])] {
+				r.t.Fatalf("round %d: deleted user's name %q is in the raw file", round, rest[:end])
+			}
+			liveNames++
+		}
+		rest = rest[1:]
+	}
+	if len(r.live) > 0 && liveNames == 0 {
+		r.t.Fatalf("round %d: no live user's name found in the raw file: the scan is not working", round)
 	}
 	db = models.NewDB(dbPath)
 	db.KeyPath = keyPath
 	if err := db.Open(); err != nil {
 		r.t.Fatal(err)
 	}
-	return db
+	defer db.Close()
+	users, err := allUsers(ctx, db)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return users
 }
 
 // crashRounds is how many kills a run does: KIOSK_CRASH_ROUNDS (make crash
@@ -512,17 +624,13 @@ func TestCrashCampaign(t *testing.T) {
 			r.work(c, token, rng, stop)
 		}()
 		time.Sleep(time.Duration(50+rng.IntN(2500)) * time.Millisecond)
-		_ = c.cmd.Process.Signal(syscall.SIGKILL)
-		_ = c.cmd.Wait()
+		c.kill()
 		close(stop)
 		<-done
 		if t.Failed() {
 			t.Fatalf("round %d failed; child's log:\n%s", round, c.stderr.String())
 		}
-		db := r.verify(round)
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
+		r.verify(round)
 		if (round+1)%50 == 0 {
 			t.Logf("%d rounds: acknowledged %v and %d attendance events, all checked", round+1, r.ops, len(r.journalIDs()))
 		}
@@ -532,10 +640,7 @@ func TestCrashCampaign(t *testing.T) {
 	// event.
 	c, took := r.start()
 	starts = append(starts, took)
-	defer func() {
-		_ = c.cmd.Process.Signal(syscall.SIGKILL)
-		_ = c.cmd.Wait()
-	}()
+	defer c.kill()
 	ids := r.journalIDs()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -553,16 +658,10 @@ func TestCrashCampaign(t *testing.T) {
 	for _, rec := range r.reg.Live() {
 		wantCentral[rec.User.ID] = true
 	}
-	var db *models.DB
 	if err := r.reg.WaitFor(ctx, func() bool {
 		_ = c.cmd.Process.Signal(syscall.SIGSTOP) // a consistent copy
-		db = r.verify(rounds)
+		users := r.verify(rounds)
 		_ = c.cmd.Process.Signal(syscall.SIGCONT)
-		users, err := allUsers(ctx, db)
-		_ = db.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
 		got := 0
 		for _, u := range users {
 			if strings.HasPrefix(u.ID, "c-") {
@@ -577,8 +676,8 @@ func TestCrashCampaign(t *testing.T) {
 		t.Fatalf("kiosk did not converge to central's users: %v", err)
 	}
 	slices.Sort(starts)
-	t.Logf("crash campaign: %d kills; acknowledged %v and %d attendance events; none lost, none deleted came back; start to ready median %s, max %s",
-		rounds, r.ops, len(ids), starts[len(starts)/2].Round(time.Millisecond), starts[len(starts)-1].Round(time.Millisecond))
+	t.Logf("crash campaign: %d kills; acknowledged %v and %d attendance events; none lost, none deleted came back (store nor %d restored backups); start to ready median %s, max %s",
+		rounds, r.ops, len(ids), r.backupsChecked, starts[len(starts)/2].Round(time.Millisecond), starts[len(starts)-1].Round(time.Millisecond))
 }
 
 // allUsers lists every user, page by page.
@@ -594,4 +693,176 @@ func allUsers(ctx context.Context, db *models.DB) ([]*models.User, error) {
 			return out, nil
 		}
 	}
+}
+
+// mustMount mounts a tmpfs of size at dir (kioskd's tests run as root on
+// their CI and dev machines) and unmounts it at cleanup.
+func mustMount(t *testing.T, dir, size string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a tmpfs for the data dir (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+}
+
+// remount changes a mount's options (ro, rw).
+func remount(t *testing.T, dir, opt string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", "remount,"+opt, dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount %s %s: %v: %s", dir, opt, err, out)
+	}
+}
+
+// waitAPI polls fn every 100 ms until it returns true or d passes.
+func waitAPI(t *testing.T, d time.Duration, what string, fn func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !fn(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("after %s: %s", d, what)
+		}
+	}
+}
+
+// apiError is the API's error body.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// tryCreate creates a user through the API and returns the status and the
+// error message.
+func tryCreate(t *testing.T, c *crashChildProc, token, name string) (int, string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"full_name": name, "email": strings.ToLower(strings.ReplaceAll(name, " ", ".")) + "@example.org", "role": "trainee"})
+	var out json.RawMessage
+	code, err := crashDo("POST", c.url+"/api/v1/users", token, "application/json", bytes.NewReader(body), &out)
+	if err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	var e apiError
+	_ = json.Unmarshal(out, &e)
+	return code, e.Error.Message
+}
+
+// readyz returns /readyz's status and body.
+func readyz(t *testing.T, c *crashChildProc) (int, string) {
+	t.Helper()
+	resp, err := http.Get(c.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// assertFaultAndRecovery checks that while the fault lasts writes fail with
+// an actionable message and /readyz says why, and that once clear() ends it
+// kioskd writes again without a restart.
+func assertFaultAndRecovery(t *testing.T, r *crashRig, c *crashChildProc, token, want string, clear func()) {
+	var msg string
+	waitAPI(t, 15*time.Second, "a write refused with "+want, func() bool {
+		code, m := tryCreate(t, c, token, fmt.Sprintf("Fault Probe %d", time.Now().UnixNano()))
+		msg = m
+		return code == http.StatusServiceUnavailable && strings.Contains(m, want)
+	})
+	code, body := readyz(t, c)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, want) {
+		t.Fatalf("/readyz during the fault: %d %s", code, body)
+	}
+	journal := len(r.journalIDs())
+	t.Logf("during the fault: API %q; /readyz %d %s", msg, code, strings.TrimSpace(body))
+	clear()
+	waitAPI(t, 15*time.Second, "a write accepted after the fault", func() bool {
+		code, _ := tryCreate(t, c, token, fmt.Sprintf("After Fault %d", time.Now().UnixNano()))
+		return code == http.StatusCreated
+	})
+	waitAPI(t, 15*time.Second, "attendance recorded again", func() bool { return len(r.journalIDs()) > journal+10 })
+	waitAPI(t, 5*time.Second, "/readyz 200 again", func() bool { code, _ := readyz(t, c); return code == http.StatusOK })
+}
+
+// startOnTmpfs starts kioskd with its data dir on a new tmpfs of size and
+// returns once it records attendance.
+func startOnTmpfs(t *testing.T, size string) (string, *crashRig, *crashChildProc) {
+	mnt := t.TempDir()
+	mustMount(t, mnt, size)
+	r := newCrashRig(t, filepath.Join(mnt, "data"))
+	c, _ := r.start()
+	waitAPI(t, 15*time.Second, "attendance recorded", func() bool { return len(r.journalIDs()) > 10 })
+	return mnt, r, c
+}
+
+// TestCrashDiskFull fills the data dir's disk (a small tmpfs) under a
+// working kioskd: writes fail with a clear error and /readyz says why,
+// nothing is corrupted, and it writes again by itself once space returns;
+// killed afterwards, its store checks clean and it starts.
+func TestCrashDiskFull(t *testing.T) {
+	mnt, r, c := startOnTmpfs(t, "8m")
+	defer c.kill()
+	token := MustLogin(t, c.url, "crash@example.org", r.password)
+
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	f.Close()
+	assertFaultAndRecovery(t, r, c, token, "no space left", func() {
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
+	})
+	c.kill()
+	r.verify(0)
+	c, _ = r.start()
+	c.kill()
+}
+
+// TestCrashReadOnly starts kioskd on a data dir turned read-only after a
+// kill (-9): a clear refusal naming the fix, no panic; made writable again,
+// it starts, writes and its store checks clean. (Linux refuses to remount
+// read-only while kioskd holds its files open for writing; a disk that the
+// kernel turns read-only under it gives EROFS, which writes report like a
+// full disk, see TestCrashDiskFull.)
+func TestCrashReadOnly(t *testing.T) {
+	mnt, r, c := startOnTmpfs(t, "64m")
+	defer c.kill()
+	c.kill()
+	remount(t, mnt, "ro")
+	c2, line := r.spawn()
+	if c2.url != "" {
+		c2.kill()
+		t.Fatal("kioskd started on a read-only data dir")
+	}
+	if !strings.Contains(line, "read-only file system: remount it read-write") {
+		t.Fatalf("start on a read-only data dir said %q\n%s", line, c2.stderr.String())
+	}
+	if strings.Contains(c2.stderr.String(), "panic") {
+		t.Fatalf("start on a read-only data dir panicked:\n%s", c2.stderr.String())
+	}
+	t.Logf("start on a read-only data dir: %s", strings.TrimSpace(line))
+	remount(t, mnt, "rw")
+	r.verify(0)
+	c, _ = r.start()
+	token := MustLogin(t, c.url, "crash@example.org", r.password)
+	if code, msg := tryCreate(t, c, token, "After Read Only"); code != http.StatusCreated {
+		t.Fatalf("create after the data dir is writable again: %d %s", code, msg)
+	}
+	c.kill()
+	r.verify(1)
 }

@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/models"
 )
 
 type fakeBackup struct{ data []byte }
@@ -82,5 +85,50 @@ func TestJobs_SessionOpenAtStartMidClass(t *testing.T) {
 	now = time.Date(2026, 3, 31, 10, 0, 1, 0, time.Local)
 	if got := j.SessionID(); got != "" {
 		t.Fatalf("SessionID at 10:00:01 = %q, want none", got)
+	}
+}
+
+// The backup job's file restores with `kioskd restore` into a store that
+// opens with the same key and holds the same accounts.
+func TestJobs_BackupRestores(t *testing.T) {
+	var out bytes.Buffer
+	admin := MustMain(t, &out)
+	admin.Command, admin.Args = "admin", []string{"add", "--email", "owner@example.org", "--role", "admin"}
+	admin.Stdin = strings.NewReader("kiosk-admin-pass-42\n")
+	if err := admin.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := admin.Config.DataDir
+	j := NewJobs(admin.Config.Jobs, slog.New(slog.DiscardHandler))
+	j.Config.BackupDir = admin.backupDir()
+	j.Backups = admin.DB
+	path, err := j.RunBackup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dataDir, "kioskd.db"), filepath.Join(dataDir, "kioskd.db.old")); err != nil {
+		t.Fatal(err)
+	}
+	m := MustMain(t, &out)
+	m.Config.DataDir = dataDir
+	m.Command, m.Args = "restore", []string{path}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	db := models.NewDB(filepath.Join(dataDir, "kioskd.db"))
+	db.KeyPath = m.keyPath()
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if a, err := db.GetAccount(context.Background(), "owner@example.org"); err != nil || a.Role != models.AccountAdmin {
+		t.Fatalf("restored account: %+v %v", a, err)
+	}
+	m.Args = []string{path}
+	if err := m.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "move it aside") {
+		t.Fatalf("restore over a database: %v", err)
 	}
 }

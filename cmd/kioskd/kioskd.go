@@ -76,6 +76,7 @@ Usage:
   kioskd [-config FILE]                      run the daemon
   kioskd encode [-config FILE] IMAGE...      print faces and descriptors as JSON lines
   kioskd admin add --email E --role R        add a local account (password on stdin)
+  kioskd restore [-config FILE] BACKUP       write the database held in an encrypted backup
   kioskd registry-sim [flags]                play the central registry (demos, tests)
 
 Environment: KIOSK_DATA_DIR, KIOSK_MODELS_DIR, KIOSK_API_ADDR, KIOSK_DEVICE_ID,
@@ -88,7 +89,7 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		m.Command, args = args[0], args[1:]
 	}
 	switch m.Command {
-	case "", "encode", "admin", "registry-sim":
+	case "", "encode", "admin", "restore", "registry-sim":
 	case "help":
 		fmt.Fprint(m.Stderr, usage)
 		return flag.ErrHelp
@@ -162,6 +163,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runEncode(ctx)
 	case "admin":
 		return m.runAdmin(ctx)
+	case "restore":
+		return m.runRestore(ctx)
 	case "registry-sim":
 		return m.runRegistrySim(ctx)
 	}
@@ -186,6 +189,9 @@ func (m *Main) dataPath(elem ...string) string {
 	return filepath.Join(append([]string{m.Config.DataDir}, elem...)...)
 }
 
+// keyPath is the descriptor key file's path.
+func (m *Main) keyPath() string { return m.dataPath("keys", "descriptors.key") }
+
 // backupDir is jobs.backup_dir, by default backups/ in the data directory.
 func (m *Main) backupDir() string {
 	if m.Config.Jobs.BackupDir != "" {
@@ -205,7 +211,7 @@ func (m *Main) openStore() error {
 	db := models.NewDB(m.dataPath("kioskd.db"))
 	// The key lives outside the database file so a copied database alone
 	// does not reveal descriptors.
-	db.KeyPath = m.dataPath("keys", "descriptors.key")
+	db.KeyPath = m.keyPath()
 	db.Logger = m.logger("store")
 	db.BackupDir = m.backupDir()
 	if err := db.Open(); err != nil {

@@ -159,8 +159,8 @@ func (m *Main) openAPI() error {
 	return nil
 }
 
-// ready reports whether kioskd can do its job: store answering, models
-// loaded, gallery loaded.
+// ready reports whether kioskd can do its job: store answering and
+// writing, models loaded, gallery loaded.
 func (m *Main) ready() error {
 	if m.Encoder == nil || m.Matcher == nil {
 		return models.Errorf(models.EUNAVAILABLE, "models are loading")
@@ -169,6 +169,9 @@ func (m *Main) ready() error {
 	defer cancel()
 	if _, err := m.DB.CountUsers(ctx); err != nil {
 		return models.Errorf(models.EUNAVAILABLE, "database not answering")
+	}
+	if _, err := m.DB.WriteFault(); err != nil {
+		return err // disk full or read-only, until a write succeeds again
 	}
 	return nil
 }
