@@ -257,6 +257,22 @@ func TestPythonCentral(t *testing.T) {
 	if a, err := db.GetAccount(ctx, "tech@example.org"); err != nil || a.PasswordHash != djangoHash || a.Source != models.SourceCentral {
 		t.Fatalf("account pushed from Python: %+v %v", a, err)
 	}
+	// A timetable signed in Python: the kiosk stores it and finds the
+	// session of Obama's class group among two open in Lab 2.
+	start := time.Now().UTC().Truncate(time.Second).Add(-10 * time.Minute)
+	iso := func(d time.Duration) string { return start.Add(d).Format(time.RFC3339) }
+	central.send(map[string]any{"cmd": "timetable", "device": "kiosk-py", "sessions": []map[string]any{
+		{"id": "ict101-1b", "class_group": "SE-1B", "room": "Lab 2", "trainer": "t2@example.org", "start": iso(-time.Minute), "end": iso(time.Hour), "late_after": iso(5 * time.Minute)},
+		{"id": "ict101-1a", "class_group": "SE-1A", "room": "Lab 2", "trainer": "t1@example.org", "start": iso(0), "end": iso(time.Hour), "late_after": iso(15 * time.Minute)},
+	}})
+	res = central.expect(15*time.Second, "command_result", func(e map[string]any) bool { return e["purpose"] == ksync.DownTimetable })
+	if res["ok"] != true {
+		t.Fatalf("timetable result: %v", res)
+	}
+	s, member, ok := k.client.Timetable().SessionFor("Lab 2", "SE-1A", time.Now())
+	if !ok || !member || s.ID != "ict101-1a" || s.Trainer != "t1@example.org" || s.Late(time.Now()) {
+		t.Fatalf("session for SE-1A now: %+v member=%v ok=%v", s, member, ok)
+	}
 	central.expect(15*time.Second, "status", func(e map[string]any) bool { return e["state"] == "online" })
 
 	// Everything central stored was acked: the outbox is empty and the
