@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/models/modelstest"
+	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
 )
@@ -159,4 +161,44 @@ func procCPU(pid int) time.Duration {
 	ut, _ := strconv.Atoi(f[11])
 	st, _ := strconv.Atoi(f[12])
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// BenchmarkCheckDownUsers measures the contract check of one users message
+// (100 users x 2 encodings) beside the decoding the kiosk does anyway.
+func BenchmarkCheckDownUsers(b *testing.B) {
+	c, err := ksync.LoadContract()
+	if err != nil {
+		b.Fatal(err)
+	}
+	topic := ksync.Topics{Prefix: "kiosk", Site: testSite}.Users()
+	recs := benchUsers(100, 2)
+	for _, dtype := range []string{"json", "float32"} {
+		m := ksync.UsersMessage{Schema: 1, Type: ksync.TypeUsers, Site: testSite, Seq: 1, Users: make([]ksync.WireUser, len(recs))}
+		for i := range recs {
+			m.Users[i] = ksync.EncodeUserRecord(&recs[i], dtype)
+		}
+		payload, _ := json.Marshal(m)
+		b.Run("check/"+dtype, func(b *testing.B) {
+			b.SetBytes(int64(len(payload)))
+			for b.Loop() {
+				if bad, err := c.CheckDown(topic, payload, 1<<20); err != nil || len(bad) != 0 {
+					b.Fatal(err, bad)
+				}
+			}
+		})
+		b.Run("decode/"+dtype, func(b *testing.B) {
+			b.SetBytes(int64(len(payload)))
+			for b.Loop() {
+				um, err := ksync.DecodeUsersMessage(payload, 1<<20)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range um.Users {
+					if _, err := ksync.DecodeUserRecord(&um.Users[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
 }

@@ -1,16 +1,9 @@
 package sync_test
 
 import (
-	"bufio"
-	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,117 +15,6 @@ import (
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/synctest"
 )
-
-// pyCentral is sync/central_py/central_demo.py running as central: events
-// are its stdout lines, commands its stdin lines.
-type pyCentral struct {
-	tb     testing.TB
-	stdin  io.WriteCloser
-	events chan map[string]any
-	seen   []map[string]any
-}
-
-// mustPyCentral installs the reference client's venv (sync/central_py/setup.sh,
-// idempotent) and starts the demo central against broker.
-func mustPyCentral(tb testing.TB, broker string, people []map[string]string) *pyCentral {
-	tb.Helper()
-	root := recognizertest.RepoRoot()
-	venv := cmp.Or(os.Getenv("KIOSK_CENTRAL_VENV"), filepath.Join(root, "var", "central-venv"))
-	setup := exec.Command("bash", filepath.Join(root, "sync", "central_py", "setup.sh"), venv)
-	setup.Dir = root
-	if out, err := setup.CombinedOutput(); err != nil {
-		tb.Fatalf("sync/central_py/setup.sh: %v\n%s", err, out)
-	}
-	pj := filepath.Join(tb.TempDir(), "people.json")
-	b, _ := json.Marshal(people)
-	if err := os.WriteFile(pj, b, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(venv, "bin", "python"), filepath.Join(root, "sync", "central_py", "central_demo.py"),
-		"--broker", strings.TrimPrefix(broker, "tcp://"), "--site", testSite,
-		"--seed-hex", fmt.Sprintf("%x", testKey.Seed()), "--people", pj)
-	cmd.Stderr = os.Stderr
-	p := &pyCentral{tb: tb, events: make(chan map[string]any, 256)}
-	var err error
-	if p.stdin, err = cmd.StdinPipe(); err != nil {
-		tb.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		p.stdin.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var ev map[string]any
-			if json.Unmarshal(sc.Bytes(), &ev) == nil {
-				p.events <- ev
-			}
-		}
-		close(p.events)
-	}()
-	return p
-}
-
-// expect returns the first event (seen before or arriving within d) named
-// name for which match holds.
-func (p *pyCentral) expect(d time.Duration, name string, match func(ev map[string]any) bool) map[string]any {
-	p.tb.Helper()
-	for _, ev := range p.seen {
-		if ev["event"] == name && (match == nil || match(ev)) {
-			return ev
-		}
-	}
-	deadline := time.After(d)
-	for {
-		select {
-		case ev, ok := <-p.events:
-			if !ok {
-				p.tb.Fatalf("central exited before %s", name)
-			}
-			p.seen = append(p.seen, ev)
-			if ev["event"] == name && (match == nil || match(ev)) {
-				return ev
-			}
-		case <-deadline:
-			p.tb.Fatalf("central: no %s event within %s", name, d)
-		}
-	}
-}
-
-func (p *pyCentral) send(cmd map[string]any) {
-	p.tb.Helper()
-	b, _ := json.Marshal(cmd)
-	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
-		p.tb.Fatal(err)
-	}
-}
-
-// floats returns a JSON array of numbers as float32s (the wire's precision).
-func floats(v any) []float32 {
-	a, _ := v.([]any)
-	out := make([]float32, len(a))
-	for i, x := range a {
-		f, _ := x.(float64)
-		out[i] = float32(f)
-	}
-	return out
-}
 
 // TestPythonCentral runs the Python reference client for central against a
 // kiosk (the sync client on a real store and matcher) and a real Mosquitto:
@@ -154,9 +36,9 @@ func TestPythonCentral(t *testing.T) {
 			"photo": recognizertest.Testdata(t, "people/"+p.dir+"/1.jpg"), "updated_at": "2025-03-14T07:59:00+00:00"})
 	}
 	b := synctest.MustMosquitto(t)
-	central := mustPyCentral(t, b.URL, people)
-	encoded := central.expect(60*time.Second, "encoded", nil)
-	central.expect(30*time.Second, "published", nil)
+	central := synctest.MustPyCentral(t, b.URL, testSite, testKey.Seed(), people)
+	encoded := central.Expect(60*time.Second, "encoded", nil)
+	central.Expect(30*time.Second, "published", nil)
 
 	db := modelstest.MustOpenDBWith(t, func(db *models.DB) { db.Now = time.Now })
 	cfg := testConfig(b.URL, "kiosk-py")
@@ -174,7 +56,7 @@ func TestPythonCentral(t *testing.T) {
 		if err != nil || len(encs) != 1 {
 			t.Fatalf("user %s: %d encodings, %v", u["id"], len(encs), err)
 		}
-		for i, f := range floats(u["descriptor"]) {
+		for i, f := range synctest.Floats(u["descriptor"]) {
 			if encs[0].Descriptor[i] != f {
 				t.Fatalf("user %s: descriptor[%d] %v on the kiosk, %v from face_recognition", u["id"], i, encs[0].Descriptor[i], f)
 			}
@@ -206,7 +88,7 @@ func TestPythonCentral(t *testing.T) {
 		t.Fatal(err)
 	}
 	k.client.Notify()
-	att := central.expect(15*time.Second, "attendance", func(e map[string]any) bool { return e["key"] == ev.ID })
+	att := central.Expect(15*time.Second, "attendance", func(e map[string]any) bool { return e["key"] == ev.ID })
 	if p := att["payload"].(map[string]any); p["user_id"] != "1001" || p["id"] != ev.ID || att["historical"] != false {
 		t.Fatalf("attendance at central: %v", att)
 	}
@@ -224,11 +106,11 @@ func TestPythonCentral(t *testing.T) {
 		t.Fatal(err)
 	}
 	k.client.Notify()
-	en := central.expect(15*time.Second, "enrolment", func(e map[string]any) bool { return e["key"] == msg.Key })
+	en := central.Expect(15*time.Second, "enrolment", func(e map[string]any) bool { return e["key"] == msg.Key })
 	if en["id"] != "local-7" || en["op"] != "upsert" || en["version"] != 0.0 || len(en["descriptors"].([]any)) != 1 {
 		t.Fatalf("enrolment at central: %v", en)
 	}
-	for i, f := range floats(en["descriptors"].([]any)[0]) {
+	for i, f := range synctest.Floats(en["descriptors"].([]any)[0]) {
 		if face.Descriptor[i] != f {
 			t.Fatalf("enrolled descriptor[%d]: %v at central, %v on the kiosk", i, f, face.Descriptor[i])
 		}
@@ -236,28 +118,44 @@ func TestPythonCentral(t *testing.T) {
 
 	// Unknown faces, counted by the camera, reach central.
 	unknown.Store(2)
-	un := central.expect(15*time.Second, "unknown", nil)
+	un := central.Expect(15*time.Second, "unknown", nil)
 	if un["payload"].(map[string]any)["count"] != 2.0 {
 		t.Fatalf("unknown at central: %v", un)
 	}
 
 	// Signed in Python, verified and applied by the kiosk.
-	central.send(map[string]any{"cmd": "command", "device": "kiosk-py", "name": ksync.CmdPublishStatus})
-	res := central.expect(15*time.Second, "command_result", func(e map[string]any) bool { return e["purpose"] == "command" })
+	central.Send(map[string]any{"cmd": "command", "device": "kiosk-py", "name": ksync.CmdPublishStatus})
+	res := central.Expect(15*time.Second, "command_result", func(e map[string]any) bool { return e["purpose"] == "command" })
 	if res["ok"] != true || res["name"] != ksync.CmdPublishStatus {
 		t.Fatalf("command result: %v", res)
 	}
 	const djangoHash = "pbkdf2_sha256$600000$Ax5QYgVtmHZ2$Oq0gVQwoB9jzg6z2ZBJZUz4cLHtBMJt4CRLgmJGwXY8="
-	central.send(map[string]any{"cmd": "account", "device": "kiosk-py", "email": "tech@example.org", "role": "technician",
+	central.Send(map[string]any{"cmd": "account", "device": "kiosk-py", "email": "tech@example.org", "role": "technician",
 		"password_hash": djangoHash, "version": 1})
-	res = central.expect(15*time.Second, "command_result", func(e map[string]any) bool { return e["purpose"] == "account" })
+	res = central.Expect(15*time.Second, "command_result", func(e map[string]any) bool { return e["purpose"] == "account" })
 	if res["ok"] != true {
 		t.Fatalf("account result: %v", res)
 	}
 	if a, err := db.GetAccount(ctx, "tech@example.org"); err != nil || a.PasswordHash != djangoHash || a.Source != models.SourceCentral {
 		t.Fatalf("account pushed from Python: %+v %v", a, err)
 	}
-	central.expect(15*time.Second, "status", func(e map[string]any) bool { return e["state"] == "online" })
+	// A timetable signed in Python: the kiosk stores it and finds the
+	// session of Obama's class group among two open in Lab 2.
+	start := time.Now().UTC().Truncate(time.Second).Add(-10 * time.Minute)
+	iso := func(d time.Duration) string { return start.Add(d).Format(time.RFC3339) }
+	central.Send(map[string]any{"cmd": "timetable", "device": "kiosk-py", "sessions": []map[string]any{
+		{"id": "ict101-1b", "class_group": "SE-1B", "room": "Lab 2", "trainer": "t2@example.org", "start": iso(-time.Minute), "end": iso(time.Hour), "late_after": iso(5 * time.Minute)},
+		{"id": "ict101-1a", "class_group": "SE-1A", "room": "Lab 2", "trainer": "t1@example.org", "start": iso(0), "end": iso(time.Hour), "late_after": iso(15 * time.Minute)},
+	}})
+	res = central.Expect(15*time.Second, "command_result", func(e map[string]any) bool { return e["purpose"] == ksync.DownTimetable })
+	if res["ok"] != true {
+		t.Fatalf("timetable result: %v", res)
+	}
+	s, member, ok := k.client.Timetable().SessionFor("Lab 2", "SE-1A", time.Now())
+	if !ok || !member || s.ID != "ict101-1a" || s.Trainer != "t1@example.org" || s.Late(time.Now()) {
+		t.Fatalf("session for SE-1A now: %+v member=%v ok=%v", s, member, ok)
+	}
+	central.Expect(15*time.Second, "status", func(e map[string]any) bool { return e["state"] == "online" })
 
 	// Everything central stored was acked: the outbox is empty and the
 	// event is marked acked.
@@ -266,6 +164,6 @@ func TestPythonCentral(t *testing.T) {
 	if err != nil || len(evs) != 1 || evs[0].SyncState != models.SyncAcked {
 		t.Fatalf("attendance on the kiosk: %+v %v", evs, err)
 	}
-	central.send(map[string]any{"cmd": "quit"})
-	central.expect(15*time.Second, "closed", nil)
+	central.Send(map[string]any{"cmd": "quit"})
+	central.Expect(15*time.Second, "closed", nil)
 }

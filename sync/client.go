@@ -55,9 +55,10 @@ type Client struct {
 	down *msgQueue // registry, snapshot and signed messages
 	acks *msgQueue // central's acks
 
-	pubWake chan struct{} // wakes the outbox publisher
-	health  atomic.Pointer[func() HealthReport]
-	unknown atomic.Pointer[func() uint64]
+	pubWake   chan struct{} // wakes the outbox publisher
+	health    atomic.Pointer[func() HealthReport]
+	unknown   atomic.Pointer[func() uint64]
+	timetable atomic.Pointer[Timetable]
 
 	mu             gosync.Mutex
 	connected      bool
@@ -182,6 +183,9 @@ func (c *Client) Open(ctx context.Context) error {
 		return err
 	}
 	if err := c.loadState(ctx); err != nil {
+		return err
+	}
+	if err := c.loadTimetable(ctx); err != nil {
 		return err
 	}
 	c.started = c.Now()

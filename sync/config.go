@@ -25,6 +25,9 @@ type Config struct {
 	ClientID string `yaml:"client_id"`
 	// SiteID names the site whose registry updates this kiosk follows.
 	SiteID string `yaml:"site_id"`
+	// Room is where the kiosk stands: sessions of central's timetable in
+	// other rooms are not its own. Empty takes every room.
+	Room string `yaml:"room"`
 	// TopicPrefix is the first topic level of every topic (default "kiosk").
 	TopicPrefix string `yaml:"topic_prefix"`
 

@@ -111,7 +111,7 @@ func compileContract(doc []byte) (*Contract, error) {
 	if c.record, err = schema("CentralUser"); err != nil {
 		return nil, err
 	}
-	for purpose, name := range map[string]string{DownCommand: "Command", DownAccount: "AccountPush", DownConfig: "Config"} {
+	for purpose, name := range map[string]string{DownCommand: "Command", DownAccount: "AccountPush", DownConfig: "Config", DownTimetable: "Timetable"} {
 		if c.inner[purpose], err = schema(name); err != nil {
 			return nil, err
 		}

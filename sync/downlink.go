@@ -71,7 +71,7 @@ func (c *Client) loadState(ctx context.Context) error {
 	} else if need != 0 {
 		c.snapshotWanted, c.ds.wantReason = true, "gap"
 	}
-	for _, p := range []string{DownCommand, DownAccount, DownConfig} {
+	for _, p := range []string{DownCommand, DownAccount, DownConfig, DownTimetable} {
 		v, err := c.metaUint(ctx, "sync/signed/"+c.cfg.DeviceID+"/"+p)
 		if err != nil {
 			return err
@@ -160,7 +160,7 @@ func (c *Client) processDown(msgs []mqtt.Message) {
 			if !c.handleSnapshotChunk(m) {
 				return
 			}
-		case DownCommand, DownAccount, DownConfig:
+		case DownCommand, DownAccount, DownConfig, DownTimetable:
 			c.handleSigned(m, kind)
 		default:
 			c.reject(RejectMalformed, "message on an unknown topic", "topic", m.Topic())

@@ -2,8 +2,10 @@ package sync_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
+	"github.com/kioskd/kioskd/models"
 	ksync "github.com/kioskd/kioskd/sync"
 )
 
@@ -81,6 +83,40 @@ func FuzzDecodeAck(f *testing.F) {
 		m, err := ksync.DecodeAck(b, 1<<20)
 		if err == nil && len(m.Keys) > ksync.MaxAckKeys {
 			t.Fatal("accepted too many keys")
+		}
+	})
+}
+
+// FuzzCheckDown: the contract check never panics, and a users message it
+// accepts whole the decoder accepts too (the schema is not looser than the
+// code that uses the message), except integers written with a fraction or
+// an exponent (1e3, 2.0), which JSON Schema calls integers and docs/mqtt.md
+// rules out.
+func FuzzCheckDown(f *testing.F) {
+	c, err := ksync.LoadContract()
+	if err != nil {
+		f.Fatal(err)
+	}
+	tp := ksync.Topics{Prefix: "kiosk", Site: "s1", Device: "k1"}
+	d := testDescriptor(3)
+	f.Add([]byte(`{"schema":1,"type":"users","site":"s1","seq":1,"users":[{"op":"upsert","id":"u1","version":1,"email":"a@b.co","full_name":"A","role":"trainee","encodings":[{"descriptor":` + string(ksync.EncodeDescriptorArray(&d)) + `}]}]}`))
+	f.Add([]byte(`{"schema":1,"type":"users","site":"s1","seq":2,"users":[{"op":"delete","id":"u1","version":2},{"id":"x"}]}`))
+	f.Add([]byte(`{"schema":1,"type":"users","site":"s1","seq":1.5,"users":[]}`))
+	f.Add([]byte(`{"schema":1,"type":"users","site":"s1","seq":1e3,"users":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		bad, err := c.CheckDown(tp.Users(), b, 1<<20)
+		if err != nil {
+			return
+		}
+		m, err := ksync.DecodeUsersMessage(b, 1<<20)
+		if err != nil && !strings.Contains(models.ErrorMessage(err), ": number ") {
+			t.Fatalf("the contract accepts what the decoder refuses: %v", err)
+		}
+		if err != nil {
+			return
+		}
+		if len(m.Users) < len(bad) {
+			t.Fatalf("%d bad records of %d", len(bad), len(m.Users))
 		}
 	})
 }

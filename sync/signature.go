@@ -18,7 +18,7 @@ import (
 type SignedMessage struct {
 	Schema    int    `json:"schema"`
 	Type      string `json:"type"`    // "signed"
-	Purpose   string `json:"purpose"` // DownCommand, DownAccount or DownConfig
+	Purpose   string `json:"purpose"` // DownCommand, DownAccount, DownConfig or DownTimetable
 	Device    string `json:"device"`
 	Topic     string `json:"topic"`
 	Seq       uint64 `json:"seq"`        // per device and purpose, strictly increasing

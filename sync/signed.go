@@ -101,6 +101,9 @@ func (c *Client) handleSigned(m mqtt.Message, purpose string) {
 			res.Name = ap.Op
 			err = c.applyAccount(&ap)
 		}
+	case purpose == DownTimetable:
+		res.Name = DownTimetable
+		err = c.applyTimetable(sm.Payload)
 	case purpose == DownConfig:
 		res.Name = "config"
 		if c.OnConfig == nil {

@@ -52,12 +52,12 @@ type notifyingRecorder struct {
 	*models.DB
 	notify func()
 	// session stamps the open class session on each event.
-	session func() string
+	session func(ctx context.Context, ev *models.AttendanceEvent) string
 }
 
 func (r notifyingRecorder) RecordAttendance(ctx context.Context, ev *models.AttendanceEvent) error {
 	if ev.SessionID == "" && r.session != nil {
-		ev.SessionID = r.session()
+		ev.SessionID = r.session(ctx, ev)
 	}
 	if err := r.DB.RecordAttendance(ctx, ev); err != nil {
 		return err
@@ -69,7 +69,7 @@ func (r notifyingRecorder) RecordAttendance(ctx context.Context, ev *models.Atte
 }
 
 func (m *Main) openPipeline(ctx context.Context) error {
-	rec := notifyingRecorder{DB: m.DB, session: m.Jobs.SessionID}
+	rec := notifyingRecorder{DB: m.DB, session: m.sessionFor}
 	if m.Sync != nil {
 		rec.notify = m.Sync.Notify
 	}
@@ -84,6 +84,22 @@ func (m *Main) openPipeline(ctx context.Context) error {
 	}
 	m.addCloser(p.Close)
 	return nil
+}
+
+// sessionFor returns the class session an event belongs to: from central's
+// timetable (the person's class group first) when it has one open in this
+// kiosk's room, else the configured session open now.
+func (m *Main) sessionFor(ctx context.Context, ev *models.AttendanceEvent) string {
+	if m.Sync != nil && m.Sync.Timetable() != nil {
+		group := ""
+		if u, err := m.DB.GetUser(ctx, ev.UserID); err == nil {
+			group = u.ClassGroup
+		}
+		if s, _, ok := m.Sync.Timetable().SessionFor(m.Config.Sync.Room, group, ev.Time); ok {
+			return s.ID
+		}
+	}
+	return m.Jobs.SessionID()
 }
 
 func (m *Main) openSync(ctx context.Context) error {

@@ -11,6 +11,8 @@ JSON line per event on stdout and takes JSON-line commands on stdin:
   {"cmd": "account", "device": "k1", "email": "...", "role": "technician",
    "password_hash": "pbkdf2_sha256$...", "version": 1}
   {"cmd": "config", "device": "k1", "doc": {...}}
+  {"cmd": "timetable", "device": "k1", "sessions": [{"id": "...", "class_group": "SE-1A",
+   "room": "Lab 2", "trainer": "...", "start": "<ISO 8601>", "end": "...", "late_after": "..."}]}
   {"cmd": "quit"}
 
 Usage: central_demo.py --broker 127.0.0.1:1883 --site s1 --seed-hex <64 hex>
@@ -116,6 +118,11 @@ def main():
             central.send_account(c["device"], c["email"], c["role"], c["password_hash"], c["version"])
         elif c["cmd"] == "config":
             central.send_config(c["device"], c["doc"])
+        elif c["cmd"] == "timetable":
+            central.send_timetable(c["device"], [dict(s, start=datetime.fromisoformat(s["start"]),
+                                                      end=datetime.fromisoformat(s["end"]),
+                                                      late_after=datetime.fromisoformat(s["late_after"]))
+                                                 for s in c["sessions"]])
         emit("sent", cmd=c["cmd"])
     central.close()
     emit("closed")

@@ -210,7 +210,7 @@ class Central:
 
     def signed(self, device, purpose, inner, ttl=600):
         """Returns the signed envelope of inner (a dict) for device and
-        purpose ("command", "account" or "config")."""
+        purpose ("command", "account", "config" or "timetable")."""
         topic = self._topic(device, "down", purpose)
         payload = json.dumps(inner, separators=(",", ":")).encode("utf-8")
         seq = self._next_sig_seq(device, purpose)
@@ -236,6 +236,14 @@ class Central:
         inner = {"op": op, "email": email, "role": role, "password_hash": password_hash,
                  "email_verified": email_verified, "disabled": disabled, "version": int(version)}
         self._publish(self._topic(device, "down", "account"), self.signed(device, "account", inner))
+
+    def send_timetable(self, device, sessions, ttl=600):
+        """Signs and sends the kiosk's class timetable; it replaces the last.
+        sessions: dicts with id, class_group, room, trainer and datetimes
+        start, end, late_after (attendance from late_after on is late)."""
+        doc = {"sessions": [dict(s, start=rfc3339(s["start"]), end=rfc3339(s["end"]),
+                                 late_after=rfc3339(s["late_after"])) for s in sessions]}
+        self._publish(self._topic(device, "down", "timetable"), self.signed(device, "timetable", doc, ttl))
 
     def send_config(self, device, doc):
         """Signs and sends a configuration document (a dict)."""
