@@ -11,7 +11,7 @@ export KIOSK_MODELS_DIR_DEFAULT := $(abspath $(MODELS))
 export KIOSK_TESTDATA := $(abspath $(TESTDATA))
 export KIOSK_VENV := $(abspath $(VENV))
 
-.PHONY: registry-sim all deps models testdata venv build run test test-race bench bench-peer parity fmt vet lint fuzz soak clean
+.PHONY: registry-sim all deps models testdata venv build run test test-race bench bench-peer parity fmt vet lint fuzz soak abuse clean
 
 all: build
 
@@ -68,6 +68,10 @@ fuzz: deps
 ## soak: long-running fault and leak tests
 soak: deps models
 	KIOSK_SOAK=1 $(GO) test $(GOFLAGS_TEST) -timeout 120m -run Soak ./...
+
+## abuse: the abuse campaign against a running kioskd (defaults, loopback): kioskd keeps answering, peak RSS < 600 MB
+abuse: build models
+	@bash scripts/abuse.sh
 
 fmt:
 	gofmt -s -w $$(git ls-files '*.go')
