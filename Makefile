@@ -13,7 +13,7 @@ export KIOSK_TESTDATA := $(abspath $(TESTDATA))
 export KIOSK_VENV := $(abspath $(VENV))
 export KIOSK_CENTRAL_VENV := $(abspath $(CENTRAL_VENV))
 
-.PHONY: registry-sim all deps models testdata venv central-py build run test test-race bench bench-peer parity fmt vet lint fuzz soak crash clean
+.PHONY: registry-sim all deps models testdata venv central-py build run test test-race bench bench-peer parity fmt vet lint fuzz soak crash abuse clean
 
 all: build
 
@@ -79,6 +79,10 @@ soak: deps models
 ## real broker, then the disk-full and read-only data dir faults; `make test` runs 20 rounds
 crash: deps models
 	KIOSK_CRASH_ROUNDS=$(or $(ROUNDS),1000) $(GO) test $(GOFLAGS_TEST) -timeout 240m -v -run '^TestCrash' ./cmd/kioskd/
+
+## abuse: the abuse campaign against a running kioskd (defaults, loopback): kioskd keeps answering, peak RSS < 600 MB
+abuse: build models
+	@bash scripts/abuse.sh
 
 fmt:
 	gofmt -s -w $$(git ls-files '*.go')

@@ -477,8 +477,9 @@ func (a *abuseTarget) sheetBombs() {
 }
 
 // imageBombs: a 16-bit 6000x6000 PNG (the review's 280 KB file that peaked
-// at 1.1 GB), an 8-bit one (36 MP: allowed, decoded and searched for faces)
-// and a header claiming 65535x65535, to identify.
+// at 1.1 GB), an 8-bit one of the same size (refused: above max_image_pixels),
+// a header claiming 65535x65535, and the largest images that are accepted
+// and encoded, to identify.
 func (a *abuseTarget) imageBombs() {
 	bombs := map[string][]byte{
 		"16-bit 6000x6000 PNG header": recognizertest.PNGHeader(6000, 6000, 16, 6),
@@ -487,9 +488,12 @@ func (a *abuseTarget) imageBombs() {
 	if a.full {
 		bombs["16-bit 6000x6000 PNG"] = recognizertest.StreamedPNG(6000, 6000, 16, 6)
 		bombs["8-bit 6000x6000 PNG"] = recognizertest.StreamedPNG(6000, 6000, 8, 6)
+		bombs["16-bit 2800x2800 PNG"] = recognizertest.StreamedPNG(2800, 2800, 16, 6) // 7.8 MP counted twice: allowed
+		bombs["8-bit 4900x3260 PNG"] = recognizertest.StreamedPNG(4900, 3260, 8, 6)   // 16 MP: the largest allowed
+		bombs["8-bit 3000x2000 PNG"] = recognizertest.StreamedPNG(3000, 2000, 8, 2)   // 6 MP: detected on a 2x copy
 	}
 	for name, b := range bombs {
-		for i := 0; i < a.n(5, 1); i++ {
+		for i := 0; i < a.n(3, 1); i++ {
 			if st, code := a.upload("/api/v1/identify", "image", "bomb.png", b); st != 413 && st != 422 && st != 200 {
 				a.t.Fatalf("%s (%d KB): %d %s, want 413 or 422", name, len(b)>>10, st, code)
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"image"
+	"image/color"
 	_ "image/jpeg" // DecodeConfig for the pixel bound
 	_ "image/png"
 	"io"
@@ -59,14 +60,19 @@ func (s *Server) readImagePart(c *gin.Context, field string) ([]byte, error) {
 }
 
 // checkPixels refuses an image whose header claims more than
-// cfg.MaxImagePixels, without decoding it. Headers it cannot read are left to
-// the encoder, which says what is wrong.
+// cfg.MaxImagePixels, without decoding it; a PNG at 16 bits per channel
+// counts each pixel twice (it decodes to twice the bytes). Headers it cannot
+// read are left to the encoder, which says what is wrong.
 func (s *Server) checkPixels(b []byte) error {
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
 		return nil
 	}
-	if int64(cfg.Width)*int64(cfg.Height) > int64(s.cfg.MaxImagePixels) {
+	px := int64(cfg.Width) * int64(cfg.Height)
+	if cfg.ColorModel == color.RGBA64Model || cfg.ColorModel == color.NRGBA64Model {
+		px *= 2
+	}
+	if px > int64(s.cfg.MaxImagePixels) {
 		return models.Errorf(models.ETOOLARGE, "image: %dx%d is more than %d megapixels; resize it", cfg.Width, cfg.Height, s.cfg.MaxImagePixels/1_000_000).
 			WithDetail("width", cfg.Width).WithDetail("height", cfg.Height)
 	}

@@ -35,11 +35,13 @@ const (
 	// while still accepting a face that fills a quarter of a 320x240 photo.
 	DefaultMinFaceSize = 50
 	// DefaultUpsampleMaxPixels bounds the images Encode detects on a 2x
-	// copy, as face_recognition always does: up to 10 MP (a 2x copy of 40 MP)
-	// our descriptors are face_recognition's. Larger images are detected at
-	// native size (faces from 80 px), because the 2x pass costs about four
-	// native ones (seconds for a 10 MP photo).
-	DefaultUpsampleMaxPixels = DefaultMaxPixels / 4
+	// copy, as face_recognition always does: up to 6 MP (a 2x copy of 24 MP,
+	// the whole DefaultMaxConcurrentPixels) our descriptors are
+	// face_recognition's. Larger images are detected at native size (faces
+	// from 80 px): the 2x pass costs about four native ones, and above the
+	// budget it ran alone past it (a 7-10 MP photo took kioskd to 800 MB;
+	// docs/benchmarks.md, make abuse).
+	DefaultUpsampleMaxPixels = DefaultMaxConcurrentPixels / 4
 	// DefaultMaxConcurrentPixels bounds the pixels dlib works on at once
 	// across concurrent encodes. Detection holds about 13 bytes per pixel it
 	// scans (the 2x copy, a pyramid level or two, their HOG features), so 24
