@@ -87,3 +87,18 @@ func (c *Calibrator) Verify(userID string, d *models.Descriptor) Verification {
 	cal := c.Current()
 	return c.m.Verify(userID, d, cal.VerifyThreshold, c.cfg.VerifyMargin)
 }
+
+// NearestOther returns the user nearest to d other than userID and its
+// distance; "" and +Inf when there is none.
+func (c *Calibrator) NearestOther(userID string, d *models.Descriptor) (string, float64) {
+	return c.m.NearestOther(userID, d)
+}
+
+// VerifyUser is Verify in the local API's terms.
+func (c *Calibrator) VerifyUser(userID string, d *models.Descriptor) (match bool, distance, threshold float64, enrolled bool) {
+	v := c.Verify(userID, d)
+	return v.Match, v.Distance, v.Threshold, v.Enrolled
+}
+
+// Report is the current calibration, for the status endpoint.
+func (c *Calibrator) Report() any { return c.Current() }

@@ -59,3 +59,24 @@ func (m *Matcher) Verify(userID string, d *models.Descriptor, ceiling, margin fl
 	v.Match = v.Distance <= v.Threshold
 	return v
 }
+
+// NearestOther returns the user nearest to d other than exclude, and its
+// distance, exactly as a brute force finds them; "" and +Inf when there is
+// none.
+func (m *Matcher) NearestOther(exclude string, d *models.Descriptor) (string, float64) {
+	var q query
+	if d == nil || !q.set(d) {
+		return "", math.Inf(1)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	t := m.nearestTwo(d, &q)
+	switch {
+	case t.r1 < 0:
+	case m.users[t.u1].id != exclude:
+		return m.users[t.u1].id, t.d1
+	case t.r2 >= 0:
+		return m.users[m.owner[t.r2]].id, t.d2
+	}
+	return "", math.Inf(1)
+}

@@ -136,6 +136,7 @@ func (m *Main) openAPI() error {
 		Store:   m.DB,
 		Encoder: m.Encoder,
 		Matcher: m.Matcher,
+		Gallery: m.Calibrator,
 		Config:  &runtimeConfig{m: m},
 		Ready:   m.ready,
 	}
