@@ -11,9 +11,11 @@ const (
 	// DefaultTargetFMR is the default target false-match rate per
 	// identification: 1 stranger in 10,000 named as somebody.
 	DefaultTargetFMR = 1e-4
-	// DefaultDuplicateQuantile is the share of the gallery's impostor pairs
-	// (two different users) allowed under the outright-duplicate distance.
-	DefaultDuplicateQuantile = 1e-4
+	// DefaultDuplicateRate is the share of enrolments of a new, distinct
+	// person that may be refused outright as another enrolled user (the
+	// union over the N users, as for identification); an admin's force
+	// still enrols them.
+	DefaultDuplicateRate = 1e-3
 	// DefaultDuplicateFloor: a face this close to another user's is always an
 	// outright duplicate, however the gallery's impostor tail looks (a gallery
 	// may hold the same photo under two names).
@@ -40,6 +42,10 @@ const (
 	nearIdentical = 0.1
 	// minFitPairs is the fewest impostor pairs a fit is made from (3 users).
 	minFitPairs = 3
+	// MinDuplicateUsers: with fewer users the impostor tail is too
+	// uncertain to refuse on, and only faces within the floor are refused
+	// outright (refusing is the harm this rule must avoid).
+	MinDuplicateUsers = 20
 )
 
 // DistanceStats summarises a set of pair distances.
@@ -99,11 +105,11 @@ type CalibrationConfig struct {
 	TargetFMR float64 // per identification
 	Ceiling   float64 // the configured threshold: never exceeded
 	// Fixed keeps the ceiling as the effective threshold (report only).
-	Fixed             bool
-	DuplicateQuantile float64
-	DuplicateFloor    float64
-	DuplicateCap      float64
-	MaxPairs          int
+	Fixed          bool
+	DuplicateRate  float64 // per enrolment of a distinct person
+	DuplicateFloor float64
+	DuplicateCap   float64
+	MaxPairs       int
 }
 
 func (c CalibrationConfig) withDefaults() CalibrationConfig {
@@ -113,8 +119,8 @@ func (c CalibrationConfig) withDefaults() CalibrationConfig {
 	if !(c.Ceiling > 0) {
 		c.Ceiling = DefaultThreshold
 	}
-	if !(c.DuplicateQuantile > 0 && c.DuplicateQuantile < 1) {
-		c.DuplicateQuantile = DefaultDuplicateQuantile
+	if !(c.DuplicateRate > 0 && c.DuplicateRate < 1) {
+		c.DuplicateRate = DefaultDuplicateRate
 	}
 	if !(c.DuplicateFloor > 0) {
 		c.DuplicateFloor = DefaultDuplicateFloor
@@ -195,11 +201,13 @@ func IdentifyThreshold(imp []float64, users int, target float64) float64 {
 	return TailQuantile(imp, users, target/float64(max(users, 1)))
 }
 
-// DuplicateDistance is the outright-duplicate distance: the q-quantile of
-// the impostor pairs (closer than almost any two different users here),
-// kept within [floor, cap].
-func DuplicateDistance(imp []float64, users int, q, floor, ceil float64) float64 {
-	t := TailQuantile(imp, users, q)
+// DuplicateDistance is the outright-duplicate distance: closer than almost
+// any two different users here, so that a new, distinct person is refused
+// outright in at most a share rate of enrolments against users enrolled
+// users (each pair may be within it with probability rate/N), kept within
+// [floor, cap].
+func DuplicateDistance(imp []float64, users int, rate, floor, ceil float64) float64 {
+	t := TailQuantile(imp, users, rate/float64(max(users, 1)))
 	if math.IsNaN(t) {
 		return floor
 	}
@@ -238,7 +246,9 @@ func Derive(imp, gen []float64, users, descriptors int, cfg CalibrationConfig) C
 		c.Calibrated = true
 		c.IdentifyThreshold = IdentifyThreshold(fit, users, cfg.TargetFMR)
 		c.VerifyThreshold = min(cfg.Ceiling, TailQuantile(fit, users, cfg.TargetFMR))
-		c.DuplicateDistance = DuplicateDistance(fit, users, cfg.DuplicateQuantile, cfg.DuplicateFloor, cfg.DuplicateCap)
+		if users >= MinDuplicateUsers {
+			c.DuplicateDistance = DuplicateDistance(fit, users, cfg.DuplicateRate, cfg.DuplicateFloor, cfg.DuplicateCap)
+		}
 	}
 	c.EffectiveThreshold = min(cfg.Ceiling, c.IdentifyThreshold)
 	if cfg.Fixed {
@@ -256,7 +266,7 @@ func Derive(imp, gen []float64, users, descriptors int, cfg CalibrationConfig) C
 	}
 	if c.Dense {
 		c.Warning = "This gallery is too dense for face-only identification at the target false-match rate: " +
-			"most people would not be recognised at the safe threshold. Use ID + face (recognizer mode id_face or auto)."
+			"most people would not be recognised at the safe threshold. Use ID + face (1:1) for this population; docs/accuracy.md says how to choose."
 	}
 	return c
 }
