@@ -118,10 +118,15 @@ func TestDerive(t *testing.T) {
 	})
 }
 
+// registrysimLoad loads the shared gallery's records.
+func registrysimLoad(tb testing.TB) ([]models.UserRecord, error) {
+	return registrysim.LoadIdols(recognizertest.Testdata(tb, "gallery/idols.json"))
+}
+
 // mustIdols loads the shared gallery as user -> descriptors.
 func mustIdols(tb testing.TB) map[string][]models.Descriptor {
 	tb.Helper()
-	recs, err := registrysim.LoadIdols(recognizertest.Testdata(tb, "gallery/idols.json"))
+	recs, err := registrysimLoad(tb)
 	if err != nil {
 		tb.Fatal(err)
 	}
