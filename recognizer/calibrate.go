@@ -35,8 +35,9 @@ const (
 	// usable at the target rate and the gallery is reported as dense.
 	DenseThreshold = 0.4
 	// DefaultMaxPairs bounds the pairs a calibration measures; bigger
-	// galleries are sampled.
-	DefaultMaxPairs = 1_000_000
+	// galleries are sampled (200,000 random pairs move the idols gallery's
+	// thresholds by under 0.02; docs/accuracy.md).
+	DefaultMaxPairs = 200_000
 	// nearIdentical: impostor pairs closer than this are one photo under two
 	// names (a labelling error), counted apart and left out of the fit.
 	nearIdentical = 0.1
@@ -310,7 +311,7 @@ func (m *Matcher) pairDistances(maxPairs int) (imp, gen []float64, sampled bool)
 
 // rowPair is the float64 distance between two rows.
 func (m *Matcher) rowPair(i, j int32) float64 {
-	return m.rowDistance(m.rowDescriptor(i), j)
+	return dist64(m.vecs[int(i)*dim:int(i+1)*dim], m.vecs[int(j)*dim:int(j+1)*dim])
 }
 
 // Calibrate measures the gallery held by m and derives its operating

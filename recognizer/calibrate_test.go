@@ -144,7 +144,7 @@ func mustIdols(tb testing.TB) map[string][]models.Descriptor {
 func TestCalibrateIdols(t *testing.T) {
 	m := NewMatcher(DefaultMatcherConfig())
 	m.Load(mustIdols(t))
-	c := m.Calibrate(CalibrationConfig{})
+	c := m.Calibrate(CalibrationConfig{MaxPairs: 1 << 21}) // every pair
 	t.Logf("users %d descriptors %d impostor %+v genuine %+v near-identical %d identify %.3f verify %.3f duplicate %.3f genuine-accept %.3f dense %v",
 		c.Users, c.Descriptors, c.Impostor, c.Genuine, c.NearIdentical, c.IdentifyThreshold, c.VerifyThreshold, c.DuplicateDistance, c.GenuineAcceptRate, c.Dense)
 	if c.Users != 134 || c.Descriptors != 1286 || c.Impostor.Pairs+c.Genuine.Pairs != 1286*1285/2 {
@@ -159,8 +159,8 @@ func TestCalibrateIdols(t *testing.T) {
 	if !(c.DuplicateDistance >= DefaultDuplicateFloor && c.DuplicateDistance < 0.25) {
 		t.Errorf("duplicate distance %.3f", c.DuplicateDistance)
 	}
-	// Sampled: close to the full measurement.
-	s := m.Calibrate(CalibrationConfig{MaxPairs: 200000})
+	// Sampled (the default bound): close to the full measurement.
+	s := m.Calibrate(CalibrationConfig{})
 	if !s.Impostor.Sampled || math.Abs(s.Impostor.Mean-c.Impostor.Mean) > 0.005 || math.Abs(s.IdentifyThreshold-c.IdentifyThreshold) > 0.02 {
 		t.Errorf("sampled %+v vs full %+v", s.Impostor, c.Impostor)
 	}
@@ -173,7 +173,7 @@ func TestVerifyIdols(t *testing.T) {
 	users := mustIdols(t)
 	m := NewMatcher(DefaultMatcherConfig())
 	m.Load(users)
-	ceiling := m.Calibrate(CalibrationConfig{}).VerifyThreshold
+	ceiling := m.Calibrate(CalibrationConfig{MaxPairs: 1 << 21}).VerifyThreshold
 	var probes, verified, wrong, claims int
 	for id, ds := range users {
 		if len(ds) < 2 {

@@ -254,10 +254,15 @@ func (m *Matcher) rowDescriptor(row int32) *models.Descriptor {
 
 // rowDistance is the float64 Euclidean distance between d and a row.
 func (m *Matcher) rowDistance(d *models.Descriptor, row int32) float64 {
-	v := m.vecs[int(row)*dim : int(row+1)*dim]
+	return dist64(d[:], m.vecs[int(row)*dim:int(row+1)*dim])
+}
+
+// dist64 is the float64 Euclidean distance between two 128-float vectors:
+// the reference sum every exact answer is ranked by.
+func dist64(a, v []float32) float64 {
 	var s float64
 	for i := range v {
-		x := float64(d[i]) - float64(v[i])
+		x := float64(a[i]) - float64(v[i])
 		s += x * x
 	}
 	return math.Sqrt(s)
