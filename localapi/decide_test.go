@@ -3,8 +3,11 @@ package localapi
 import (
 	"context"
 	"math"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/recognizer"
@@ -195,4 +198,53 @@ func TestIdentifyExternalID(t *testing.T) {
 		}
 	}
 	t.Logf("idols: %d of %d photos verified with their own ID, %d accepted with another's", own, len(files), wrong)
+}
+
+// TestBrowserEnrolConfirm: on the technician page, a photo resembling
+// another user shows that person and a confirm button; confirming enrols.
+func TestBrowserEnrolConfirm(t *testing.T) {
+	env := mustServer(t, nil)
+	obama := env.mustCreateUser("Barack Obama", "obama@example.com")
+	var fr FaceResponse
+	env.mustStatus(201, env.upload("/api/v1/users/"+obama.ID+"/faces", env.tech, map[string]namedFile{"image": {"1.jpg", photo(t, "people/obama/1.jpg")}}, &fr), "enrol obama")
+	ctx := mustBrowser(t)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(env.url+"/technician"),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("#login-email"), techEmail),
+		chromedp.SendKeys(chromedp.CSS("#login-password"), techPW),
+		chromedp.Click(chromedp.CSS("#login-button")),
+		chromedp.WaitVisible(chromedp.CSS("#app")),
+		chromedp.Click(chromedp.CSS("details summary")),
+		chromedp.SendKeys(chromedp.CSS("#nu-name"), "Barry Lookalike"),
+		chromedp.SendKeys(chromedp.CSS("#nu-email"), "barry@example.com"),
+		chromedp.Click(chromedp.CSS("#nu-create")),
+		chromedp.WaitVisible(chromedp.CSS("#enrol-section")),
+		chromedp.SetUploadFiles(chromedp.CSS("#enrol-file"), []string{recognizertest.Testdata(t, "people/obama/2.jpg")}),
+		chromedp.Click(chromedp.CSS("#enrol-upload")),
+		waitText("#similar-text", "resembles Barack Obama (obama@example.com, 1 photo)"),
+	)
+	if err != nil {
+		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#enrol-msg")))
+		t.Fatalf("possible duplicate on the page: %v (message %q)", err, msg)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(artifact(t, "technician-similar.png"), shot, 0o644)
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS("#similar-confirm")),
+		waitText("#enrol-msg", "Enrolled Barry Lookalike."),
+	); err != nil {
+		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#enrol-msg")))
+		t.Fatalf("confirm: %v (%q)", err, msg)
+	}
+	u, err := env.db.GetUserByEmail(context.Background(), "barry@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if encs, _ := env.db.ListEncodings(context.Background(), u.ID); len(encs) != 1 {
+		t.Fatalf("%d encodings stored after the confirmation", len(encs))
+	}
 }

@@ -284,7 +284,7 @@ func duplicateError(sim *similar) *models.Error {
 	case dupOutright:
 		e = models.Errorf(EDUPLICATE, "This face is %s (%s): distance %.2f, closer than almost any two different people enrolled here; an admin can enrol it anyway with force.", o.FullName, o.Email, d)
 	default:
-		e = models.Errorf(EPOSSIBLEDUPLICATE, "This face resembles %s (%s, %d photos) at distance %.2f. If this is a different person, send it again with confirm_different=%s.", o.FullName, o.Email, sim.photos, d, o.ID)
+		e = models.Errorf(EPOSSIBLEDUPLICATE, "This face resembles %s (%s, enrolled photos: %d) at distance %.2f. If this is a different person, send it again with confirm_different=%s.", o.FullName, o.Email, sim.photos, d, o.ID)
 	}
 	return e.WithDetail("user_id", o.ID).WithDetail("name", o.FullName).WithDetail("email", o.Email).
 		WithDetail("photos", sim.photos).WithDetail("distance", d).WithDetail("same_photo", sim.verdict == dupSame)
