@@ -248,3 +248,39 @@ func TestBrowserEnrolConfirm(t *testing.T) {
 		t.Fatalf("%d encodings stored after the confirmation", len(encs))
 	}
 }
+
+// TestImportConfirmDifferent: in a bulk import a face resembling an
+// earlier row's person is reported per row as possible_duplicate naming
+// that person; the same sheet with that person's email in Confirm
+// different enrols it, and the same file under two names stays refused.
+func TestImportConfirmDifferent(t *testing.T) {
+	env := mustServer(t, nil)
+	zipBytes := makeZip(t, []zipEntry{{"a.jpg", photo(t, "people/obama/1.jpg")}, {"b.jpg", photo(t, "people/obama/2.jpg")}})
+	header := append(append([]any{}, sheetHeader...), "Confirm different")
+	rows := [][]any{header,
+		{"S1", "ann@example.com", "Ann A", "Trainee", "Eng", "ENG-1", "a.jpg", ""},
+		{"S2", "ben@example.com", "Ben B", "Trainee", "Eng", "ENG-1", "b.jpg", ""},
+		{"S3", "cal@example.com", "Cal C", "Trainee", "Eng", "ENG-1", "a.jpg", "ann@example.com"},
+	}
+	_, got := env.importRun(makeXLSX(t, rows), zipBytes)
+	status := func(rs []*ImportRow) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Status)
+		}
+		return out
+	}
+	if s := status(got); s[0] != RowCreated || s[1] != RowPossibleDuplicate || s[2] != RowDuplicate ||
+		!strings.Contains(got[1].Message, "resembles Ann A") || !strings.Contains(got[1].Message, "ann@example.com") {
+		t.Fatalf("first import: %v; %q, %q", s, got[1].Message, got[2].Message)
+	}
+	_, got = env.importRun(makeXLSX(t, rows), zipBytes) // unconfirmed: still a question
+	if s := status(got); s[0] != RowUnchanged || s[1] != RowPossibleDuplicate || s[2] != RowDuplicate {
+		t.Fatalf("import again: %v; %q %q", s, got[1].Message, got[2].Message)
+	}
+	rows[2][7] = "ann@example.com" // Ben
+	_, got = env.importRun(makeXLSX(t, rows), zipBytes)
+	if s := status(got); s[0] != RowUnchanged || s[1] != RowCreated || s[2] != RowDuplicate {
+		t.Fatalf("confirmed import: %v; %q %q", s, got[1].Message, got[2].Message)
+	}
+}
