@@ -12,7 +12,6 @@ import (
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/recognizer"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
-	"github.com/kioskd/kioskd/sync/registrysim"
 )
 
 // mustIdolUsers writes the shared idols gallery (552 users, 1,286 real
@@ -20,10 +19,7 @@ import (
 // 8 characters of its id, and returns the records.
 func (e *testEnv) mustIdolUsers() []models.UserRecord {
 	e.t.Helper()
-	recs, err := registrysim.LoadIdols(recognizertest.Testdata(e.t, "gallery/idols.json"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	recs := recognizertest.Idols(e.t)
 	for i := range recs {
 		recs[i].User.ExternalID = "ID-" + recs[i].User.ID[:8]
 	}

@@ -216,12 +216,8 @@ func TestAccuracyPopulations(t *testing.T) {
 // idolIDs maps "name/band" to the idol's id in the shared gallery.
 func idolIDs(tb testing.TB) map[string]string {
 	tb.Helper()
-	recs, err := registrysimLoad(tb)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	out := map[string]string{}
-	for _, r := range recs {
+	for _, r := range recognizertest.Idols(tb) {
 		out[r.User.FullName+"/"+r.User.ClassGroup] = r.User.ID
 	}
 	return out

@@ -7,7 +7,6 @@ import (
 
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
-	"github.com/kioskd/kioskd/sync/registrysim"
 )
 
 // normalSample returns n distances spread as a normal(mean, sd): its
@@ -118,18 +117,10 @@ func TestDerive(t *testing.T) {
 	})
 }
 
-// registrysimLoad loads the shared gallery's records.
-func registrysimLoad(tb testing.TB) ([]models.UserRecord, error) {
-	return registrysim.LoadIdols(recognizertest.Testdata(tb, "gallery/idols.json"))
-}
-
 // mustIdols loads the shared gallery as user -> descriptors.
 func mustIdols(tb testing.TB) map[string][]models.Descriptor {
 	tb.Helper()
-	recs, err := registrysimLoad(tb)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	recs := recognizertest.Idols(tb)
 	users := map[string][]models.Descriptor{}
 	for _, r := range recs {
 		for _, e := range r.Encodings {

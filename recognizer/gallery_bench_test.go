@@ -2,7 +2,6 @@ package recognizer
 
 import (
 	"math"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"strconv"
@@ -11,78 +10,27 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
 
-// Synthetic galleries from the real idols descriptors: each user is a real
-// descriptor pulled 20% towards the gallery's mean plus Gaussian noise of
-// norm about 0.21, so two users made from one real descriptor are about 0.3
-// apart and two from different ones about 0.5 (the real impostor median):
-// the density of the real gallery, with its close pairs, at any size. A
-// probe is a user's row plus noise of norm about 0.35 (a new photo of an
-// enrolled person: the real genuine median is 0.39).
-const (
-	idolPull      = 0.8
-	idolUserNoise = 0.21
-	idolProbe     = 0.35
-)
-
-// idolSynth makes synthetic descriptors from the real ones.
-type idolSynth struct {
-	bases []models.Descriptor
-	mean  [dim]float64
-	rng   *rand.Rand
-}
-
-func newIdolSynth(tb testing.TB, seed uint64) *idolSynth {
-	s := &idolSynth{rng: rand.New(rand.NewPCG(seed, 7))}
-	for _, ds := range mustIdols(tb) {
-		s.bases = append(s.bases, ds...)
-	}
-	for _, b := range s.bases {
-		for i, v := range b {
-			s.mean[i] += float64(v) / float64(len(s.bases))
-		}
-	}
-	return s
-}
-
-// user returns a new synthetic user's descriptor.
-func (s *idolSynth) user() models.Descriptor {
-	b := s.bases[s.rng.IntN(len(s.bases))]
-	sigma := idolUserNoise / math.Sqrt(dim)
-	var d models.Descriptor
-	for i := range d {
-		d[i] = float32(s.mean[i] + idolPull*(float64(b[i])-s.mean[i]) + s.rng.NormFloat64()*sigma)
-	}
-	return d
-}
-
-// probe returns another "photo" of the person whose row is d.
-func (s *idolSynth) probe(d models.Descriptor) models.Descriptor {
-	sigma := idolProbe / math.Sqrt(dim)
-	for i := range d {
-		d[i] += float32(s.rng.NormFloat64() * sigma)
-	}
-	return d
-}
-
-// idolGallery builds a matcher of n synthetic users x 1 descriptor the way
+// idolGallery builds a matcher of n synthetic users x 1 descriptor of the
+// idols gallery's density (recognizertest.IdolSynth) the way
 // kioskd's startup does (Grow, then AddDescriptors per row), returning the
 // load time and the probes (each near a random user's row).
 func idolGallery(b *testing.B, n, probes int) (*Matcher, []models.Descriptor, time.Duration) {
 	b.Helper()
-	s := newIdolSynth(b, uint64(n))
+	s := recognizertest.NewIdolSynth(b, uint64(n))
 	m := NewMatcher(DefaultMatcherConfig())
 	start := time.Now()
 	m.Grow(n)
 	for u := range n {
-		d := s.user()
+		d := s.User()
 		m.AddDescriptors("u"+strconv.Itoa(u), d)
 	}
 	took := time.Since(start)
 	qs := make([]models.Descriptor, probes)
 	for i := range qs {
-		qs[i] = s.probe(*m.rowDescriptor(int32(s.rng.IntN(n))))
+		qs[i] = s.Probe(*m.rowDescriptor(int32(s.IntN(n))))
 	}
 	return m, qs, took
 }
