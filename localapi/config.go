@@ -34,7 +34,9 @@ type Config struct {
 	// (docs/benchmarks.md, make abuse).
 	MaxImagePixels int `yaml:"max_image_pixels"`
 	// DuplicateDistance: a new face within this distance of another user's
-	// face is a duplicate (dlib's same-person convention is 0.6).
+	// face may be that user (dlib's same-person convention is 0.6): the
+	// technician is shown that user and confirms "different person". Only
+	// under the gallery's calibrated outright distance is it refused.
 	DuplicateDistance float64 `yaml:"duplicate_distance"`
 	// SameFaceDistance: a face this close to one the user already has is the
 	// same image again (re-saved or re-sent); it is not stored twice, so

@@ -44,6 +44,23 @@ type StatusFunc func() any
 // Status calls f.
 func (f StatusFunc) Status() any { return f() }
 
+// GalleryJudge makes the decisions calibrated on the enrolled gallery
+// (recognizer.Calibrator): who else a face resembles, when that is the same
+// person outright, and 1:1 checks of a face against one user.
+type GalleryJudge interface {
+	// NearestOther returns the user nearest to d other than userID and
+	// its distance; "" when there is none.
+	NearestOther(userID string, d *models.Descriptor) (string, float64)
+	// DuplicateDistance: another user's face closer than this is the same
+	// person outright (closer than almost any two users of this gallery).
+	DuplicateDistance() float64
+	// VerifyUser checks d against userID's faces only, at the user's own
+	// threshold; enrolled is false when the user has no face.
+	VerifyUser(userID string, d *models.Descriptor) (match bool, distance, threshold float64, enrolled bool)
+	// Report is the gallery's calibration, shown by the status endpoint.
+	Report() any
+}
+
 // ConfigProvider is kioskd's runtime configuration, which admins read and
 // change through /api/v1/config. Update applies a JSON merge patch and
 // returns the new effective configuration. Errors: EINVALID naming the field.
@@ -52,13 +69,14 @@ type ConfigProvider interface {
 	UpdateConfig(ctx context.Context, patch []byte) (any, error)
 }
 
-// Deps are the server's collaborators. Store, Encoder and Matcher are
-// required; the rest may be nil, and the endpoints that need them then answer
+// Deps are the server's collaborators. Store, Encoder, Matcher and Gallery
+// are required; the rest may be nil, and the endpoints that need them then answer
 // 503 EUNAVAILABLE saying what is missing (kioskd runs without a camera).
 type Deps struct {
 	Store   models.Store
 	Encoder models.Encoder
 	Matcher models.Matcher
+	Gallery GalleryJudge
 
 	Feedback FeedbackSource
 	Preview  PreviewSource

@@ -10,6 +10,14 @@ import (
 	"github.com/kioskd/kioskd/models"
 )
 
+// Enrolment duplicate codes (docs/accuracy.md): the face is another
+// user's outright, or resembles another user and needs a technician's
+// confirmation (confirm_different).
+const (
+	EDUPLICATE         = "duplicate"
+	EPOSSIBLEDUPLICATE = "possible_duplicate"
+)
+
 // httpStatus is the one place mapping models error codes to HTTP statuses.
 func httpStatus(code string) int {
 	switch code {
@@ -17,7 +25,7 @@ func httpStatus(code string) int {
 		return http.StatusUnprocessableEntity
 	case models.ENOTFOUND:
 		return http.StatusNotFound
-	case models.ECONFLICT, models.ESTALE:
+	case models.ECONFLICT, models.ESTALE, EDUPLICATE, EPOSSIBLEDUPLICATE:
 		return http.StatusConflict
 	case models.EUNAUTHORIZED:
 		return http.StatusUnauthorized

@@ -9,6 +9,7 @@ import (
 	_ "image/jpeg" // DecodeConfig for the pixel bound
 	_ "image/png"
 	"io"
+	"log/slog"
 	"math"
 	"mime"
 	"net/http"
@@ -22,41 +23,67 @@ import (
 // multipartOverhead allows for part headers and boundaries around an image.
 const multipartOverhead = 64 << 10
 
+// maxFormValue bounds a text field of an upload (an id).
+const maxFormValue = 256
+
 // readImagePart streams the multipart body and returns the bytes of the part
 // named field, refusing more than cfg.MaxImageBytes without reading on.
 func (s *Server) readImagePart(c *gin.Context, field string) ([]byte, error) {
+	b, _, err := s.readImageForm(c, field)
+	return b, err
+}
+
+// readImageForm is readImagePart that also returns the form's short text
+// fields (each up to maxFormValue bytes), wherever they sit in the body.
+func (s *Server) readImageForm(c *gin.Context, field string) ([]byte, map[string]string, error) {
 	ct := c.GetHeader("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "multipart/form-data" {
-		return nil, models.Errorf(models.EINVALID, "Send the photo as multipart/form-data in a field named %q.", field)
+		return nil, nil, models.Errorf(models.EINVALID, "Send the photo as multipart/form-data in a field named %q.", field)
 	}
 	s.guardBody(c, s.cfg.MaxImageBytes+multipartOverhead)
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
-		return nil, models.Errorf(models.EINVALID, "multipart body: %v", err)
+		return nil, nil, models.Errorf(models.EINVALID, "multipart body: %v", err)
 	}
+	var img []byte
+	fields := map[string]string{}
 	for {
 		p, err := mr.NextPart()
 		if err == io.EOF {
-			return nil, models.Errorf(models.EINVALID, "%s: required (a JPEG or PNG photo)", field).WithDetail("field", field)
+			break
 		} else if err != nil {
-			return nil, asBodyError(err)
+			return nil, nil, asBodyError(err)
 		}
-		if p.FormName() != field {
+		if p.FormName() != field || img != nil {
+			if p.FileName() == "" && p.FormName() != field {
+				v, err := io.ReadAll(io.LimitReader(p, maxFormValue+1))
+				if err != nil {
+					return nil, nil, asBodyError(err)
+				}
+				if len(v) > maxFormValue {
+					return nil, nil, models.Errorf(models.EINVALID, "%s: longer than %d bytes", p.FormName(), maxFormValue).WithDetail("field", p.FormName())
+				}
+				fields[p.FormName()] = strings.TrimSpace(string(v))
+			}
 			_, _ = io.Copy(io.Discard, p)
 			continue
 		}
 		b, err := io.ReadAll(io.LimitReader(p, s.cfg.MaxImageBytes+1))
 		if err != nil {
-			return nil, asBodyError(err)
+			return nil, nil, asBodyError(err)
 		}
 		if int64(len(b)) > s.cfg.MaxImageBytes {
-			return nil, models.Errorf(models.ETOOLARGE, "%s: larger than %d MB", field, s.cfg.MaxImageBytes>>20)
+			return nil, nil, models.Errorf(models.ETOOLARGE, "%s: larger than %d MB", field, s.cfg.MaxImageBytes>>20)
 		}
 		if len(b) == 0 {
-			return nil, models.Errorf(models.EBADIMAGE, "%s: the file is empty", field)
+			return nil, fields, models.Errorf(models.EBADIMAGE, "%s: the file is empty", field)
 		}
-		return b, s.checkPixels(b)
+		img = b
 	}
+	if img == nil {
+		return nil, fields, models.Errorf(models.EINVALID, "%s: required (a JPEG or PNG photo)", field).WithDetail("field", field)
+	}
+	return img, fields, s.checkPixels(img)
 }
 
 // checkPixels refuses an image whose header claims more than
@@ -84,6 +111,25 @@ func (s *Server) checkPixels(b []byte) error {
 type FaceResponse struct {
 	Encoding *models.FaceEncoding `json:"encoding"`
 	Box      image.Rectangle      `json:"box"`
+	// Confirmed is set when the face resembled another user and was
+	// enrolled on a confirmation or an admin's force.
+	Confirmed *Confirmation `json:"confirmed,omitempty"`
+}
+
+// Confirmation records who let a face similar to another user's be enrolled.
+type Confirmation struct {
+	SimilarUserID string  `json:"similar_user_id"`
+	Distance      float64 `json:"distance"`
+	Force         bool    `json:"force"`
+	By            string  `json:"by"` // the account's email, or "loopback"
+}
+
+// actor names the caller for the log: its account's email, or "loopback".
+func actor(c *gin.Context) string {
+	if a := account(c); a != nil {
+		return a.Email
+	}
+	return "loopback"
 }
 
 func (s *Server) handleUploadFace(c *gin.Context) {
@@ -98,7 +144,7 @@ func (s *Server) handleUploadFace(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	img, err := s.readImagePart(c, "image")
+	img, fields, err := s.readImageForm(c, "image")
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -108,7 +154,17 @@ func (s *Server) handleUploadFace(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	s.enrolFace(c, u, face, force)
+	s.enrolFace(c, u, face, force, confirmDifferent(c, fields))
+}
+
+// confirmDifferent is the technician's "different person" confirmation: the
+// form field confirm_different (or the query parameter), naming the user
+// the face was found similar to.
+func confirmDifferent(c *gin.Context, fields map[string]string) string {
+	if v := fields["confirm_different"]; v != "" {
+		return v
+	}
+	return strings.TrimSpace(c.Query("confirm_different"))
 }
 
 func (s *Server) handleCaptureFace(c *gin.Context) {
@@ -137,7 +193,7 @@ func (s *Server) handleCaptureFace(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	s.enrolFace(c, u, face, force)
+	s.enrolFace(c, u, face, force, confirmDifferent(c, nil))
 }
 
 // forceFlag reads ?force=true, which only admins may set.
@@ -147,33 +203,101 @@ func (s *Server) forceFlag(c *gin.Context) (bool, error) {
 		return false, nil
 	case "true", "1":
 		if !isAdmin(c) {
-			return false, models.Errorf(models.EFORBIDDEN, "Only an admin may enrol a face that matches another user (force).")
+			return false, models.Errorf(models.EFORBIDDEN, "Only an admin may enrol a face that matches another user (force); a technician confirms a different person with confirm_different.")
 		}
 		return true, nil
 	}
 	return false, models.Errorf(models.EINVALID, "force: want true or false").WithDetail("field", "force")
 }
 
-// duplicateError says who a face already belongs to, or nil.
-func (s *Server) duplicateError(ctx context.Context, userID string, d *models.Descriptor) error {
-	m := s.deps.Matcher.Identify(d)
-	if m.BestUserID == "" || m.BestUserID == userID || !(m.Distance <= s.cfg.DuplicateDistance) {
-		return nil
-	}
-	other, err := s.deps.Store.GetUser(ctx, m.BestUserID)
-	if models.ErrorCode(err) == models.ENOTFOUND {
-		return nil // the gallery is ahead of the store; nothing to name
-	} else if err != nil {
-		return err
-	}
-	return duplicateOf(other, m.Distance)
+// Duplicate verdicts of duplicateRule.judge.
+const (
+	dupNone     = ""
+	dupSame     = "same_photo" // the same photo: always refused
+	dupOutright = "duplicate"  // the same person outright: only an admin's force enrols it
+	dupPossible = "possible"   // resembles: a technician confirms "different person"
+)
+
+// duplicateRule is the enrolment duplicate rule (docs/accuracy.md): under
+// same, the same photo; under outright (calibrated from the gallery's
+// impostor distances), the same person; under possible, a face the
+// technician must look at.
+type duplicateRule struct{ same, outright, possible float64 }
+
+func (s *Server) duplicateRule() duplicateRule {
+	return duplicateRule{same: s.cfg.SameFaceDistance, outright: s.deps.Gallery.DuplicateDistance(), possible: s.cfg.DuplicateDistance}
 }
 
-func duplicateOf(other *models.User, dist float64) *models.Error {
-	return models.Errorf(models.ECONFLICT, "This face matches %s (%s) at distance %.2f; an admin can enrol it anyway with force.",
-		other.FullName, other.Email, dist).
-		WithDetail("user_id", other.ID).WithDetail("name", other.FullName).WithDetail("email", other.Email).
-		WithDetail("distance", math.Round(dist*1000)/1000)
+// judge returns the verdict for a face at dist from another user's.
+func (r duplicateRule) judge(dist float64) string {
+	switch {
+	case dist <= r.same:
+		return dupSame
+	case dist <= r.outright:
+		return dupOutright
+	case dist <= r.possible:
+		return dupPossible
+	}
+	return dupNone
+}
+
+// similar is the other user a new face resembles.
+type similar struct {
+	user    *models.User
+	dist    float64
+	photos  int
+	verdict string
+}
+
+// similarUser returns the user other than userID nearest to d when the
+// duplicate rule has something to say about it, or nil.
+func (s *Server) similarUser(ctx context.Context, userID string, d *models.Descriptor) (*similar, error) {
+	id, dist := s.deps.Gallery.NearestOther(userID, d)
+	verdict := s.duplicateRule().judge(dist)
+	if id == "" || verdict == dupNone {
+		return nil, nil
+	}
+	other, err := s.deps.Store.GetUser(ctx, id)
+	if models.ErrorCode(err) == models.ENOTFOUND {
+		return nil, nil // the gallery is ahead of the store; nothing to name
+	} else if err != nil {
+		return nil, err
+	}
+	encs, err := s.deps.Store.ListEncodings(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &similar{user: other, dist: dist, photos: len(encs), verdict: verdict}, nil
+}
+
+// duplicateError is the 409 for a similar user: duplicate (same photo or
+// same person outright) or possible_duplicate, naming that user.
+func duplicateError(sim *similar) *models.Error {
+	o, d := sim.user, math.Round(sim.dist*1000)/1000
+	var e *models.Error
+	switch sim.verdict {
+	case dupSame:
+		e = models.Errorf(EDUPLICATE, "This photo is already enrolled for %s (%s); the same photo cannot be enrolled for a second person.", o.FullName, o.Email)
+	case dupOutright:
+		e = models.Errorf(EDUPLICATE, "This face is %s (%s): distance %.2f, closer than almost any two different people enrolled here; an admin can enrol it anyway with force.", o.FullName, o.Email, d)
+	default:
+		e = models.Errorf(EPOSSIBLEDUPLICATE, "This face resembles %s (%s, enrolled photos: %d) at distance %.2f. If this is a different person, send it again with confirm_different=%s.", o.FullName, o.Email, sim.photos, d, o.ID)
+	}
+	return e.WithDetail("user_id", o.ID).WithDetail("name", o.FullName).WithDetail("email", o.Email).
+		WithDetail("photos", sim.photos).WithDetail("distance", d).WithDetail("same_photo", sim.verdict == dupSame)
+}
+
+// allowed says whether an enrolment may go on despite sim: never for the
+// same photo; with an admin's force for the same person; with force or the
+// technician's confirmation naming sim's user for a resemblance.
+func (sim *similar) allowed(force bool, confirm string) bool {
+	switch sim.verdict {
+	case dupSame:
+		return false
+	case dupOutright:
+		return force
+	}
+	return force || (confirm != "" && (confirm == sim.user.ID || strings.EqualFold(confirm, sim.user.Email)))
 }
 
 // sameFace returns the user's encoding within cfg.SameFaceDistance of d, if
@@ -187,14 +311,23 @@ func (s *Server) sameFace(encs []*models.FaceEncoding, d *models.Descriptor) *mo
 	return nil
 }
 
-func (s *Server) enrolFace(c *gin.Context, u *models.User, face *models.Face, force bool) {
+func (s *Server) enrolFace(c *gin.Context, u *models.User, face *models.Face, force bool, confirm string) {
 	ctx := c.Request.Context()
-	if !force {
-		if err := s.duplicateError(ctx, u.ID, &face.Descriptor); err != nil {
-			s.metrics.enrolments.WithLabelValues("duplicate").Inc()
-			s.writeError(c, err)
+	sim, err := s.similarUser(ctx, u.ID, &face.Descriptor)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	var confirmed *Confirmation
+	if sim != nil {
+		if !sim.allowed(force, confirm) {
+			s.metrics.enrolments.WithLabelValues(map[bool]string{true: "possible_duplicate", false: "duplicate"}[sim.verdict == dupPossible]).Inc()
+			s.writeError(c, duplicateError(sim))
 			return
 		}
+		confirmed = &Confirmation{SimilarUserID: sim.user.ID, Distance: math.Round(sim.dist*1000) / 1000, Force: force, By: actor(c)}
+		s.logger.Warn("enrolment of a face similar to another user", slog.String("user", u.ID), slog.String("similar_user", sim.user.ID),
+			slog.Float64("distance", sim.dist), slog.String("verdict", sim.verdict), slog.Bool("force", force), slog.String("by", confirmed.By))
 	}
 	encs, err := s.deps.Store.ListEncodings(ctx, u.ID)
 	if err != nil {
@@ -219,7 +352,7 @@ func (s *Server) enrolFace(c *gin.Context, u *models.User, face *models.Face, fo
 		return
 	}
 	s.metrics.enrolments.WithLabelValues("ok").Inc()
-	c.JSON(http.StatusCreated, FaceResponse{Encoding: enc, Box: face.Box})
+	c.JSON(http.StatusCreated, FaceResponse{Encoding: enc, Box: face.Box, Confirmed: confirmed})
 }
 
 func (s *Server) handleListFaces(c *gin.Context) {
@@ -267,21 +400,40 @@ func (s *Server) handleDeleteFace(c *gin.Context) {
 
 // IdentifyResponse is the result of POST /api/v1/identify.
 type IdentifyResponse struct {
-	Result   string   `json:"result"` // match, unknown, no_face, multiple_faces, bad_image
+	// Result: match, unknown, no_face, multiple_faces, bad_image; with an
+	// external_id (1:1): match or no_match for that user (or the image
+	// results).
+	Result   string   `json:"result"`
 	UserID   string   `json:"user_id,omitempty"`
 	Name     string   `json:"name,omitempty"`
 	Distance *float64 `json:"distance,omitempty"`
-	Faces    int      `json:"faces"`
-	Message  string   `json:"message"`
+	// Threshold is the claimed user's own 1:1 threshold (external_id only).
+	Threshold *float64 `json:"threshold,omitempty"`
+	Faces     int      `json:"faces"`
+	Message   string   `json:"message"`
 }
 
 func (s *Server) handleIdentify(c *gin.Context) {
-	img, err := s.readImagePart(c, "image")
+	img, fields, err := s.readImageForm(c, "image")
 	if err != nil && models.ErrorCode(err) != models.EBADIMAGE {
 		s.writeError(c, err)
 		return
 	}
 	ctx := c.Request.Context()
+	var claimed *models.User
+	if xid := fields["external_id"]; xid != "" {
+		// Look the ID up before encoding: an unknown ID is the caller's to fix.
+		u, err := s.deps.Store.GetUserByExternalID(ctx, xid)
+		if models.ErrorCode(err) == models.ENOTFOUND {
+			s.metrics.identify.WithLabelValues("no_match").Inc()
+			c.JSON(http.StatusOK, IdentifyResponse{Result: "no_match", Message: "No user has this ID."})
+			return
+		} else if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		claimed = u
+	}
 	var faces []models.Face
 	if err == nil {
 		faces, err = s.deps.Encoder.Encode(ctx, img)
@@ -297,6 +449,8 @@ func (s *Server) handleIdentify(c *gin.Context) {
 		resp.Result, resp.Message = "no_face", "No face found in the photo."
 	case len(faces) > 1:
 		resp.Result, resp.Message = "multiple_faces", "More than one face: use a photo of one person."
+	case claimed != nil:
+		s.verifyClaim(&resp, claimed, &faces[0].Descriptor)
 	default:
 		m := s.deps.Matcher.Identify(&faces[0].Descriptor)
 		if !math.IsInf(m.Distance, 0) {
@@ -314,4 +468,23 @@ func (s *Server) handleIdentify(c *gin.Context) {
 	}
 	s.metrics.identify.WithLabelValues(resp.Result).Inc()
 	c.JSON(http.StatusOK, resp)
+}
+
+// verifyClaim fills resp with the 1:1 answer for the face d and the user u
+// (ID + face): match only within u's own threshold, which is kept under u's
+// nearest other user, so another enrolled person's face with u's ID fails.
+func (s *Server) verifyClaim(resp *IdentifyResponse, u *models.User, d *models.Descriptor) {
+	match, dist, th, enrolled := s.deps.Gallery.VerifyUser(u.ID, d)
+	resp.Result, resp.UserID = "no_match", u.ID
+	switch {
+	case !enrolled:
+		resp.Message = "This ID has no enrolled face."
+		return
+	case match:
+		resp.Result, resp.Name, resp.Message = "match", u.FullName, "Verified "+u.FullName+"."
+	default:
+		resp.Message = "The face does not match this ID."
+	}
+	r, t := math.Round(dist*1000)/1000, math.Round(th*1000)/1000
+	resp.Distance, resp.Threshold = &r, &t
 }

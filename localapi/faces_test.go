@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -75,7 +76,8 @@ func TestUsersCRUD(t *testing.T) {
 // TestFaces: enrol, duplicate check (with who and distance), force rules,
 // same-photo refusal, list without descriptors, identify, delete.
 func TestFaces(t *testing.T) {
-	env := mustServer(t, nil)
+	// A re-encoded copy must be told from the very same photo.
+	env := mustServer(t, func(c *Config, _ *Deps) { c.SameFaceDistance = 0.005 })
 	obama := env.mustCreateUser("Barack Obama", "obama@example.com")
 	other := env.mustCreateUser("Someone Else", "else@example.com")
 	biden := env.mustCreateUser("Joe Biden", "biden@example.com")
@@ -95,20 +97,57 @@ func TestFaces(t *testing.T) {
 	// Obama's own second photo is fine (before anyone else holds his face).
 	st = env.upload("/api/v1/users/"+obama.ID+"/faces", env.tech, map[string]namedFile{"image": {"3.jpg", photo(t, "people/obama/3_small.jpg")}}, &er)
 	env.mustStatus(201, st, "obama small photo", []byte(fmt.Sprint(er)))
-	// Another photo of Obama for another user: a duplicate naming Obama.
-	st = env.upload("/api/v1/users/"+other.ID+"/faces", env.tech, map[string]namedFile{"image": {"2.jpg", photo(t, "people/obama/2.jpg")}}, &er)
-	if st != 409 || er.Error.Code != "conflict" || er.Error.Details["user_id"] != obama.ID || !strings.Contains(er.Error.Message, "Barack Obama") {
-		t.Fatalf("duplicate: %d %+v", st, er)
+	// Another photo of Obama for another user: a possible duplicate naming
+	// Obama, which the technician confirms is a different person.
+	obama2 := map[string]namedFile{"image": {"2.jpg", photo(t, "people/obama/2.jpg")}}
+	st = env.upload("/api/v1/users/"+other.ID+"/faces", env.tech, obama2, &er)
+	if st != 409 || er.Error.Code != EPOSSIBLEDUPLICATE || er.Error.Details["user_id"] != obama.ID || er.Error.Details["photos"] != 2.0 ||
+		!strings.Contains(er.Error.Message, "Barack Obama") {
+		t.Fatalf("possible duplicate: %d %+v", st, er)
 	}
 	if d, _ := er.Error.Details["distance"].(float64); d <= 0 || d > 0.6 {
 		t.Fatalf("duplicate distance %v", er.Error.Details["distance"])
 	}
-	t.Logf("duplicate message: %s", er.Error.Message)
-	// A technician may not force; an admin may.
-	st = env.upload("/api/v1/users/"+other.ID+"/faces?force=true", env.tech, map[string]namedFile{"image": {"2.jpg", photo(t, "people/obama/2.jpg")}}, &er)
+	t.Logf("possible duplicate message: %s", er.Error.Message)
+	obama2["confirm_different"] = namedFile{data: []byte(biden.ID)} // names somebody else: no
+	st = env.upload("/api/v1/users/"+other.ID+"/faces", env.tech, obama2, &er)
+	if st != 409 || er.Error.Code != EPOSSIBLEDUPLICATE {
+		t.Fatalf("confirmation naming the wrong user: %d %+v", st, er)
+	}
+	obama2["confirm_different"] = namedFile{data: []byte(obama.ID)}
+	st = env.upload("/api/v1/users/"+other.ID+"/faces", env.tech, obama2, &fr)
+	env.mustStatus(201, st, "confirmed different")
+	if fr.Confirmed == nil || fr.Confirmed.SimilarUserID != obama.ID || fr.Confirmed.By != techEmail || fr.Confirmed.Force {
+		t.Fatalf("confirmation not recorded: %+v", fr.Confirmed)
+	}
+	// The same photo for a second person: refused, whoever asks.
+	for _, tok := range []string{env.tech, env.admin} {
+		files := map[string]namedFile{"image": {"1.jpg", photo(t, "people/obama/1.jpg")}, "confirm_different": {data: []byte(obama.ID)}}
+		st = env.upload("/api/v1/users/"+biden.ID+"/faces?force="+strconv.FormatBool(tok == env.admin), tok, files, &er)
+		if tok == env.tech && st == 403 {
+			continue // a technician may not force
+		}
+		if st != 409 || er.Error.Code != EDUPLICATE || er.Error.Details["same_photo"] != true || er.Error.Details["user_id"] != obama.ID {
+			t.Fatalf("same photo for a second user: %d %+v", st, er)
+		}
+	}
+	// Re-encoded (another JPEG quality): the same person outright, under
+	// the calibrated distance; no confirmation, only an admin's force.
+	recoded := map[string]namedFile{"image": {"1.jpg", reencode(t, photo(t, "people/obama/1.jpg"), 40)}, "confirm_different": {data: []byte(obama.ID)}}
+	st = env.upload("/api/v1/users/"+biden.ID+"/faces", env.tech, recoded, &er)
+	if st != 409 || er.Error.Code != EDUPLICATE || er.Error.Details["same_photo"] != false {
+		t.Fatalf("outright duplicate: %d %+v", st, er)
+	}
+	st = env.upload("/api/v1/users/"+biden.ID+"/faces?force=true", env.tech, recoded, &er)
 	env.mustStatus(403, st, "technician force")
-	st = env.upload("/api/v1/users/"+other.ID+"/faces?force=true", env.admin, map[string]namedFile{"image": {"2.jpg", photo(t, "people/obama/2.jpg")}}, &fr)
+	st = env.upload("/api/v1/users/"+biden.ID+"/faces?force=true", env.admin, recoded, &fr)
 	env.mustStatus(201, st, "admin force")
+	if fr.Confirmed == nil || !fr.Confirmed.Force || fr.Confirmed.By != adminEmail {
+		t.Fatalf("force not recorded: %+v", fr.Confirmed)
+	}
+	if st := env.doJSON("DELETE", "/api/v1/users/"+biden.ID+"/faces/"+fr.Encoding.ID, env.admin, nil, nil); st != 204 {
+		t.Fatalf("delete forced face: %d", st)
+	}
 
 	// Lists never carry descriptors.
 	resp, b := env.do("GET", "/api/v1/users/"+obama.ID+"/faces", env.tech, "", nil)
@@ -144,7 +183,7 @@ func TestFaces(t *testing.T) {
 		result string
 		user   string
 	}{
-		{photo(t, "people/obama/2.jpg"), "match", other.ID}, // force-enrolled for "Someone Else": distance 0
+		{photo(t, "people/obama/2.jpg"), "match", other.ID}, // confirmed for "Someone Else": distance 0
 		{photo(t, "people/biden/2.jpg"), "match", biden.ID},
 		{photo(t, "people/kit_harington/1.jpg"), "unknown", ""},
 		{photo(t, "multi/two_people.jpg"), "multiple_faces", ""},
@@ -227,4 +266,26 @@ func TestPhotoFormats(t *testing.T) {
 			t.Errorf("%s: status %d", name, st)
 		}
 	}
+}
+
+// reencode returns the photo at half size as a JPEG of the given quality:
+// another file of the same face.
+func reencode(tb testing.TB, b []byte, quality int) []byte {
+	tb.Helper()
+	img, _, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := img.Bounds()
+	half := image.NewRGBA(image.Rect(0, 0, r.Dx()/2, r.Dy()/2))
+	for y := range half.Rect.Dy() {
+		for x := range half.Rect.Dx() {
+			half.Set(x, y, img.At(r.Min.X+2*x, r.Min.Y+2*y))
+		}
+	}
+	var out bytes.Buffer
+	if err := jpeg.Encode(&out, half, &jpeg.Options{Quality: quality}); err != nil {
+		tb.Fatal(err)
+	}
+	return out.Bytes()
 }

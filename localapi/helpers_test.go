@@ -77,7 +77,8 @@ func mustServer(tb testing.TB, configure func(*Config, *Deps)) *testEnv {
 	cfg.Addr = "127.0.0.1:0"
 	cfg.TempDir = filepath.Join(tb.TempDir(), "tmp")
 	cfg.DeviceID = "kiosk-test"
-	deps := Deps{Store: db, Encoder: mustEncoder(tb), Matcher: m, Now: clock.Now}
+	deps := Deps{Store: db, Encoder: mustEncoder(tb), Matcher: m, Now: clock.Now,
+		Gallery: recognizer.NewCalibrator(m, recognizer.CalibratorConfig{}, nil)}
 	if configure != nil {
 		configure(&cfg, &deps)
 	}
@@ -170,13 +171,19 @@ func (e *testEnv) doJSON(method, path, token string, in, out any) int {
 	return resp.StatusCode
 }
 
-// upload posts files as multipart fields (field -> name -> bytes).
+// upload posts files as multipart fields (field -> name -> bytes); a
+// namedFile without a name is a text field.
 func (e *testEnv) upload(path, token string, files map[string]namedFile, out any) int {
 	e.t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	for field, f := range files {
-		w, _ := mw.CreateFormFile(field, f.name)
+		var w io.Writer
+		if f.name == "" {
+			w, _ = mw.CreateFormField(field)
+		} else {
+			w, _ = mw.CreateFormFile(field, f.name)
+		}
 		w.Write(f.data)
 	}
 	mw.Close()

@@ -28,19 +28,22 @@ import (
 
 // Import row statuses, as the result sheet and the job's counts show them.
 const (
-	RowCreated       = "created"
-	RowUpdated       = "updated"
-	RowUnchanged     = "unchanged"
-	RowDuplicate     = "duplicate"
-	RowNoFace        = "no_face"
-	RowMultipleFaces = "multiple_faces"
-	RowFaceTooSmall  = "face_too_small"
-	RowBadImage      = "bad_image"
-	RowTooLarge      = "too_large"
-	RowPhotoMissing  = "photo_missing"
-	RowInvalid       = "invalid"
-	RowConflict      = "conflict"
-	RowError         = "error"
+	RowCreated   = "created"
+	RowUpdated   = "updated"
+	RowUnchanged = "unchanged"
+	RowDuplicate = "duplicate"
+	// RowPossibleDuplicate: the face resembles another user; the sheet's
+	// Confirm different column naming that user (id or email) enrols it.
+	RowPossibleDuplicate = "possible_duplicate"
+	RowNoFace            = "no_face"
+	RowMultipleFaces     = "multiple_faces"
+	RowFaceTooSmall      = "face_too_small"
+	RowBadImage          = "bad_image"
+	RowTooLarge          = "too_large"
+	RowPhotoMissing      = "photo_missing"
+	RowInvalid           = "invalid"
+	RowConflict          = "conflict"
+	RowError             = "error"
 )
 
 // Job states.
@@ -65,6 +68,7 @@ var importColumns = []struct {
 	{"class_group", "Class group", false},
 	{"photo", "Photo file name", true},
 	{"programme", "Programme", false},
+	{"confirm_different", "Confirm different", false},
 }
 
 var headerAliases = map[string]string{
@@ -74,6 +78,7 @@ var headerAliases = map[string]string{
 	"role": "role", "department": "department", "class_group": "class_group", "class": "class_group", "group": "class_group",
 	"photo": "photo", "photo_file_name": "photo", "photo_file": "photo", "photo_filename": "photo", "file_name": "photo", "image": "photo",
 	"programme": "programme", "program": "programme",
+	"confirm_different": "confirm_different",
 }
 
 // ImportRow is one data row of an import and what became of it.
@@ -87,9 +92,12 @@ type ImportRow struct {
 	ClassGroup string `json:"class_group,omitempty"`
 	Programme  string `json:"programme,omitempty"`
 	Photo      string `json:"photo"`
-	Status     string `json:"status"`
-	Message    string `json:"message"`
-	UserID     string `json:"user_id,omitempty"`
+	// ConfirmDifferent names the user (id or email) the technician
+	// confirmed this face is not.
+	ConfirmDifferent string `json:"confirm_different,omitempty"`
+	Status           string `json:"status"`
+	Message          string `json:"message"`
+	UserID           string `json:"user_id,omitempty"`
 
 	user  models.User
 	entry *zip.File
@@ -97,6 +105,20 @@ type ImportRow struct {
 }
 
 func (r *ImportRow) set(status, msg string) { r.Status, r.Message = status, msg }
+
+// setDuplicate reports a duplicate verdict on the row, naming the similar
+// person and what confirms a different one (confirm: an id or email).
+func (r *ImportRow) setDuplicate(verdict, name, email, confirm, where string, dist float64) {
+	switch verdict {
+	case dupSame:
+		r.set(RowDuplicate, fmt.Sprintf("duplicate of %s (%s%s): the same photo", name, email, where))
+	case dupOutright:
+		r.set(RowDuplicate, fmt.Sprintf("duplicate of %s (%s%s) at distance %.2f", name, email, where, dist))
+	default:
+		r.set(RowPossibleDuplicate, fmt.Sprintf("resembles %s (%s%s) at distance %.2f; if a different person, put %s in Confirm different and import again",
+			name, email, where, dist, confirm))
+	}
+}
 
 // ImportJob is the progress of an import, as GET /api/v1/import/{job} shows it.
 type ImportJob struct {
@@ -431,7 +453,7 @@ func (s *Server) readImportSheet(p, tmp string) ([]*ImportRow, error) {
 			return ""
 		}
 		rows = append(rows, &ImportRow{Row: n, ExternalID: get("external_id"), Email: get("email"), FullName: get("full_name"),
-			Role: get("role"), Department: get("department"), ClassGroup: get("class_group"), Programme: get("programme"), Photo: get("photo")})
+			Role: get("role"), Department: get("department"), ClassGroup: get("class_group"), Programme: get("programme"), Photo: get("photo"), ConfirmDifferent: get("confirm_different")})
 	}
 	if err := it.Error(); err != nil {
 		return nil, models.Errorf(models.EINVALID, "sheet: %v", trimErr(err))
@@ -727,23 +749,28 @@ func (s *Server) decideRow(ctx context.Context, r *ImportRow, seen []accepted) (
 	if existing != nil {
 		r.UserID = existing.ID
 	}
-	// A face of somebody else, stored or earlier in this sheet.
-	if err := s.duplicateError(ctx, r.UserID, r.face); err != nil {
-		if models.ErrorCode(err) != models.ECONFLICT {
-			return nil, err
-		}
-		d := models.ErrorDetails(err)
-		r.set(RowDuplicate, fmt.Sprintf("duplicate of %v (%v) at distance %.2f", d["name"], d["email"], d["distance"]))
+	// A face of somebody else, stored or earlier in this sheet: the
+	// enrolment duplicate rule (docs/accuracy.md), confirmed per row.
+	sim, err := s.similarUser(ctx, r.UserID, r.face)
+	if err != nil {
+		return nil, err
+	}
+	if sim != nil && !sim.allowed(false, r.ConfirmDifferent) {
+		r.setDuplicate(sim.verdict, sim.user.FullName, sim.user.Email, sim.user.ID, "", sim.dist)
 		return nil, nil
 	}
+	rule := s.duplicateRule()
 	for _, a := range seen {
 		if (r.UserID != "" && a.key == r.UserID) || a.key == "new:"+r.user.Email {
 			continue
 		}
-		if d := models.Distance(a.face, r.face); d <= s.cfg.DuplicateDistance {
-			r.set(RowDuplicate, fmt.Sprintf("duplicate of %s (%s, row %d) at distance %.2f", a.row.FullName, a.row.Email, a.row.Row, d))
-			return nil, nil
+		d := models.Distance(a.face, r.face)
+		v := rule.judge(d)
+		if v == dupNone || (v == dupPossible && strings.EqualFold(r.ConfirmDifferent, a.row.Email)) {
+			continue
 		}
+		r.setDuplicate(v, a.row.FullName, a.row.Email, a.row.Email, fmt.Sprintf(", row %d", a.row.Row), d)
+		return nil, nil
 	}
 	u := r.user
 	rec := &models.UserRecord{User: u}

@@ -47,7 +47,10 @@ type Status struct {
 	Camera    any       `json:"camera"`
 	Models    any       `json:"models"`
 	Sync      any       `json:"sync"`
-	Counts    struct {
+	// Calibration is the gallery's: impostor and genuine distances, the
+	// operating points, and the warning when it is too dense for 1:N.
+	Calibration any `json:"calibration"`
+	Counts      struct {
 		Users     int `json:"users"`
 		Encodings int `json:"encodings"`
 		Gallery   int `json:"gallery"` // descriptors in the matcher
@@ -86,6 +89,7 @@ func (s *Server) status(ctx context.Context) (*Status, error) {
 	st.Counts.Gallery = s.deps.Matcher.Len()
 	st.Ready = s.deps.Ready == nil || s.deps.Ready() == nil
 	st.Models = gin.H{"loaded": s.deps.Encoder != nil, "name": models.DefaultModelName}
+	st.Calibration = s.deps.Gallery.Report()
 	st.Camera = gin.H{"configured": false}
 	if s.deps.Camera != nil {
 		st.Camera = s.deps.Camera.Status()

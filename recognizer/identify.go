@@ -91,18 +91,8 @@ func (m *Matcher) Identify(d *models.Descriptor) models.Match {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if len(m.owner) == 0 {
-		return miss
-	}
-	var buf [256]int32
-	var cands []int32
-	if int8Scan {
-		cands, _ = m.scan(&q, buf[:0])
-	} else {
-		cands = m.scan32(d, buf[:0])
-	}
-	t := m.rerank(d, cands)
-	if t.r1 < 0 { // every row is NaN or infinite
+	t := m.nearestTwo(d, &q)
+	if t.r1 < 0 { // empty, or every row is NaN or infinite
 		return miss
 	}
 	match := models.Match{Distance: t.d1, RunnerUpDistance: t.d2, BestUserID: m.users[t.u1].id}
@@ -111,6 +101,23 @@ func (m *Matcher) Identify(d *models.Descriptor) models.Match {
 		match.UserID = match.BestUserID
 	}
 	return match
+}
+
+// nearestTwo returns the best row and the runner-up (the nearest row of
+// another user) for d, quantised as q; r1 < 0 when there is none. The
+// caller holds the read lock.
+func (m *Matcher) nearestTwo(d *models.Descriptor, q *query) top2 {
+	if len(m.owner) == 0 {
+		return newTop2()
+	}
+	var buf [256]int32
+	var cands []int32
+	if int8Scan {
+		cands, _ = m.scan(q, buf[:0])
+	} else {
+		cands = m.scan32(d, buf[:0])
+	}
+	return m.rerank(d, cands)
 }
 
 // scan is the int8 pass. It appends to cands, in row order, every row that

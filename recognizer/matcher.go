@@ -54,7 +54,8 @@ type Matcher struct {
 	threshold float64
 	margin    float64
 
-	mu sync.RWMutex
+	mu      sync.RWMutex
+	version uint64 // counts changes, for Calibrator
 	rowStore
 	users []userSlot
 	free  []int32 // unused slots in users
@@ -75,7 +76,29 @@ func NewMatcher(cfg MatcherConfig) *Matcher {
 }
 
 // Threshold returns the distance threshold in use.
-func (m *Matcher) Threshold() float64 { return m.threshold }
+func (m *Matcher) Threshold() float64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.threshold
+}
+
+// SetThreshold changes the distance threshold (a calibration applies its
+// operating point); a value <= 0 or NaN is ignored.
+func (m *Matcher) SetThreshold(t float64) {
+	if !(t > 0) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.threshold = t
+}
+
+// Version counts the changes to the gallery: equal versions, same gallery.
+func (m *Matcher) Version() uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.version
+}
 
 // Margin returns the runner-up margin in use.
 func (m *Matcher) Margin() float64 { return m.margin }
@@ -164,12 +187,14 @@ func (m *Matcher) Load(users map[string][]models.Descriptor) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.rowStore, m.users, m.free, m.index = rs, slots, nil, index
+	m.version++
 }
 
 func (m *Matcher) addLocked(userID string, ds []models.Descriptor) {
 	if len(ds) == 0 {
 		return
 	}
+	m.version++
 	slot, ok := m.index[userID]
 	if !ok {
 		if k := len(m.free); k > 0 {
@@ -194,6 +219,7 @@ func (m *Matcher) removeLocked(userID string) {
 	if !ok {
 		return
 	}
+	m.version++
 	rows := m.users[slot].rows
 	// Highest rows first: then the last row is never one of ours that is
 	// still to be removed, unless it is the current one.
@@ -219,12 +245,24 @@ func (m *Matcher) removeLocked(userID string) {
 	}
 }
 
+// rowDescriptor returns a copy of a row.
+func (m *Matcher) rowDescriptor(row int32) *models.Descriptor {
+	var d models.Descriptor
+	copy(d[:], m.vecs[int(row)*dim:int(row+1)*dim])
+	return &d
+}
+
 // rowDistance is the float64 Euclidean distance between d and a row.
 func (m *Matcher) rowDistance(d *models.Descriptor, row int32) float64 {
-	v := m.vecs[int(row)*dim : int(row+1)*dim]
+	return dist64(d[:], m.vecs[int(row)*dim:int(row+1)*dim])
+}
+
+// dist64 is the float64 Euclidean distance between two 128-float vectors:
+// the reference sum every exact answer is ranked by.
+func dist64(a, v []float32) float64 {
 	var s float64
 	for i := range v {
-		x := float64(d[i]) - float64(v[i])
+		x := float64(a[i]) - float64(v[i])
 		s += x * x
 	}
 	return math.Sqrt(s)

@@ -51,11 +51,17 @@ type ModelsConfig struct {
 
 // RecognizerConfig tunes encoding and matching.
 type RecognizerConfig struct {
-	Threshold   float64 `yaml:"threshold"`
-	Margin      float64 `yaml:"margin"`
-	MinFaceSize int     `yaml:"min_face_size"`
-	PoolSize    int     `yaml:"pool_size"`
-	MaxPixels   int     `yaml:"max_pixels"`
+	// Threshold is the 1:N distance threshold; with a target false-match
+	// rate it is the ceiling the calibrated threshold never exceeds.
+	Threshold float64 `yaml:"threshold"`
+	// TargetFalseMatchRate is the false-match rate per identification the
+	// gallery's calibration derives the 1:N threshold for
+	// (docs/accuracy.md); 0 keeps Threshold fixed (still reported).
+	TargetFalseMatchRate float64 `yaml:"target_false_match_rate"`
+	Margin               float64 `yaml:"margin"`
+	MinFaceSize          int     `yaml:"min_face_size"`
+	PoolSize             int     `yaml:"pool_size"`
+	MaxPixels            int     `yaml:"max_pixels"`
 	// MaxConcurrentPixels bounds the pixels all concurrent encodes work on
 	// at once (a 2x detection counts four times): the knob for the
 	// encoders' peak memory, about 13 bytes per pixel.
@@ -103,10 +109,11 @@ func DefaultConfig() Config {
 		Models:   ModelsConfig{Dir: "var/models"},
 		Recognizer: RecognizerConfig{
 			// The recognizer's own defaults, whose doc comments say why.
-			Threshold:   recognizer.DefaultThreshold,
-			Margin:      recognizer.DefaultMargin,
-			MinFaceSize: recognizer.DefaultMinFaceSize,
-			MaxPixels:   recognizer.DefaultMaxPixels,
+			Threshold:            recognizer.DefaultThreshold,
+			TargetFalseMatchRate: recognizer.DefaultTargetFMR,
+			Margin:               recognizer.DefaultMargin,
+			MinFaceSize:          recognizer.DefaultMinFaceSize,
+			MaxPixels:            recognizer.DefaultMaxPixels,
 
 			MaxConcurrentPixels: recognizer.DefaultMaxConcurrentPixels,
 		},
@@ -273,6 +280,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("models.dir: required")
 	case c.Recognizer.Threshold <= 0 || c.Recognizer.Threshold > 1.2:
 		return fmt.Errorf("recognizer.threshold: %g is outside (0, 1.2]; dlib's convention is 0.6", c.Recognizer.Threshold)
+	case !(c.Recognizer.TargetFalseMatchRate >= 0 && c.Recognizer.TargetFalseMatchRate <= 0.01):
+		return fmt.Errorf("recognizer.target_false_match_rate: %g is outside [0, 0.01]; 0.0001 is 1 in 10,000 identifications, 0 keeps the threshold fixed", c.Recognizer.TargetFalseMatchRate)
 	case c.Recognizer.Margin < 0 || c.Recognizer.Margin >= c.Recognizer.Threshold:
 		return fmt.Errorf("recognizer.margin: %g must be >= 0 and below the threshold", c.Recognizer.Margin)
 	case c.Recognizer.MinFaceSize < 20 || c.Recognizer.MinFaceSize > 2000:

@@ -38,14 +38,16 @@ type Main struct {
 	Getenv         func(string) string
 	Logger         *slog.Logger
 
-	DB       *models.DB
-	Encoder  *recognizer.Encoder
-	Matcher  *recognizer.Matcher
-	Jobs     *Jobs
-	Bus      *device.Bus
-	Pipeline *device.Pipeline
-	Sync     *ksync.Client
-	API      *localapi.Server
+	DB      *models.DB
+	Encoder *recognizer.Encoder
+	Matcher *recognizer.Matcher
+	// Calibrator keeps the gallery's operating points (docs/accuracy.md).
+	Calibrator *recognizer.Calibrator
+	Jobs       *Jobs
+	Bus        *device.Bus
+	Pipeline   *device.Pipeline
+	Sync       *ksync.Client
+	API        *localapi.Server
 
 	mu      gosync.Mutex
 	closers []func() error // in opening order; Close runs them in reverse
@@ -75,6 +77,8 @@ const usage = `kioskd: the face-attendance kiosk daemon
 Usage:
   kioskd [-config FILE]                      run the daemon
   kioskd encode [-config FILE] IMAGE...      print faces and descriptors as JSON lines
+  kioskd calibrate [-config FILE] [-target R] [-idols FILE]
+                                             print the gallery's calibration as JSON
   kioskd admin add --email E --role R        add a local account (password on stdin)
   kioskd restore [-config FILE] BACKUP       write the database held in an encrypted backup
   kioskd registry-sim [flags]                play the central registry (demos, tests)
@@ -89,7 +93,7 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		m.Command, args = args[0], args[1:]
 	}
 	switch m.Command {
-	case "", "encode", "admin", "restore", "registry-sim":
+	case "", "encode", "calibrate", "admin", "restore", "registry-sim":
 	case "help":
 		fmt.Fprint(m.Stderr, usage)
 		return flag.ErrHelp
@@ -104,8 +108,9 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	fs.SetOutput(m.Stderr)
 	fs.Usage = func() { fmt.Fprint(m.Stderr, usage); fs.PrintDefaults() }
 	fs.StringVar(&m.ConfigPath, "config", "", "YAML configuration file (default: built-in defaults)")
-	if m.Command == "admin" {
-		// Flags of admin subcommands are parsed by runAdmin.
+	if m.Command == "admin" || m.Command == "calibrate" {
+		// Flags of admin subcommands and calibrate are parsed by runAdmin
+		// and runCalibrate.
 		for i, a := range args {
 			if a == "-config" || a == "--config" {
 				if i+1 < len(args) {
@@ -161,6 +166,8 @@ func (m *Main) Run(ctx context.Context) error {
 	switch m.Command {
 	case "encode":
 		return m.runEncode(ctx)
+	case "calibrate":
+		return m.runCalibrate(ctx)
 	case "admin":
 		return m.runAdmin(ctx)
 	case "restore":
@@ -286,6 +293,7 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.openCalibrator()
 	if err := m.openServices(ctx); err != nil {
 		return err
 	}

@@ -153,6 +153,7 @@ func (m *Main) openAPI() error {
 		Store:   m.DB,
 		Encoder: m.Encoder,
 		Matcher: m.Matcher,
+		Gallery: m.Calibrator,
 		Config:  &runtimeConfig{m: m},
 		Ready:   m.ready,
 	}

@@ -19,6 +19,7 @@
           if (r.status === 401 && path !== "/api/v1/auth/login") { loggedOut(); }
           var e = new Error(j && j.error ? j.error.message : "HTTP " + r.status);
           e.code = j && j.error ? j.error.code : "";
+          e.details = j && j.error ? j.error.details : null;
           throw e;
         }
         return j;
@@ -31,6 +32,7 @@
     $("logout").hidden = false;
     $("who").textContent = acc.email + " (" + acc.role + ")";
     search();
+    galleryWarning();
   }
   function loggedOut() {
     token = "";
@@ -78,6 +80,7 @@
 
   function pick(u) {
     current = u;
+    $("similar").hidden = true;
     $("enrol-section").hidden = false;
     $("enrol-name").textContent = u.full_name;
     say("enrol-msg", "", true);
@@ -99,18 +102,49 @@
       });
     }).catch(function (e) { say("enrol-msg", e.message); });
   }
-  function enrolled(r) { say("enrol-msg", "Enrolled " + current.full_name + ".", true); faces(); }
+  // The gallery's calibration warns when face-only identification cannot
+  // reach the target false-match rate here.
+  function galleryWarning() {
+    api("GET", "/api/v1/status").then(function (st) {
+      var w = st.calibration && st.calibration.warning;
+      $("gallery-warning").textContent = w || "";
+      $("gallery-warning").hidden = !w;
+    }).catch(function () {});
+  }
+  function enrolled(r) { $("similar").hidden = true; say("enrol-msg", "Enrolled " + current.full_name + ".", true); faces(); galleryWarning(); }
+  // enrolFailed shows a possible duplicate's similar person with a button
+  // that repeats the enrolment confirming a different person.
+  function enrolFailed(e, retry) {
+    if (e.code !== "possible_duplicate" || !e.details) { say("enrol-msg", e.message); $("similar").hidden = true; return; }
+    say("enrol-msg", "A similar person is already enrolled: look below.");
+    var d = e.details;
+    $("similar-text").textContent = "This face resembles " + d.name + " (" + d.email + ", " + d.photos + " photo" + (d.photos === 1 ? "" : "s") +
+      ") at distance " + d.distance + ". If " + current.full_name + " is a different person, confirm.";
+    $("similar").hidden = false;
+    $("similar-confirm").onclick = function () { $("similar").hidden = true; say("enrol-msg", "Enrolling…", true); retry(d.user_id); };
+  }
+  $("similar-cancel").addEventListener("click", function () { $("similar").hidden = true; });
+  function upload(confirm) {
+    var fd = new FormData(); fd.append("image", $("enrol-file").files[0]);
+    if (confirm) { fd.append("confirm_different", confirm); }
+    api("POST", "/api/v1/users/" + encodeURIComponent(current.id) + "/faces", fd, true).then(enrolled)
+      .catch(function (e) { enrolFailed(e, upload); });
+  }
+  function capture(confirm) {
+    var q = confirm ? "?confirm_different=" + encodeURIComponent(confirm) : "";
+    api("POST", "/api/v1/users/" + encodeURIComponent(current.id) + "/faces/capture" + q).then(enrolled)
+      .catch(function (e) { enrolFailed(e, capture); });
+  }
   $("enrol-file-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
-    var fd = new FormData(); fd.append("image", $("enrol-file").files[0]);
+    $("similar").hidden = true;
     say("enrol-msg", "Enrolling…", true);
-    api("POST", "/api/v1/users/" + encodeURIComponent(current.id) + "/faces", fd, true).then(enrolled)
-      .catch(function (e) { say("enrol-msg", e.message); });
+    upload("");
   });
   $("enrol-capture").addEventListener("click", function () {
+    $("similar").hidden = true;
     say("enrol-msg", "Look at the camera…", true);
-    api("POST", "/api/v1/users/" + encodeURIComponent(current.id) + "/faces/capture").then(enrolled)
-      .catch(function (e) { say("enrol-msg", e.message); });
+    capture("");
   });
 
   function download(path, name) {

@@ -1,0 +1,239 @@
+package recognizer
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/recognizer/recognizertest"
+)
+
+// normalSample returns n distances spread as a normal(mean, sd): its
+// quantiles at (i+0.5)/n, sorted, so the tests are exact.
+func normalSample(n int, mean, sd float64) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = mean + sd*normQuantile((float64(i)+0.5)/float64(n))
+	}
+	return out
+}
+
+func TestTailQuantileNormal(t *testing.T) {
+	imp := normalSample(100000, 0.75, 0.08)
+	users := 10000
+	got := TailQuantile(slices.Clone(imp), users, 1e-7)
+	// The fit lowers the mean by one standard error over users.
+	want := 0.75 - 0.08/100 + 0.08*normQuantile(1e-7)
+	if math.Abs(got-want) > 0.003 {
+		t.Fatalf("TailQuantile = %.4f, want %.4f", got, want)
+	}
+	// Resolved by the sample: the empirical quantile, here about the fit's.
+	if q := TailQuantile(slices.Clone(imp), users, 0.01); math.Abs(q-(0.75+0.08*normQuantile(0.01))) > 0.003 {
+		t.Fatalf("TailQuantile(1%%) = %.4f", q)
+	}
+}
+
+func TestIdentifyThresholdFallsWithGallerySize(t *testing.T) {
+	imp := normalSample(5000, 0.75, 0.08)
+	prev := math.Inf(1)
+	for _, n := range []int{10, 100, 1000, 100000} {
+		th := IdentifyThreshold(slices.Clone(imp), n, 1e-4)
+		if !(th < prev) {
+			t.Fatalf("N=%d: threshold %.4f not below %.4f", n, th, prev)
+		}
+		prev = th
+	}
+}
+
+func TestTailQuantileHeavyLowerTail(t *testing.T) {
+	// A lower tail heavier than the body's spread: the 1% quantile sets sd.
+	imp := normalSample(10000, 0.75, 0.05)
+	for i := range 300 {
+		imp[i] = 0.4 + 0.0005*float64(i)
+	}
+	light := TailQuantile(normalSample(10000, 0.75, 0.05), 100, 1e-6)
+	heavy := TailQuantile(imp, 100, 1e-6)
+	if !(heavy < light-0.05) {
+		t.Fatalf("heavy tail %.3f not well below %.3f", heavy, light)
+	}
+}
+
+func TestDuplicateDistanceClamped(t *testing.T) {
+	if d := DuplicateDistance(normalSample(1000, 0.9, 0.05), 40, 1e-3, 0.2, 0.4); d != 0.4 {
+		t.Fatalf("sparse gallery: %.3f, want the cap 0.4", d)
+	}
+	if d := DuplicateDistance(normalSample(1000, 0.35, 0.05), 40, 1e-3, 0.2, 0.4); d != 0.2 {
+		t.Fatalf("very dense gallery: %.3f, want the floor 0.2", d)
+	}
+	if d := DuplicateDistance(normalSample(1000, 0.6, 0.05), 40, 1e-3, 0.2, 0.4); !(d > 0.2 && d < 0.4) {
+		t.Fatalf("dense gallery: %.3f, want within (0.2, 0.4)", d)
+	}
+	if d := DuplicateDistance(nil, 0, 1e-3, 0.2, 0.4); d != 0.2 {
+		t.Fatalf("empty gallery: %.3f, want the floor", d)
+	}
+}
+
+func TestVerifyThreshold(t *testing.T) {
+	for _, c := range []struct{ ceil, nn, margin, want float64 }{
+		{0.4, 0.6, 0.02, 0.4}, {0.4, 0.3, 0.02, 0.28}, {0.4, math.Inf(1), 0.02, 0.4}, {0.4, 0.01, 0.02, 0},
+	} {
+		if got := VerifyThreshold(c.ceil, c.nn, c.margin); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("VerifyThreshold(%v, %v, %v) = %v, want %v", c.ceil, c.nn, c.margin, got, c.want)
+		}
+	}
+}
+
+func TestDerive(t *testing.T) {
+	t.Run("too small", func(t *testing.T) {
+		c := Derive([]float64{0.7}, nil, 2, 2, CalibrationConfig{Ceiling: 0.6})
+		if c.Calibrated || c.EffectiveThreshold != 0.6 || c.DuplicateDistance != DefaultDuplicateFloor || c.Dense {
+			t.Fatalf("%+v", c)
+		}
+	})
+	t.Run("sparse", func(t *testing.T) {
+		gen := normalSample(100, 0.38, 0.07)
+		c := Derive(normalSample(2000, 0.86, 0.07), gen, 64, 128, CalibrationConfig{Ceiling: 0.6})
+		if !c.Calibrated || c.Dense || !(c.EffectiveThreshold > 0.45 && c.EffectiveThreshold <= 0.6) || !(c.GenuineAcceptRate > 0.9) {
+			t.Fatalf("%+v", c)
+		}
+	})
+	t.Run("dense", func(t *testing.T) {
+		c := Derive(normalSample(2000, 0.5, 0.067), normalSample(100, 0.39, 0.07), 64, 128, CalibrationConfig{Ceiling: 0.6})
+		if !c.Dense || c.Warning == "" || !(c.EffectiveThreshold < 0.3) {
+			t.Fatalf("%+v", c)
+		}
+		fixed := Derive(normalSample(2000, 0.5, 0.067), normalSample(100, 0.39, 0.07), 64, 128, CalibrationConfig{Ceiling: 0.6, Fixed: true})
+		if !fixed.Dense || fixed.EffectiveThreshold != 0.6 || !(fixed.GenuineAcceptRate > 0.99) {
+			t.Fatalf("fixed: %+v", fixed)
+		}
+	})
+	t.Run("near identical left out", func(t *testing.T) {
+		imp := append(normalSample(2000, 0.86, 0.07), 0, 0, 0.05)
+		c := Derive(imp, nil, 64, 128, CalibrationConfig{})
+		if c.NearIdentical != 3 || c.Impostor.Min != 0 || !(c.DuplicateDistance >= DefaultDuplicateFloor) {
+			t.Fatalf("%+v", c)
+		}
+	})
+}
+
+// mustIdols loads the shared gallery as user -> descriptors.
+func mustIdols(tb testing.TB) map[string][]models.Descriptor {
+	tb.Helper()
+	recs := recognizertest.Idols(tb)
+	users := map[string][]models.Descriptor{}
+	for _, r := range recs {
+		for _, e := range r.Encodings {
+			users[r.User.ID] = append(users[r.User.ID], e.Descriptor)
+		}
+	}
+	return users
+}
+
+// TestCalibrateIdols calibrates the real 1,286-descriptor gallery: dense,
+// with the mislabelled photos found and left out of the fit.
+func TestCalibrateIdols(t *testing.T) {
+	m := NewMatcher(DefaultMatcherConfig())
+	m.Load(mustIdols(t))
+	c := m.Calibrate(CalibrationConfig{MaxPairs: 1 << 21}) // every pair
+	t.Logf("users %d descriptors %d impostor %+v genuine %+v near-identical %d identify %.3f verify %.3f duplicate %.3f genuine-accept %.3f dense %v",
+		c.Users, c.Descriptors, c.Impostor, c.Genuine, c.NearIdentical, c.IdentifyThreshold, c.VerifyThreshold, c.DuplicateDistance, c.GenuineAcceptRate, c.Dense)
+	if c.Users != 134 || c.Descriptors != 1286 || c.Impostor.Pairs+c.Genuine.Pairs != 1286*1285/2 {
+		t.Fatalf("counts: %+v", c)
+	}
+	if c.NearIdentical != 30 {
+		t.Errorf("near-identical impostor pairs = %d, want the gallery's 30 mislabelled photos", c.NearIdentical)
+	}
+	if !c.Dense || c.Warning == "" || !(c.EffectiveThreshold < 0.3) {
+		t.Errorf("the idols gallery must be reported dense: %+v", c)
+	}
+	if !(c.DuplicateDistance >= DefaultDuplicateFloor && c.DuplicateDistance < 0.25) {
+		t.Errorf("duplicate distance %.3f", c.DuplicateDistance)
+	}
+	// Sampled (the default bound): close to the full measurement.
+	s := m.Calibrate(CalibrationConfig{})
+	if !s.Impostor.Sampled || math.Abs(s.Impostor.Mean-c.Impostor.Mean) > 0.005 || math.Abs(s.IdentifyThreshold-c.IdentifyThreshold) > 0.02 {
+		t.Errorf("sampled %+v vs full %+v", s.Impostor, c.Impostor)
+	}
+}
+
+// TestVerifyIdols: ID + face on the real gallery, each descriptor of a
+// person with two or more probed against the rest (leave one out), claiming
+// its own ID and the IDs of the five users nearest to it.
+func TestVerifyIdols(t *testing.T) {
+	users := mustIdols(t)
+	m := NewMatcher(DefaultMatcherConfig())
+	m.Load(users)
+	ceiling := m.Calibrate(CalibrationConfig{MaxPairs: 1 << 21}).VerifyThreshold
+	var probes, verified, wrong, claims int
+	for id, ds := range users {
+		if len(ds) < 2 {
+			continue
+		}
+		for i := range ds {
+			probe := ds[i]
+			mm := m.Identify(&probe)
+			nearestOther := mm.RunnerUpDistance
+			if mm.BestUserID != id {
+				nearestOther = mm.Distance
+			}
+			if nearestOther < nearIdentical {
+				continue // a photo also filed under another name
+			}
+			rest := slices.Delete(slices.Clone(ds), i, i+1)
+			m.SetUser(id, rest)
+			probes++
+			if m.Verify(id, &probe, ceiling, DefaultVerifyMargin).Match {
+				verified++
+			}
+			for _, other := range nearestUsers(users, id, &probe, 5) {
+				claims++
+				if v := m.Verify(other, &probe, ceiling, DefaultVerifyMargin); v.Match {
+					wrong++
+					t.Errorf("%s's photo verified as %s: %+v", id, other, v)
+				}
+			}
+			m.SetUser(id, ds)
+		}
+	}
+	t.Logf("probes %d: verified %d (%.1f%%), wrong-ID claims %d, accepted %d; 1:1 ceiling %.3f",
+		probes, verified, 100*float64(verified)/float64(probes), claims, wrong, ceiling)
+	if probes < 1200 || verified == 0 {
+		t.Fatalf("probes %d verified %d", probes, verified)
+	}
+}
+
+// nearestUsers returns the k users other than self nearest to d.
+func nearestUsers(users map[string][]models.Descriptor, self string, d *models.Descriptor, k int) []string {
+	type ud struct {
+		id string
+		d  float64
+	}
+	var all []ud
+	for id, ds := range users {
+		if id == self {
+			continue
+		}
+		best := math.Inf(1)
+		for i := range ds {
+			best = min(best, models.Distance(d, &ds[i]))
+		}
+		all = append(all, ud{id, best})
+	}
+	slices.SortFunc(all, func(a, b ud) int { return cmpFloat(a.d, b.d) })
+	out := make([]string, 0, k)
+	for _, u := range all[:min(k, len(all))] {
+		out = append(out, u.id)
+	}
+	return out
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,104 @@
+package recognizer
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kioskd/kioskd/models"
+)
+
+// CalibratorConfig tunes a Calibrator.
+type CalibratorConfig struct {
+	CalibrationConfig
+	// Apply sets the matcher's threshold to each calibration's effective
+	// threshold; false only reports (the configured threshold stays).
+	Apply bool
+	// MinInterval is the least time between two calibrations of a changing
+	// gallery (a sync burst); until then the last one is served.
+	MinInterval time.Duration
+	// VerifyMargin is how far under a user's nearest other user a 1:1
+	// claim must stay; <= 0 means DefaultVerifyMargin.
+	VerifyMargin float64
+}
+
+// Calibrator keeps the calibration of a Matcher's gallery current: it
+// recalibrates when the gallery changed (at most once per MinInterval),
+// applies the operating point to the matcher, and warns when the gallery
+// turns dense. Safe for concurrent use.
+type Calibrator struct {
+	m      *Matcher
+	cfg    CalibratorConfig
+	logger *slog.Logger
+	now    func() time.Time
+
+	mu      sync.Mutex
+	cur     Calibration
+	version uint64
+	at      time.Time
+	done    bool
+}
+
+// NewCalibrator returns a Calibrator of m; it calibrates on first use.
+func NewCalibrator(m *Matcher, cfg CalibratorConfig, logger *slog.Logger) *Calibrator {
+	if cfg.VerifyMargin <= 0 {
+		cfg.VerifyMargin = DefaultVerifyMargin
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Calibrator{m: m, cfg: cfg, logger: logger, now: time.Now}
+}
+
+// Current returns the calibration of the gallery, recalibrating first
+// when the gallery changed and MinInterval has passed since the last one.
+func (c *Calibrator) Current() Calibration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.m.Version()
+	if c.done && (v == c.version || c.now().Sub(c.at) < c.cfg.MinInterval) {
+		return c.cur
+	}
+	start := c.now()
+	cfg := c.cfg.CalibrationConfig
+	cfg.Fixed = !c.cfg.Apply
+	cal := c.m.Calibrate(cfg)
+	if c.cfg.Apply {
+		c.m.SetThreshold(cal.EffectiveThreshold)
+	}
+	wasDense := c.done && c.cur.Dense
+	c.cur, c.version, c.at, c.done = cal, v, c.now(), true
+	c.logger.Debug("gallery calibrated", "users", cal.Users, "descriptors", cal.Descriptors,
+		"threshold", cal.EffectiveThreshold, "duplicate_distance", cal.DuplicateDistance, "took", c.now().Sub(start))
+	if cal.Dense && !wasDense {
+		c.logger.Warn("gallery too dense for face-only identification", "users", cal.Users,
+			"identify_threshold", cal.IdentifyThreshold, "genuine_accept_rate", cal.GenuineAcceptRate,
+			"target_false_match_rate", cal.TargetFMR, "advice", cal.Warning)
+	}
+	return cal
+}
+
+// DuplicateDistance is the current outright-duplicate distance.
+func (c *Calibrator) DuplicateDistance() float64 { return c.Current().DuplicateDistance }
+
+// Verify checks d against userID only, at the user's calibrated 1:1
+// threshold.
+func (c *Calibrator) Verify(userID string, d *models.Descriptor) Verification {
+	cal := c.Current()
+	return c.m.Verify(userID, d, cal.VerifyThreshold, c.cfg.VerifyMargin)
+}
+
+// NearestOther returns the user nearest to d other than userID and its
+// distance; "" and +Inf when there is none.
+func (c *Calibrator) NearestOther(userID string, d *models.Descriptor) (string, float64) {
+	return c.m.NearestOther(userID, d)
+}
+
+// VerifyUser is Verify in the local API's terms.
+func (c *Calibrator) VerifyUser(userID string, d *models.Descriptor) (match bool, distance, threshold float64, enrolled bool) {
+	v := c.Verify(userID, d)
+	return v.Match, v.Distance, v.Threshold, v.Enrolled
+}
+
+// Report is the current calibration, for the status endpoint.
+func (c *Calibrator) Report() any { return c.Current() }
