@@ -116,6 +116,19 @@ func lastActivation(sched cron.Schedule, now time.Time, d time.Duration) time.Ti
 	return last
 }
 
+// Reload replaces the schedule with cfg's (SIGHUP): it waits for running
+// jobs, forgets the open session and opens what cfg has open now.
+func (j *Jobs) Reload(cfg JobsConfig) error {
+	if err := j.Close(); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	j.session, j.until = "", time.Time{}
+	j.mu.Unlock()
+	j.Config = cfg
+	return j.Open()
+}
+
 // Close stops the scheduler and waits for running jobs.
 func (j *Jobs) Close() error {
 	if j.cron != nil {

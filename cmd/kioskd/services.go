@@ -82,6 +82,7 @@ func (m *Main) openPipeline(ctx context.Context) error {
 	}
 	m.Pipeline = p
 	m.addCloser(p.Close)
+	m.addLoop(pipelineCheck(p.Status, m.StallAfter))
 	return nil
 }
 
@@ -94,6 +95,7 @@ func (m *Main) openSync(ctx context.Context) error {
 	}
 	m.Sync = c
 	m.addCloser(c.Close)
+	m.addLoop(beatCheck("sync", c.LastLoop, m.StallAfter))
 	return nil
 }
 
@@ -178,7 +180,9 @@ type runtimeConfig struct{ m *Main }
 
 // Config returns the effective configuration with secrets redacted.
 func (r *runtimeConfig) Config() any {
+	r.m.mu.Lock()
 	c := r.m.Config
+	r.m.mu.Unlock()
 	if c.Sync.Password != "" {
 		c.Sync.Password = "(set)"
 	}
