@@ -50,7 +50,7 @@ venv:
 
 ## build: compile bin/kioskd
 build: deps
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kioskd
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kioskd
 
 ## deb: the Debian package in dist/ (nfpm from the Go module proxy)
 deb: build

