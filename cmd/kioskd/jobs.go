@@ -124,9 +124,16 @@ func (j *Jobs) Reload(cfg JobsConfig) error {
 	}
 	j.mu.Lock()
 	j.session, j.until = "", time.Time{}
+	j.Config = cfg // under mu: a backup command may run meanwhile
 	j.mu.Unlock()
-	j.Config = cfg
 	return j.Open()
+}
+
+// config returns the configuration (Reload may replace it).
+func (j *Jobs) config() JobsConfig {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.Config
 }
 
 // Close stops the scheduler and waits for running jobs.
@@ -158,7 +165,7 @@ func (j *Jobs) openSession(s SessionConfig) {
 // RunRetention deletes acknowledged attendance older than the retention
 // period; pending events are kept whatever their age.
 func (j *Jobs) RunRetention(ctx context.Context) int {
-	cutoff := j.Now().AddDate(0, 0, -j.Config.RetentionDays)
+	cutoff := j.Now().AddDate(0, 0, -j.config().RetentionDays)
 	n, err := j.Retention.DeleteAttendanceBefore(ctx, cutoff)
 	if err != nil {
 		j.Logger.Error("retention failed", "err", err)
@@ -171,11 +178,12 @@ func (j *Jobs) RunRetention(ctx context.Context) int {
 // RunBackup writes a consistent copy of the database into the backup folder
 // and keeps the newest BackupKeep copies. It returns the new file's path.
 func (j *Jobs) RunBackup() (string, error) {
-	if err := os.MkdirAll(j.Config.BackupDir, 0o700); err != nil {
+	cfg := j.config()
+	if err := os.MkdirAll(cfg.BackupDir, 0o700); err != nil {
 		j.Logger.Error("backup failed", "err", err)
 		return "", fmt.Errorf("create backup dir: %w", err)
 	}
-	name := filepath.Join(j.Config.BackupDir, "kioskd-"+j.Now().UTC().Format("20060102T150405Z")+".db")
+	name := filepath.Join(cfg.BackupDir, "kioskd-"+j.Now().UTC().Format("20060102T150405Z")+".db")
 	tmp := name + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -197,16 +205,16 @@ func (j *Jobs) RunBackup() (string, error) {
 		j.Logger.Error("backup failed", "err", err)
 		return "", fmt.Errorf("write backup: %w", err)
 	}
-	j.prune()
+	j.prune(cfg)
 	j.Logger.Info("backup done", "file", name, "bytes", n)
 	return name, nil
 }
 
 // prune removes all but the newest BackupKeep backups.
-func (j *Jobs) prune() {
-	matches, _ := filepath.Glob(filepath.Join(j.Config.BackupDir, "kioskd-*.db"))
+func (j *Jobs) prune(cfg JobsConfig) {
+	matches, _ := filepath.Glob(filepath.Join(cfg.BackupDir, "kioskd-*.db"))
 	sort.Strings(matches) // names sort by time
-	for len(matches) > j.Config.BackupKeep {
+	for len(matches) > cfg.BackupKeep {
 		if err := os.Remove(matches[0]); err != nil {
 			j.Logger.Warn("prune backup", "file", matches[0], "err", err)
 		}

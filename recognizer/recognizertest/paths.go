@@ -98,6 +98,17 @@ func Testdata(tb testing.TB, rel string) string {
 	return p
 }
 
+// Glob returns the test data files matching pattern (relative to
+// TestdataDir), skipping the test like Testdata when there are none.
+func Glob(tb testing.TB, pattern string) []string {
+	tb.Helper()
+	files, _ := filepath.Glob(filepath.Join(TestdataDir(tb), pattern))
+	if len(files) == 0 {
+		missingTestdata(tb, pattern, sharedOnly)
+	}
+	return files
+}
+
 // HasSharedTestdata reports whether the full shared test data set (video,
 // gallery, people) is present, as opposed to the small fallback set.
 func HasSharedTestdata(tb testing.TB) bool {
