@@ -12,6 +12,13 @@ if dpkg-query -W -f='${Status}' kioskd 2>/dev/null | grep -q 'install ok install
   echo "deb-test: kioskd is installed on this machine already; refusing to touch it" >&2
   exit 1
 fi
+# systemd-analyze (package systemd: installable without systemd as PID 1) and curl.
+need=()
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
 GO=${GO:-$(if [ -x var/go/bin/go ]; then echo "$PWD/var/go/bin/go"; else echo go; fi)}
 
 work=$(mktemp -d)
@@ -117,6 +124,9 @@ apt-get install -y -qq --no-install-recommends "$v2" >/dev/null 2>"$work/apt.err
 [ "$(dpkg-query -W -f='${Version}' kioskd)" = 0.0.2 ] || fail "upgrade: version $(dpkg-query -W -f='${Version}' kioskd)"
 grep -q '^log_level: debug' /etc/kioskd/kioskd.yaml || fail "upgrade replaced the edited configuration"
 [ -s /var/lib/kioskd/kioskd.db ] || fail "upgrade lost the database"
+# As root with the daemon stopped: what root writes must stay the daemon's.
+echo 'second-admin-pass-1234' | /usr/bin/kioskd admin add -config /etc/kioskd/kioskd.yaml --email second@example.org --role admin >/dev/null
+[ "$(stat -c %U /var/lib/kioskd/kioskd.db /var/lib/kioskd/keys/descriptors.key | sort -u)" = kioskd ] || fail "root's admin add left files the daemon cannot open"
 : >"$work/notify.log"
 start
 wait_for READY=1 120

@@ -64,7 +64,10 @@ func (m *Main) putAccountOffline(ctx context.Context, acc *models.LocalAccount) 
 	if err := m.openStore(); err != nil {
 		return fmt.Errorf("%w (if kioskd runs from another data directory or an older version, stop it first: systemctl stop kioskd)", err)
 	}
-	return m.DB.PutAccount(ctx, acc)
+	if err := m.DB.PutAccount(ctx, acc); err != nil {
+		return err
+	}
+	return m.chownData()
 }
 
 // readPassword reads the first line of r (a pipe or a terminal).

@@ -32,6 +32,9 @@ func (m *Main) runBackup(ctx context.Context) error {
 	err := m.callControl(ctx, "/backup", struct{}{}, &res)
 	if errors.Is(err, errNoDaemon) {
 		res.File, err = m.backupOffline()
+		if err == nil {
+			err = m.chownData()
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
@@ -132,6 +135,23 @@ func copyFile(src, dst string, perm os.FileMode) error {
 		os.Remove(dst)
 	}
 	return err
+}
+
+// chownData gives what a command run as root may have created in the data
+// directory (key folder and file, database, backups) the directory's owner,
+// so the daemon, running as that user, can still open and write them.
+func (m *Main) chownData() error {
+	paths := []string{m.dataPath("keys"), m.dataPath("keys", "descriptors.key"), m.dataPath("kioskd.db"), m.dataPath("backups")}
+	backups, _ := filepath.Glob(m.dataPath("backups", "kioskd-*.db"))
+	for _, p := range append(paths, backups...) {
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		if err := chownLike(p, m.Config.DataDir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // chownLike gives path the owner of dir, so a database restored by root
