@@ -174,6 +174,10 @@ func TestDaemon_VideoToCentral(t *testing.T) {
 	// The person in front of the kiosk is greeted by name on its screen.
 	seen := waitKioskText(t, browser, "Welcome, Lin-Manuel Miranda", 90*time.Second)
 	t.Logf("kiosk screen showed: %q", seen)
+	// Mid-clip, with sync and the pipeline busy, the watchdog sees progress.
+	if err := m.alive(time.Now()); err != nil {
+		t.Fatalf("watchdog check mid-clip: %v", err)
+	}
 	// Let the clip play out (275 frames at 29.97 fps) and the acks arrive.
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) && string(m.Pipeline.Status().State) != "ended" {

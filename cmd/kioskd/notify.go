@@ -117,34 +117,32 @@ func (m *Main) runWatchdog(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// pipelineCheck watches the camera pipeline's counters: while the camera is
-// running, frames must keep arriving and, when they do, keep being gated.
-// Reopening, ended or stopped cameras are not stuck: they say so in status.
-func pipelineCheck(status func() device.CameraStatus, stallAfter time.Duration) loopCheck {
-	var processed, frames uint64
-	var since time.Time
+// pipelineCheck watches the camera pipeline: while the camera is running,
+// frames must keep arriving and the gates must keep taking them. A camera
+// reconnecting, ended or stopped is not stuck: status reports it.
+func pipelineCheck(status func() device.CameraStatus, taken func() time.Time, stallAfter time.Duration) loopCheck {
 	return func(now time.Time) error {
 		s := status()
 		if s.State != device.CameraRunning {
-			since = time.Time{}
 			return nil
 		}
-		last := s.LastFrameAt
-		if s.Since.After(last) {
-			last = s.Since
-		}
+		last := latest(s.LastFrameAt, s.Since)
 		if d := now.Sub(last); d > stallAfter {
 			return fmt.Errorf("camera pipeline: the camera is open but delivered no frame for %s", d.Round(time.Second))
 		}
-		if since.IsZero() || s.Processed != processed || s.Frames == frames {
-			processed, frames, since = s.Processed, s.Frames, now
-			return nil
-		}
-		if d := now.Sub(since); d > stallAfter {
-			return fmt.Errorf("camera pipeline: frames arrive but none was processed for %s", d.Round(time.Second))
+		took := latest(taken(), s.Since)
+		if d := now.Sub(took); s.LastFrameAt.After(took) && d > stallAfter {
+			return fmt.Errorf("camera pipeline: frames arrive but the gates took none for %s", d.Round(time.Second))
 		}
 		return nil
 	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // beatCheck watches a loop that stamps when it last went round.

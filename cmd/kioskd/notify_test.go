@@ -126,35 +126,35 @@ func drain(ch <-chan string) {
 }
 
 // TestPipelineCheck: the camera pipeline is stuck when a running camera
-// delivers no frame, or delivers frames none of which is processed, for
-// longer than stallAfter; a reopening camera is not stuck.
+// delivers no frame, or delivers frames the gates do not take, for longer
+// than stallAfter; a reconnecting camera is not stuck.
 func TestPipelineCheck(t *testing.T) {
 	t0 := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
-	st := device.CameraStatus{State: device.CameraRunning, Since: t0, LastFrameAt: t0}
-	check := pipelineCheck(func() device.CameraStatus { return st }, 10*time.Second)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	st := device.CameraStatus{State: device.CameraRunning, Since: t0}
+	var taken time.Time
+	check := pipelineCheck(func() device.CameraStatus { return st }, func() time.Time { return taken }, 10*time.Second)
 
 	if err := check(at(time.Second)); err != nil {
-		t.Fatal(err)
+		t.Fatalf("just opened: %v", err)
 	}
-	// Frames keep coming and being processed: fine however long.
+	// Frames keep coming and being taken: fine however long.
 	for i := 1; i <= 30; i++ {
-		st.Frames, st.Processed, st.LastFrameAt = uint64(i*30), uint64(i*30), at(time.Duration(i)*time.Second)
+		st.LastFrameAt, taken = at(time.Duration(i)*time.Second), at(time.Duration(i)*time.Second)
 		if err := check(at(time.Duration(i) * time.Second)); err != nil {
 			t.Fatalf("healthy at %ds: %v", i, err)
 		}
 	}
-	// Processing stops while frames keep arriving.
-	var err error
-	for i := 31; i <= 45 && err == nil; i++ {
-		st.Frames, st.LastFrameAt = uint64(i*30), at(time.Duration(i)*time.Second)
-		err = check(at(time.Duration(i) * time.Second))
-		if i <= 40 && err != nil {
+	// The gates stop taking frames while frames keep arriving.
+	for i := 31; i <= 40; i++ {
+		st.LastFrameAt = at(time.Duration(i) * time.Second)
+		if err := check(at(time.Duration(i) * time.Second)); err != nil {
 			t.Fatalf("stuck reported after only %ds: %v", i-30, err)
 		}
 	}
-	if err == nil || !strings.Contains(err.Error(), "none was processed") {
-		t.Fatalf("processing stalled 15 s: %v", err)
+	st.LastFrameAt = at(41 * time.Second)
+	if err := check(at(41 * time.Second)); err == nil || !strings.Contains(err.Error(), "gates took none") {
+		t.Fatalf("gates stalled 11 s: %v", err)
 	}
 	// The camera goes away: reconnecting is reported in status, not stuck.
 	st.State, st.Since = device.CameraReconnecting, at(46*time.Second)

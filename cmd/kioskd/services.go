@@ -82,7 +82,7 @@ func (m *Main) openPipeline(ctx context.Context) error {
 	}
 	m.Pipeline = p
 	m.addCloser(p.Close)
-	m.addLoop(pipelineCheck(p.Status, m.StallAfter))
+	m.addLoop(pipelineCheck(p.Status, p.LastTaken, m.StallAfter))
 	return nil
 }
 
