@@ -1,8 +1,16 @@
 # kioskd's contract: every step a person or CI needs is a target here.
 # `make run` and `make test` pull in what they need on a fresh Debian 12 machine.
 
-GO        ?= go
+# The Go toolchain: `make deps` puts Go 1.26 in var/go when the machine's Go
+# is older (Debian 12 ships 1.19). Recursive (=): read after deps has run.
+GO         = $(or $(wildcard $(CURDIR)/var/go/bin/go),go)
 BIN       := bin/kioskd
+# Package version: 0.1.0+git<commits>.<hash>, increasing with every commit.
+VERSION   ?= 0.1.0+git$(shell git rev-list --count HEAD 2>/dev/null || echo 0).$(shell git rev-parse --short HEAD 2>/dev/null || echo local)
+LDFLAGS   := -X main.Version=$(VERSION)
+NFPM_VERSION := v2.48.0
+# Tests that skip for missing test data log here; `make test` ends with the list.
+SKIP_LOG  := $(CURDIR)/var/test-skips.log
 MODELS    ?= var/models
 VENV      := var/venv
 CENTRAL_VENV := var/central-venv
@@ -12,14 +20,23 @@ export KIOSK_MODELS_DIR_DEFAULT := $(abspath $(MODELS))
 export KIOSK_TESTDATA := $(abspath $(TESTDATA))
 export KIOSK_VENV := $(abspath $(VENV))
 export KIOSK_CENTRAL_VENV := $(abspath $(CENTRAL_VENV))
+export KIOSK_SKIP_LOG := $(SKIP_LOG)
+# With ../shared/testdata present (CI), a test missing data fails, not skips.
+export KIOSK_REQUIRE_TESTDATA ?= $(if $(wildcard ../shared/testdata),1,0)
+export GOTOOLCHAIN := local
 
-.PHONY: registry-sim all deps models testdata venv central-py build run test test-race bench bench-peer parity fmt vet lint fuzz soak crash abuse clean
+.PHONY: registry-sim all deps go deb deb-test models testdata venv central-py build run test test-race bench bench-peer parity fmt vet lint fuzz soak crash abuse clean
 
 all: build
 
-## deps: install the Debian packages (OpenCV, dlib, ATLAS, Mosquitto, Chromium); idempotent
+## deps: install the Debian packages (OpenCV, dlib, ATLAS, Mosquitto, Chromium) and Go 1.26; idempotent
 deps:
 	@bash scripts/deps.sh
+	@bash scripts/go.sh var/go
+
+## go: Go 1.26 in var/go from the Go module proxy when the machine's Go is older
+go:
+	@bash scripts/go.sh var/go
 
 ## models: fetch dlib's model files into var/models and check their sha256
 models:
@@ -39,7 +56,17 @@ central-py: venv
 
 ## build: compile bin/kioskd
 build: deps
-	$(GO) build -o $(BIN) ./cmd/kioskd
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kioskd
+
+## deb: the Debian package in dist/ (nfpm from the Go module proxy)
+deb: build
+	@mkdir -p dist
+	ARCH=$$($(GO) env GOARCH) VERSION='$(VERSION)' \
+	  $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION) package -f configs/nfpm.yaml -p deb -t dist/
+
+## deb-test: install, start, reload, upgrade and purge the package on this machine (root)
+deb-test: build models
+	@bash scripts/deb-test.sh
 
 ## run: run kioskd with defaults (data under var/) or CONFIG=file
 run: build models
@@ -47,12 +74,14 @@ run: build models
 
 ## test: the whole suite with real models, photos, video, broker and browser
 test: deps models venv central-py $(if $(wildcard ../shared/testdata),,testdata)
+	@rm -f $(SKIP_LOG)
 	$(GO) vet ./...
 	$(GO) test $(GOFLAGS_TEST) -timeout 30m ./...
 	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./models/ ./recognizer/ -run 'Race|Concurrent|Matcher|Store'
 	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./device/ -run '^(TestHamilton.*|TestScenario.*|TestLivenessRefusesPhotos|TestBus.*)$$'
 	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./localapi/ -run 'Token|AccountCache|Auth|Throttl'
 	$(GO) test $(GOFLAGS_TEST) -tags matprofile -timeout 20m -run Leak ./device/
+	@bash scripts/skips.sh $(SKIP_LOG)
 
 ## bench: benchmarks; results go to docs/benchmarks.md by hand with the machine
 bench: deps models

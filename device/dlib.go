@@ -1,6 +1,7 @@
 package device
 
-// #cgo CXXFLAGS: -std=c++14 -O3 -DNDEBUG -Wall -march=native
+// #cgo CXXFLAGS: -std=c++14 -O3 -DNDEBUG -Wall
+// #cgo amd64 CXXFLAGS: -march=x86-64-v2
 // #cgo LDFLAGS: -ldlib -lblas -lcblas -llapack -ljpeg
 // #include <stdlib.h>
 // #include "dlibwrap.h"

@@ -170,6 +170,9 @@ type Pipeline struct {
 	// way to a decision, with the wall time and the frame number the step
 	// belongs to. It runs on the pipeline's goroutines.
 	onTrace func(step string, trackID uint64, seq int, wall time.Time)
+
+	// taken is when the gates last took a frame (unix ns), for LastTaken.
+	taken atomic.Int64
 }
 
 // trace reports a step to onTrace.
@@ -264,6 +267,15 @@ func (p *Pipeline) Close() error {
 // Done is closed when a file or folder source has been played to its end
 // and every frame processed (never for cameras and streams), or after Close.
 func (p *Pipeline) Done() <-chan struct{} { return p.done }
+
+// LastTaken returns when the gates last took a frame (zero before the
+// first): the daemon's watchdog tells a stuck pipeline by it.
+func (p *Pipeline) LastTaken() time.Time {
+	if n := p.taken.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
 
 // Status returns a snapshot of the camera and the counters.
 func (p *Pipeline) Status() CameraStatus {
@@ -423,6 +435,7 @@ func (p *Pipeline) processLoop() {
 	defer close(p.done)
 	defer p.releaseWaiters()
 	for f := range p.frames {
+		p.taken.Store(time.Now().UnixNano())
 		p.drainResults(false)
 		if p.ctx.Err() == nil {
 			p.process(f)

@@ -38,6 +38,8 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/static/*file", s.handleStatic)
 	e.GET("/api/v1/openapi.yaml", s.handleOpenAPI)
 	e.POST("/api/v1/auth/login", s.handleLogin)
+	e.GET("/api/v1/setup", s.handleSetupState)
+	e.POST("/api/v1/setup", s.handleSetup) // loopback only, while no account exists
 
 	// Live views: the kiosk's own screen (loopback) or a logged-in user.
 	live := e.Group("", s.authenticate(true))

@@ -150,7 +150,11 @@ type backupReader struct {
 	done   bool
 }
 
-var errBackupCorrupt = errors.New("backup is truncated, corrupt, or was made with another key")
+var errBackupCorrupt = errors.New("backup is truncated or corrupt")
+
+// ErrBackupKey reports a backup whose first block does not open with the
+// key file given: it was made with another key (or that block is damaged).
+var ErrBackupKey = errors.New("backup was made with another key")
 
 func newBackupReader(r io.Reader, aead cipher.AEAD) (*backupReader, error) {
 	br := &backupReader{r: bufio.NewReaderSize(r, backupChunk+1024), aead: aead, header: make([]byte, len(backupMagic)+backupIDSize)}
@@ -180,7 +184,9 @@ func (br *backupReader) Read(p []byte) (int, error) {
 		_, err := br.r.Peek(1)
 		last := errors.Is(err, io.EOF)
 		pt, oerr := br.aead.Open(ct[:0], hdr[4:], ct, chunkAD(br.header, br.index, last))
-		if oerr != nil {
+		if oerr != nil && br.index == 0 {
+			return 0, ErrBackupKey
+		} else if oerr != nil {
 			return 0, errBackupCorrupt
 		}
 		br.index++

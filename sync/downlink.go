@@ -104,6 +104,7 @@ func (c *Client) downLoop() {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		c.beat.Store(time.Now().UnixNano())
 		select {
 		case <-c.ctx.Done():
 			for c.down.len() > 0 && c.opCtx.Err() == nil { // flush what was handed over

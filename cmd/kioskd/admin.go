@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -46,13 +47,27 @@ func (m *Main) runAdmin(ctx context.Context) error {
 	if acc.PasswordHash, err = models.HashPassword(password); err != nil {
 		return fmt.Errorf("admin add: hash password: %w", err)
 	}
-	if err := m.openStore(); err != nil {
-		return err
+	// A running daemon holds the store: hand it the account.
+	err = m.callControl(ctx, "/accounts", controlAccount{Email: acc.Email, Role: acc.Role, PasswordHash: acc.PasswordHash}, nil)
+	if errors.Is(err, errNoDaemon) {
+		err = m.putAccountOffline(ctx, acc)
 	}
-	if err := m.DB.PutAccount(ctx, acc); err != nil {
+	if err != nil {
 		return fmt.Errorf("admin add: %w", err)
 	}
 	return json.NewEncoder(m.Stdout).Encode(map[string]any{"email": acc.Email, "role": acc.Role, "created": true})
+}
+
+// putAccountOffline writes the account straight into the store of a
+// stopped daemon.
+func (m *Main) putAccountOffline(ctx context.Context, acc *models.LocalAccount) error {
+	if err := m.openStore(); err != nil {
+		return fmt.Errorf("%w (if kioskd runs from another data directory or an older version, stop it first: systemctl stop kioskd)", err)
+	}
+	if err := m.DB.PutAccount(ctx, acc); err != nil {
+		return err
+	}
+	return m.chownData()
 }
 
 // readPassword reads the first line of r (a pipe or a terminal).

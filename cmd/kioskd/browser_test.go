@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -54,4 +55,46 @@ func waitKioskText(t *testing.T, ctx context.Context, want string, timeout time.
 		t.Fatalf("kiosk screen never showed %q: %v; it showed %q", want, err, seen)
 	}
 	return seen
+}
+
+// TestTechnicianFirstRun: on a new kiosk the technician page, opened on the
+// kiosk itself, offers to create the first admin instead of a login nobody
+// can pass; the new admin lands logged in, and the offer is gone after.
+func TestTechnicianFirstRun(t *testing.T) {
+	var out bytes.Buffer
+	m := MustMain(t, &out)
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := mustKioskScreen(t)
+	base := m.API.URL()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/technician"),
+		chromedp.WaitVisible(chromedp.CSS("#setup-form")),
+		chromedp.SendKeys(chromedp.CSS("#setup-email"), "first@example.org"),
+		chromedp.SendKeys(chromedp.CSS("#setup-password"), "first-admin-pass-77"),
+		chromedp.SendKeys(chromedp.CSS("#setup-password2"), "first-admin-pass-77"),
+		chromedp.Click(chromedp.CSS("#setup-button")),
+		chromedp.WaitVisible(chromedp.CSS("#app")),
+	); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	who, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#who")))
+	if err != nil || who != "first@example.org (admin)" {
+		t.Fatalf("logged in as %q (%v)", who, err)
+	}
+	// A second visit (another browser, no token) gets the login form only.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`sessionStorage.clear() || true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/technician"),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+	); err != nil {
+		t.Fatalf("second visit: %v", err)
+	}
+	hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("setup-section").hidden`))
+	if err != nil || !hidden {
+		t.Fatalf("setup still offered after the first admin exists (%v)", err)
+	}
 }

@@ -37,7 +37,7 @@ func TestEncodeCommand(t *testing.T) {
 	m := MustMain(t, &out)
 	dir := recognizertest.TestdataDir(t)
 	obama := filepath.Join(dir, "people", "obama", "1.jpg")
-	two := filepath.Join(dir, "multi", "two_people.jpg")
+	two := recognizertest.Testdata(t, "multi/two_people.jpg")
 	notImage := filepath.Join(t.TempDir(), "notes.txt")
 	os.WriteFile(notImage, []byte("not an image"), 0o600)
 	m.Command, m.Args = "encode", []string{obama, two, notImage, filepath.Join(dir, "missing.jpg")}

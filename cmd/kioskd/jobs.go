@@ -119,6 +119,26 @@ func lastActivation(sched cron.Schedule, now time.Time, d time.Duration) time.Ti
 	return last
 }
 
+// Reload replaces the schedule with cfg's (SIGHUP): it waits for running
+// jobs, forgets the open session and opens what cfg has open now.
+func (j *Jobs) Reload(cfg JobsConfig) error {
+	if err := j.Close(); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	j.session, j.until = "", time.Time{}
+	j.Config = cfg // under mu: a backup command may run meanwhile
+	j.mu.Unlock()
+	return j.Open()
+}
+
+// config returns the configuration (Reload may replace it).
+func (j *Jobs) config() JobsConfig {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.Config
+}
+
 // Close stops the scheduler and waits for running jobs.
 func (j *Jobs) Close() error {
 	if j.cron != nil {
@@ -148,7 +168,7 @@ func (j *Jobs) openSession(s SessionConfig) {
 // RunRetention deletes acknowledged attendance older than the retention
 // period; pending events are kept whatever their age.
 func (j *Jobs) RunRetention(ctx context.Context) int {
-	cutoff := j.Now().AddDate(0, 0, -j.Config.RetentionDays)
+	cutoff := j.Now().AddDate(0, 0, -j.config().RetentionDays)
 	n, err := j.Retention.DeleteAttendanceBefore(ctx, cutoff)
 	if err != nil {
 		j.Logger.Error("retention failed", "err", err)
@@ -163,26 +183,27 @@ func (j *Jobs) RunRetention(ctx context.Context) int {
 // The store prunes later deletions from the files it wrote. It returns the
 // new file's path.
 func (j *Jobs) RunBackup() (string, error) {
-	if err := os.MkdirAll(j.Config.BackupDir, 0o700); err != nil {
+	cfg := j.config()
+	if err := os.MkdirAll(cfg.BackupDir, 0o700); err != nil {
 		j.Logger.Error("backup failed", "err", err)
 		return "", fmt.Errorf("create backup dir: %w", err)
 	}
-	name := filepath.Join(j.Config.BackupDir, strings.Replace(backupPattern, "*", j.Now().UTC().Format("20060102T150405Z"), 1))
+	name := filepath.Join(cfg.BackupDir, strings.Replace(backupPattern, "*", j.Now().UTC().Format("20060102T150405Z"), 1))
 	n, err := j.Backups.WriteBackup(name)
 	if err != nil {
 		j.Logger.Error("backup failed", "err", err)
 		return "", fmt.Errorf("write backup: %w", err)
 	}
-	j.prune()
+	j.prune(cfg)
 	j.Logger.Info("backup done", "file", name, "bytes", n)
 	return name, nil
 }
 
 // prune removes all but the newest BackupKeep backups.
-func (j *Jobs) prune() {
-	matches, _ := filepath.Glob(filepath.Join(j.Config.BackupDir, backupPattern))
+func (j *Jobs) prune(cfg JobsConfig) {
+	matches, _ := filepath.Glob(filepath.Join(cfg.BackupDir, backupPattern))
 	sort.Strings(matches) // names sort by time
-	for len(matches) > j.Config.BackupKeep {
+	for len(matches) > cfg.BackupKeep {
 		if err := os.Remove(matches[0]); err != nil {
 			j.Logger.Warn("prune backup", "file", matches[0], "err", err)
 		}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	gosync "sync"
 	"time"
@@ -49,8 +51,15 @@ type Main struct {
 	Sync       *ksync.Client
 	API        *localapi.Server
 
-	mu      gosync.Mutex
-	closers []func() error // in opening order; Close runs them in reverse
+	// StallAfter is how long a loop may make no progress before the
+	// watchdog stops pinging systemd (see alive).
+	StallAfter time.Duration
+
+	mu       gosync.Mutex
+	closers  []func() error // in opening order; Close runs them in reverse
+	loops    []loopCheck    // what the watchdog checks
+	notify   *notifier      // systemd's notify socket; nil when not under systemd
+	logLevel slog.LevelVar  // SIGHUP changes it
 }
 
 // addCloser registers a component's Close; components open concurrently.
@@ -69,6 +78,8 @@ func NewMain() *Main {
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
 		Getenv: os.Getenv,
+
+		StallAfter: 30 * time.Second,
 	}
 }
 
@@ -79,12 +90,18 @@ Usage:
   kioskd encode [-config FILE] IMAGE...      print faces and descriptors as JSON lines
   kioskd calibrate [-config FILE] [-target R] [-idols FILE]
                                              print the gallery's calibration as JSON
-  kioskd admin add --email E --role R        add a local account (password on stdin)
-  kioskd restore [-config FILE] BACKUP       write the database held in an encrypted backup
+  kioskd admin add --email E --role R        add a local account (password on stdin;
+                                             works while the daemon runs)
+  kioskd doctor [-config FILE]               check models, store, key, camera, broker,
+                                             clock, disk, CPU; exit 1 if anything is wrong
+  kioskd backup [-config FILE] [-o FILE]     write an encrypted backup of the database now
+  kioskd restore [-config FILE] BACKUP       put a backup in place (daemon stopped)
+  kioskd version                             print the version
   kioskd registry-sim [flags]                play the central registry (demos, tests)
 
 Environment: KIOSK_DATA_DIR, KIOSK_MODELS_DIR, KIOSK_API_ADDR, KIOSK_DEVICE_ID,
 KIOSK_CAMERA_SOURCE, KIOSK_MQTT_BROKER, ... override the file (see README).
+Signals: SIGHUP reloads the configuration file, SIGTERM stops cleanly.
 `
 
 // ParseFlags reads the subcommand, flags and configuration file.
@@ -93,7 +110,9 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		m.Command, args = args[0], args[1:]
 	}
 	switch m.Command {
-	case "", "encode", "calibrate", "admin", "restore", "registry-sim":
+	case "", "encode", "calibrate", "admin", "registry-sim", "doctor", "backup", "restore":
+	case "version":
+		return nil
 	case "help":
 		fmt.Fprint(m.Stderr, usage)
 		return flag.ErrHelp
@@ -108,9 +127,8 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	fs.SetOutput(m.Stderr)
 	fs.Usage = func() { fmt.Fprint(m.Stderr, usage); fs.PrintDefaults() }
 	fs.StringVar(&m.ConfigPath, "config", "", "YAML configuration file (default: built-in defaults)")
-	if m.Command == "admin" || m.Command == "calibrate" {
-		// Flags of admin subcommands and calibrate are parsed by runAdmin
-		// and runCalibrate.
+	if m.Command == "admin" || m.Command == "calibrate" || m.Command == "backup" {
+		// Their own flags are parsed by runAdmin, runCalibrate and runBackup.
 		for i, a := range args {
 			if a == "-config" || a == "--config" {
 				if i+1 < len(args) {
@@ -131,28 +149,38 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		return fmt.Errorf("unexpected argument %q (try: kioskd help)", m.Args[0])
 	}
 
+	cfg, err := m.loadConfig(m.Config)
+	if err != nil {
+		return err
+	}
+	m.Config = cfg
+	return nil
+}
+
+// loadConfig reads the configuration file (or keeps base without one),
+// applies the environment and validates the result.
+func (m *Main) loadConfig(base Config) (Config, error) {
+	cfg := base
 	if m.ConfigPath != "" {
 		f, err := os.Open(m.ConfigPath)
 		if err != nil {
-			return fmt.Errorf("open config: %w", err)
+			return cfg, fmt.Errorf("open config: %w", err)
 		}
 		defer f.Close()
-		cfg, err := parseConfig(f, m.Getenv)
-		if err != nil {
-			return fmt.Errorf("%s: %w", m.ConfigPath, err)
+		if cfg, err = parseConfig(f, m.Getenv); err != nil {
+			return cfg, fmt.Errorf("%s: %w", m.ConfigPath, err)
 		}
-		m.Config = cfg
 	}
-	if err := m.Config.ApplyEnv(m.Getenv); err != nil {
-		return err
+	if err := cfg.ApplyEnv(m.Getenv); err != nil {
+		return cfg, err
 	}
-	if err := m.Config.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		if m.ConfigPath != "" {
-			return fmt.Errorf("%s: %w", m.ConfigPath, err)
+			return cfg, fmt.Errorf("%s: %w", m.ConfigPath, err)
 		}
-		return fmt.Errorf("config: %w", err)
+		return cfg, fmt.Errorf("config: %w", err)
 	}
-	return nil
+	return cfg, nil
 }
 
 // Daemon reports whether Run started the long-running daemon (as opposed to
@@ -170,21 +198,40 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runCalibrate(ctx)
 	case "admin":
 		return m.runAdmin(ctx)
-	case "restore":
-		return m.runRestore(ctx)
 	case "registry-sim":
 		return m.runRegistrySim(ctx)
+	case "doctor":
+		return m.runDoctor(ctx)
+	case "backup":
+		return m.runBackup(ctx)
+	case "restore":
+		return m.runRestore(ctx)
+	case "version":
+		return m.runVersion()
 	}
 	return m.runDaemon(ctx)
+}
+
+// runVersion prints kioskd's version and what it was built with.
+func (m *Main) runVersion() error {
+	rev := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				rev = s.Value
+			}
+		}
+	}
+	_, err := fmt.Fprintf(m.Stdout, "kioskd %s (%s, %s %s/%s)\n", Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return err
 }
 
 func (m *Main) setupLogger() {
 	if m.Logger != nil {
 		return
 	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(m.Config.LogLevel))
-	m.Logger = slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
+	_ = m.logLevel.UnmarshalText([]byte(m.Config.LogLevel))
+	m.Logger = slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: &m.logLevel}))
 }
 
 func (m *Main) logger(component string) *slog.Logger {
@@ -297,7 +344,43 @@ func (m *Main) runDaemon(ctx context.Context) error {
 	if err := m.openServices(ctx); err != nil {
 		return err
 	}
+	if err := m.openControl(); err != nil {
+		return err
+	}
+	if err := m.openNotify(); err != nil {
+		return err
+	}
 	log.Info("kioskd ready")
+	return nil
+}
+
+// openNotify tells systemd kioskd is ready and, when the unit has
+// WatchdogSec, starts the watchdog pings; Close says STOPPING=1 first.
+func (m *Main) openNotify() error {
+	n, err := newNotifier(m.Getenv)
+	if err != nil {
+		return err
+	}
+	if n == nil {
+		return nil
+	}
+	m.notify = n
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	m.addCloser(func() error {
+		cancel()
+		<-done
+		err := n.Notify("STOPPING=1")
+		return errors.Join(err, n.Close())
+	})
+	if err := n.Notify("READY=1", "STATUS=ready", fmt.Sprintf("MAINPID=%d", os.Getpid())); err != nil {
+		return fmt.Errorf("notify systemd: %w", err)
+	}
+	if d := watchdogInterval(m.Getenv, os.Getpid()); d > 0 {
+		go func() { defer close(done); m.runWatchdog(ctx, d) }()
+	} else {
+		close(done)
+	}
 	return nil
 }
 

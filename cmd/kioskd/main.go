@@ -24,13 +24,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "kioskd:", err)
 		os.Exit(2)
 	}
+	hup := make(chan os.Signal, 1)
+	if m.Daemon() {
+		signal.Notify(hup, syscall.SIGHUP) // reload, not terminate
+	}
 	if err := m.Run(ctx); err != nil {
 		_ = m.Close()
 		fmt.Fprintln(os.Stderr, "kioskd:", err)
 		os.Exit(1)
 	}
 	if m.Daemon() {
-		<-ctx.Done()
+		for done := false; !done; {
+			select {
+			case <-hup:
+				_ = m.Reload(ctx) // logs what it applied or why not
+			case <-ctx.Done():
+				done = true
+			}
+		}
 		stop() // a second signal kills at once
 	}
 	if err := m.Close(); err != nil {

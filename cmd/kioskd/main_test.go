@@ -127,9 +127,7 @@ func TestDaemon_NoCamera(t *testing.T) {
 // clip through OpenCV and dlib, records attendance, and central receives and
 // acknowledges exactly those events.
 func TestDaemon_VideoToCentral(t *testing.T) {
-	if !recognizertest.HasSharedTestdata(t) {
-		t.Skip("needs ../shared/testdata (the video clip); the fallback photo set has no video")
-	}
+	clip := recognizertest.Testdata(t, "video/short_hamilton_clip.mp4") // skips without the shared set
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	broker := synctest.MustMosquitto(t)
@@ -159,7 +157,7 @@ func TestDaemon_VideoToCentral(t *testing.T) {
 	m.Config.DeviceID, m.Config.SiteID = "door-1", "campus"
 	m.Config.Sync.Broker = broker.URL
 	m.Config.Sync.RegistryPublicKey = base64.StdEncoding.EncodeToString(pub)
-	m.Config.Device.Source = recognizertest.Testdata(t, "video/short_hamilton_clip.mp4")
+	m.Config.Device.Source = clip
 	m.Config.Device.Pace = true
 	if err := m.Config.Validate(); err != nil {
 		t.Fatal(err)
@@ -176,6 +174,10 @@ func TestDaemon_VideoToCentral(t *testing.T) {
 	// The person in front of the kiosk is greeted by name on its screen.
 	seen := waitKioskText(t, browser, "Welcome, Lin-Manuel Miranda", 90*time.Second)
 	t.Logf("kiosk screen showed: %q", seen)
+	// Mid-clip, with sync and the pipeline busy, the watchdog sees progress.
+	if err := m.alive(time.Now()); err != nil {
+		t.Fatalf("watchdog check mid-clip: %v", err)
+	}
 	// Let the clip play out (275 frames at 29.97 fps) and the acks arrive.
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) && string(m.Pipeline.Status().State) != "ended" {

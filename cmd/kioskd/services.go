@@ -83,6 +83,7 @@ func (m *Main) openPipeline(ctx context.Context) error {
 		m.Sync.SetUnknownCounter(func() uint64 { return p.Status().Unknown })
 	}
 	m.addCloser(p.Close)
+	m.addLoop(pipelineCheck(p.Status, p.LastTaken, m.StallAfter))
 	return nil
 }
 
@@ -111,6 +112,7 @@ func (m *Main) openSync(ctx context.Context) error {
 	}
 	m.Sync = c
 	m.addCloser(c.Close)
+	m.addLoop(beatCheck("sync", c.LastLoop, m.StallAfter))
 	return nil
 }
 
@@ -199,7 +201,9 @@ type runtimeConfig struct{ m *Main }
 
 // Config returns the effective configuration with secrets redacted.
 func (r *runtimeConfig) Config() any {
+	r.m.mu.Lock()
 	c := r.m.Config
+	r.m.mu.Unlock()
 	if c.Sync.Password != "" {
 		c.Sync.Password = "(set)"
 	}

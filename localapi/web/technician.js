@@ -49,6 +49,27 @@
       .then(function (r) { token = r.token; sessionStorage.setItem("kioskd_token", token); say("login-msg", "", true); loggedIn(r.account); })
       .catch(function (e) { say("login-msg", e.message); });
   });
+  // First run: while no account exists, a browser on the kiosk itself
+  // creates the first admin instead of logging in.
+  api("GET", "/api/v1/setup").then(function (st) {
+    if (!st.needed || token) { return; }
+    if (st.allowed) {
+      $("setup-section").hidden = false;
+      $("login-section").hidden = true;
+    } else {
+      say("login-msg", "No account exists yet: create the first admin on the kiosk itself (http://127.0.0.1:8080/technician) or with `kioskd admin add`.");
+    }
+  }).catch(function () {});
+  $("setup-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if ($("setup-password").value !== $("setup-password2").value) { say("setup-msg", "The two passwords differ."); return; }
+    api("POST", "/api/v1/setup", { email: $("setup-email").value, password: $("setup-password").value })
+      .then(function (r) {
+        token = r.token; sessionStorage.setItem("kioskd_token", token);
+        $("setup-section").hidden = true; say("setup-msg", "", true); loggedIn(r.account);
+      })
+      .catch(function (e) { say("setup-msg", e.message); });
+  });
   $("logout").addEventListener("click", function () { api("POST", "/api/v1/auth/logout").finally(loggedOut); });
 
   function cell(tr, text) { var td = document.createElement("td"); td.textContent = text || ""; tr.appendChild(td); return td; }

@@ -4,7 +4,8 @@
 // its own package so editing the Go around it does not recompile dlib.
 package dlib
 
-// #cgo CXXFLAGS: -std=c++17 -O3 -DNDEBUG -march=native -Wno-deprecated-declarations
+// #cgo CXXFLAGS: -std=c++17 -O3 -DNDEBUG -Wno-deprecated-declarations
+// #cgo amd64 CXXFLAGS: -march=x86-64-v2
 // #cgo LDFLAGS: -ldlib -lcblas -llapack -lblas -pthread
 // #include <stdlib.h>
 // #include "dlibface.h"

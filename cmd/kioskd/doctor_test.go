@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDoctor: each check prints one line; the real models pass, a
+// damaged model and a key file readable by others fail with what to do, and
+// the command then exits with an error.
+func TestDoctor(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := mustRunCommand(t, dir, "kiosk-admin-pass-42\n", "admin", "add", "--email", "a@example.org", "--role", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	m := MustMain(t, &out)
+	m.Config.DataDir = dir
+	m.Command = "doctor"
+	err := m.Run(context.Background())
+	for _, want := range []string{"OK    models:", "OK    store:", "OK    key file:", "OK    camera:", "OK    broker:", "OK    disk:", "OK    cpu:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, out.String())
+		}
+	}
+	// The clock line depends on the machine (NTP); whatever it says, the
+	// exit status follows the FAIL lines.
+	if strings.Contains(out.String(), "FAIL") != (err != nil) {
+		t.Fatalf("exit %v does not match the lines:\n%s", err, out.String())
+	}
+
+	// A damaged model and a key readable by others.
+	models := t.TempDir()
+	for _, f := range modelFiles[1:] {
+		if err := os.Symlink(filepath.Join(m.Config.Models.Dir, f), filepath.Join(models, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(models, modelFiles[0]), []byte("truncated"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "keys", "descriptors.key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	m2 := MustMain(t, &out)
+	m2.Config.DataDir = dir
+	m2.Config.Models.Dir = models
+	m2.Command = "doctor"
+	if err := m2.Run(context.Background()); err == nil {
+		t.Fatalf("doctor passed with a damaged model:\n%s", out.String())
+	}
+	for _, want := range []string{"FAIL  models:", modelFiles[0] + " damaged", "make models", "FAIL  key file:", "chmod 600"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, out.String())
+		}
+	}
+}
