@@ -264,7 +264,9 @@ func readRecords(r io.Reader, fn func(rec *backupRecord) error) error {
 	var rec backupRecord
 	for {
 		kind, err := br.ReadByte()
-		if err != nil {
+		if errors.Is(err, ErrBackupKey) {
+			return err
+		} else if err != nil {
 			return errBackupCorrupt
 		}
 		switch kind {
