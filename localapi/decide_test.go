@@ -170,6 +170,19 @@ func TestIdentifyExternalID(t *testing.T) {
 		}
 		env.matcher.SetUser(r.User.ID, ds)
 	}
+	// The status reports the gallery's calibration and its warning.
+	var st struct {
+		Calibration struct {
+			Users   int     `json:"users"`
+			Dense   bool    `json:"dense"`
+			Warning string  `json:"warning"`
+			Verify  float64 `json:"verify_threshold"`
+		} `json:"calibration"`
+	}
+	env.mustStatus(200, env.doJSON("GET", "/api/v1/status", env.tech, nil, &st), "status")
+	if c := st.Calibration; c.Users != 136 || !c.Dense || c.Warning == "" || !(c.Verify > 0 && c.Verify < 0.3) {
+		t.Fatalf("status calibration: %+v", c)
+	}
 	// Each photo claims its own ID and the next two people's.
 	files := []string{"bona2.jpg", "eunseo2.jpg", "jimin5.jpg", "luda.jpg", "tzuyu.jpg"}
 	names := []string{"Bona", "Eunseo", "Jimin", "Luda", "Tzuyu"}
@@ -204,22 +217,11 @@ func TestBrowserEnrolConfirm(t *testing.T) {
 	var fr FaceResponse
 	env.mustStatus(201, env.upload("/api/v1/users/"+obama.ID+"/faces", env.tech, map[string]namedFile{"image": {"1.jpg", photo(t, "people/obama/1.jpg")}}, &fr), "enrol obama")
 	ctx := mustBrowser(t)
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(env.url+"/technician"),
-		chromedp.WaitVisible(chromedp.CSS("#login-form")),
-		chromedp.SendKeys(chromedp.CSS("#login-email"), techEmail),
-		chromedp.SendKeys(chromedp.CSS("#login-password"), techPW),
-		chromedp.Click(chromedp.CSS("#login-button")),
-		chromedp.WaitVisible(chromedp.CSS("#app")),
-		chromedp.Click(chromedp.CSS("details summary")),
-		chromedp.SendKeys(chromedp.CSS("#nu-name"), "Barry Lookalike"),
-		chromedp.SendKeys(chromedp.CSS("#nu-email"), "barry@example.com"),
-		chromedp.Click(chromedp.CSS("#nu-create")),
-		chromedp.WaitVisible(chromedp.CSS("#enrol-section")),
+	err := chromedp.Do(ctx, append(technicianNewUser(env, "Barry Lookalike", "barry@example.com"),
 		chromedp.SetUploadFiles(chromedp.CSS("#enrol-file"), []string{recognizertest.Testdata(t, "people/obama/2.jpg")}),
 		chromedp.Click(chromedp.CSS("#enrol-upload")),
 		waitText("#similar-text", "resembles Barack Obama (obama@example.com, 1 photo)"),
-	)
+	)...)
 	if err != nil {
 		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#enrol-msg")))
 		t.Fatalf("possible duplicate on the page: %v (message %q)", err, msg)
