@@ -1,6 +1,7 @@
 package localapi
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"os"
@@ -159,6 +160,11 @@ func TestIdentifyExternalID(t *testing.T) {
 	if ir := identify(photo(t, "multi/two_people.jpg"), "S-OBAMA"); ir.Result != "multiple_faces" {
 		t.Fatalf("two faces with an ID: %+v", ir)
 	}
+	var er ErrorResponse
+	long := namedFile{data: bytes.Repeat([]byte("9"), maxFormValue+1)}
+	if st := env.upload("/api/v1/identify", env.tech, map[string]namedFile{"image": {"x.jpg", photo(t, "people/obama/2.jpg")}, "external_id": long}, &er); st != 422 || er.Error.Details["field"] != "external_id" {
+		t.Fatalf("an overlong external_id: %d %+v", st, er)
+	}
 
 	// The dense idols gallery: photos/ of five idols claiming their own
 	// and every other of the five's IDs.
@@ -280,5 +286,34 @@ func TestImportConfirmDifferent(t *testing.T) {
 	_, got = env.importRun(makeXLSX(t, rows), zipBytes)
 	if s := status(got); s[0] != RowUnchanged || s[1] != RowCreated || s[2] != RowDuplicate {
 		t.Fatalf("confirmed import: %v; %q %q", s, got[1].Message, got[2].Message)
+	}
+}
+
+// TestDuplicateRule: the verdicts by distance and what lets an enrolment
+// through each.
+func TestDuplicateRule(t *testing.T) {
+	r := duplicateRule{same: 0.05, outright: 0.22, possible: 0.6}
+	for _, c := range []struct {
+		dist float64
+		want string
+	}{{0, dupSame}, {0.05, dupSame}, {0.051, dupOutright}, {0.22, dupOutright}, {0.3, dupPossible}, {0.6, dupPossible}, {0.61, dupNone}, {math.Inf(1), dupNone}} {
+		if got := r.judge(c.dist); got != c.want {
+			t.Errorf("judge(%v) = %q, want %q", c.dist, got, c.want)
+		}
+	}
+	other := &models.User{ID: "u1", Email: "Ann@example.com"}
+	for _, c := range []struct {
+		verdict, confirm string
+		force, want      bool
+	}{
+		{dupSame, "u1", true, false},
+		{dupOutright, "u1", false, false}, {dupOutright, "", true, true},
+		{dupPossible, "", false, false}, {dupPossible, "u2", false, false}, {dupPossible, "u1", false, true},
+		{dupPossible, "ann@example.com", false, true}, {dupPossible, "", true, true},
+	} {
+		sim := &similar{user: other, verdict: c.verdict}
+		if got := sim.allowed(c.force, c.confirm); got != c.want {
+			t.Errorf("%s, confirm %q, force %v: allowed %v, want %v", c.verdict, c.confirm, c.force, got, c.want)
+		}
 	}
 }
