@@ -251,6 +251,20 @@ func TestBrowserEnrolConfirm(t *testing.T) {
 	if encs, _ := env.db.ListEncodings(context.Background(), u.ID); len(encs) != 1 {
 		t.Fatalf("%d encodings stored after the confirmation", len(encs))
 	}
+	// ID + face from the page: Obama's photo with Obama's ID verifies.
+	obama.ExternalID = "S-OBAMA"
+	if err := env.db.UpdateUser(context.Background(), obama); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SetUploadFiles(chromedp.CSS("#identify-file"), []string{recognizertest.Testdata(t, "people/obama/3_small.jpg")}),
+		chromedp.SendKeys(chromedp.CSS("#identify-id"), "S-OBAMA"),
+		chromedp.Click(chromedp.CSS("#identify-form button")),
+		waitText("#identify-msg", "Match: Barack Obama"),
+	); err != nil {
+		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#identify-msg")))
+		t.Fatalf("ID + face on the page: %v (%q)", err, msg)
+	}
 }
 
 // TestImportConfirmDifferent: in a bulk import a face resembling an
