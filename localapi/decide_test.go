@@ -30,6 +30,15 @@ func (e *testEnv) mustIdolUsers() []models.UserRecord {
 	return recs
 }
 
+// descriptorsOf returns a record's descriptors.
+func descriptorsOf(r models.UserRecord) []models.Descriptor {
+	ds := make([]models.Descriptor, len(r.Encodings))
+	for i, e := range r.Encodings {
+		ds[i] = e.Descriptor
+	}
+	return ds
+}
+
 // idolByName returns the record of the idol named name/band.
 func idolByName(tb testing.TB, recs []models.UserRecord, name, band string) *models.UserRecord {
 	for i := range recs {
@@ -73,11 +82,7 @@ func TestDenseClassEnrolment(t *testing.T) {
 				t.Errorf("%s refused as %s at %.3f (%s)", r.User.FullName, sim.user.FullName, sim.dist, sim.verdict)
 			}
 		}
-		ds := make([]models.Descriptor, len(r.Encodings))
-		for i, e := range r.Encodings {
-			ds[i] = e.Descriptor
-		}
-		m.SetUser(r.User.ID, ds)
+		m.SetUser(r.User.ID, descriptorsOf(r))
 	}
 	cal := env.srv.deps.Gallery.Report().(recognizer.Calibration)
 	t.Logf("idols, one person at a time: %d descriptors with no similar user, %d possible (confirmed), %d refused outright, %d photos under two names; outright distance at the end %.3f",
@@ -170,11 +175,7 @@ func TestIdentifyExternalID(t *testing.T) {
 	// and every other of the five's IDs.
 	recs := env.mustIdolUsers()
 	for _, r := range recs {
-		ds := make([]models.Descriptor, len(r.Encodings))
-		for i, e := range r.Encodings {
-			ds[i] = e.Descriptor
-		}
-		env.matcher.SetUser(r.User.ID, ds)
+		env.matcher.SetUser(r.User.ID, descriptorsOf(r))
 	}
 	// The status reports the gallery's calibration and its warning.
 	var st struct {
@@ -329,5 +330,26 @@ func TestDuplicateRule(t *testing.T) {
 		if got := sim.allowed(c.force, c.confirm); got != c.want {
 			t.Errorf("%s, confirm %q, force %v: allowed %v, want %v", c.verdict, c.confirm, c.force, got, c.want)
 		}
+	}
+}
+
+// TestBrowserDenseWarning: with the dense idols gallery enrolled, the
+// technician page says loudly that face-only identification cannot reach
+// the target here.
+func TestBrowserDenseWarning(t *testing.T) {
+	env := mustServer(t, nil)
+	for _, r := range env.mustIdolUsers() {
+		env.matcher.SetUser(r.User.ID, descriptorsOf(r))
+	}
+	ctx := mustBrowser(t)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(env.url+"/technician"),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("#login-email"), techEmail),
+		chromedp.SendKeys(chromedp.CSS("#login-password"), techPW),
+		chromedp.Click(chromedp.CSS("#login-button")),
+		waitText("#gallery-warning", "too dense for face-only identification"),
+	); err != nil {
+		t.Fatalf("dense warning on the technician page: %v", err)
 	}
 }
