@@ -139,9 +139,8 @@ func TestBrowserTechnicianEnrol(t *testing.T) {
 	}
 }
 
-// technicianNewUser logs in on the technician page as the technician and
-// creates a user, ending on that user's enrol section.
-func technicianNewUser(env *testEnv, name, email string) []chromedp.Action[chromedp.Void] {
+// technicianLogin opens the technician page and logs in as the technician.
+func technicianLogin(env *testEnv) []chromedp.Action[chromedp.Void] {
 	return []chromedp.Action[chromedp.Void]{
 		chromedp.Navigate(env.url + "/technician"),
 		chromedp.WaitVisible(chromedp.CSS("#login-form")),
@@ -149,12 +148,19 @@ func technicianNewUser(env *testEnv, name, email string) []chromedp.Action[chrom
 		chromedp.SendKeys(chromedp.CSS("#login-password"), techPW),
 		chromedp.Click(chromedp.CSS("#login-button")),
 		chromedp.WaitVisible(chromedp.CSS("#app")),
+	}
+}
+
+// technicianNewUser logs in on the technician page as the technician and
+// creates a user, ending on that user's enrol section.
+func technicianNewUser(env *testEnv, name, email string) []chromedp.Action[chromedp.Void] {
+	return append(technicianLogin(env),
 		chromedp.Click(chromedp.CSS("details summary")),
 		chromedp.SendKeys(chromedp.CSS("#nu-name"), name),
 		chromedp.SendKeys(chromedp.CSS("#nu-email"), email),
 		chromedp.Click(chromedp.CSS("#nu-create")),
 		chromedp.WaitVisible(chromedp.CSS("#enrol-section")),
-	}
+	)
 }
 
 // waitText polls until the element's text contains want.

@@ -342,14 +342,9 @@ func TestBrowserDenseWarning(t *testing.T) {
 		env.matcher.SetUser(r.User.ID, descriptorsOf(r))
 	}
 	ctx := mustBrowser(t)
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(env.url+"/technician"),
-		chromedp.WaitVisible(chromedp.CSS("#login-form")),
-		chromedp.SendKeys(chromedp.CSS("#login-email"), techEmail),
-		chromedp.SendKeys(chromedp.CSS("#login-password"), techPW),
-		chromedp.Click(chromedp.CSS("#login-button")),
+	if err := chromedp.Do(ctx, append(technicianLogin(env),
 		waitText("#gallery-warning", "too dense for face-only identification"),
-	); err != nil {
+	)...); err != nil {
 		t.Fatalf("dense warning on the technician page: %v", err)
 	}
 }
