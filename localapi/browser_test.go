@@ -99,24 +99,13 @@ func TestBrowserKioskScreen(t *testing.T) {
 func TestBrowserTechnicianEnrol(t *testing.T) {
 	env := mustServer(t, func(_ *Config, d *Deps) { d.Preview = staticPreview{photo(t, "people/biden/2.jpg")} })
 	ctx := mustBrowser(t)
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(env.url+"/technician"),
-		chromedp.WaitVisible(chromedp.CSS("#login-form")),
-		chromedp.SendKeys(chromedp.CSS("#login-email"), techEmail),
-		chromedp.SendKeys(chromedp.CSS("#login-password"), techPW),
-		chromedp.Click(chromedp.CSS("#login-button")),
-		chromedp.WaitVisible(chromedp.CSS("#app")),
-		chromedp.Click(chromedp.CSS("details summary")),
-		chromedp.SendKeys(chromedp.CSS("#nu-name"), "Joe Biden"),
-		chromedp.SendKeys(chromedp.CSS("#nu-email"), "joe@example.com"),
-		chromedp.Click(chromedp.CSS("#nu-create")),
-		chromedp.WaitVisible(chromedp.CSS("#enrol-section")),
+	err := chromedp.Do(ctx, append(technicianNewUser(env, "Joe Biden", "joe@example.com"),
 		chromedp.SetUploadFiles(chromedp.CSS("#enrol-file"), []string{recognizertest.Testdata(t, "people/biden/1.jpg")}),
 		chromedp.Click(chromedp.CSS("#enrol-upload")),
 		waitText("#enrol-msg", "Enrolled Joe Biden."),
 		chromedp.WaitVisible(chromedp.CSS("#faces li")),
 		chromedp.Sleep(500*time.Millisecond), // let the preview frame paint
-	)
+	)...)
 	if err != nil {
 		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#enrol-msg")))
 		t.Fatalf("enrol on the technician page: %v (message %q)", err, msg)
@@ -148,6 +137,30 @@ func TestBrowserTechnicianEnrol(t *testing.T) {
 	if len(encs) != 1 {
 		t.Fatalf("%d encodings stored", len(encs))
 	}
+}
+
+// technicianLogin opens the technician page and logs in as the technician.
+func technicianLogin(env *testEnv) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(env.url + "/technician"),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("#login-email"), techEmail),
+		chromedp.SendKeys(chromedp.CSS("#login-password"), techPW),
+		chromedp.Click(chromedp.CSS("#login-button")),
+		chromedp.WaitVisible(chromedp.CSS("#app")),
+	}
+}
+
+// technicianNewUser logs in on the technician page as the technician and
+// creates a user, ending on that user's enrol section.
+func technicianNewUser(env *testEnv, name, email string) []chromedp.Action[chromedp.Void] {
+	return append(technicianLogin(env),
+		chromedp.Click(chromedp.CSS("details summary")),
+		chromedp.SendKeys(chromedp.CSS("#nu-name"), name),
+		chromedp.SendKeys(chromedp.CSS("#nu-email"), email),
+		chromedp.Click(chromedp.CSS("#nu-create")),
+		chromedp.WaitVisible(chromedp.CSS("#enrol-section")),
+	)
 }
 
 // waitText polls until the element's text contains want.

@@ -1,6 +1,7 @@
 package localapi
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"os"
@@ -27,6 +28,15 @@ func (e *testEnv) mustIdolUsers() []models.UserRecord {
 		e.t.Fatal(err)
 	}
 	return recs
+}
+
+// descriptorsOf returns a record's descriptors.
+func descriptorsOf(r models.UserRecord) []models.Descriptor {
+	ds := make([]models.Descriptor, len(r.Encodings))
+	for i, e := range r.Encodings {
+		ds[i] = e.Descriptor
+	}
+	return ds
 }
 
 // idolByName returns the record of the idol named name/band.
@@ -72,11 +82,7 @@ func TestDenseClassEnrolment(t *testing.T) {
 				t.Errorf("%s refused as %s at %.3f (%s)", r.User.FullName, sim.user.FullName, sim.dist, sim.verdict)
 			}
 		}
-		ds := make([]models.Descriptor, len(r.Encodings))
-		for i, e := range r.Encodings {
-			ds[i] = e.Descriptor
-		}
-		m.SetUser(r.User.ID, ds)
+		m.SetUser(r.User.ID, descriptorsOf(r))
 	}
 	cal := env.srv.deps.Gallery.Report().(recognizer.Calibration)
 	t.Logf("idols, one person at a time: %d descriptors with no similar user, %d possible (confirmed), %d refused outright, %d photos under two names; outright distance at the end %.3f",
@@ -159,16 +165,30 @@ func TestIdentifyExternalID(t *testing.T) {
 	if ir := identify(photo(t, "multi/two_people.jpg"), "S-OBAMA"); ir.Result != "multiple_faces" {
 		t.Fatalf("two faces with an ID: %+v", ir)
 	}
+	var er ErrorResponse
+	long := namedFile{data: bytes.Repeat([]byte("9"), maxFormValue+1)}
+	if st := env.upload("/api/v1/identify", env.tech, map[string]namedFile{"image": {"x.jpg", photo(t, "people/obama/2.jpg")}, "external_id": long}, &er); st != 422 || er.Error.Details["field"] != "external_id" {
+		t.Fatalf("an overlong external_id: %d %+v", st, er)
+	}
 
 	// The dense idols gallery: photos/ of five idols claiming their own
 	// and every other of the five's IDs.
 	recs := env.mustIdolUsers()
 	for _, r := range recs {
-		ds := make([]models.Descriptor, len(r.Encodings))
-		for i, e := range r.Encodings {
-			ds[i] = e.Descriptor
-		}
-		env.matcher.SetUser(r.User.ID, ds)
+		env.matcher.SetUser(r.User.ID, descriptorsOf(r))
+	}
+	// The status reports the gallery's calibration and its warning.
+	var st struct {
+		Calibration struct {
+			Users   int     `json:"users"`
+			Dense   bool    `json:"dense"`
+			Warning string  `json:"warning"`
+			Verify  float64 `json:"verify_threshold"`
+		} `json:"calibration"`
+	}
+	env.mustStatus(200, env.doJSON("GET", "/api/v1/status", env.tech, nil, &st), "status")
+	if c := st.Calibration; c.Users != 136 || !c.Dense || c.Warning == "" || !(c.Verify > 0 && c.Verify < 0.3) {
+		t.Fatalf("status calibration: %+v", c)
 	}
 	// Each photo claims its own ID and the next two people's.
 	files := []string{"bona2.jpg", "eunseo2.jpg", "jimin5.jpg", "luda.jpg", "tzuyu.jpg"}
@@ -204,22 +224,11 @@ func TestBrowserEnrolConfirm(t *testing.T) {
 	var fr FaceResponse
 	env.mustStatus(201, env.upload("/api/v1/users/"+obama.ID+"/faces", env.tech, map[string]namedFile{"image": {"1.jpg", photo(t, "people/obama/1.jpg")}}, &fr), "enrol obama")
 	ctx := mustBrowser(t)
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(env.url+"/technician"),
-		chromedp.WaitVisible(chromedp.CSS("#login-form")),
-		chromedp.SendKeys(chromedp.CSS("#login-email"), techEmail),
-		chromedp.SendKeys(chromedp.CSS("#login-password"), techPW),
-		chromedp.Click(chromedp.CSS("#login-button")),
-		chromedp.WaitVisible(chromedp.CSS("#app")),
-		chromedp.Click(chromedp.CSS("details summary")),
-		chromedp.SendKeys(chromedp.CSS("#nu-name"), "Barry Lookalike"),
-		chromedp.SendKeys(chromedp.CSS("#nu-email"), "barry@example.com"),
-		chromedp.Click(chromedp.CSS("#nu-create")),
-		chromedp.WaitVisible(chromedp.CSS("#enrol-section")),
+	err := chromedp.Do(ctx, append(technicianNewUser(env, "Barry Lookalike", "barry@example.com"),
 		chromedp.SetUploadFiles(chromedp.CSS("#enrol-file"), []string{recognizertest.Testdata(t, "people/obama/2.jpg")}),
 		chromedp.Click(chromedp.CSS("#enrol-upload")),
 		waitText("#similar-text", "resembles Barack Obama (obama@example.com, 1 photo)"),
-	)
+	)...)
 	if err != nil {
 		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#enrol-msg")))
 		t.Fatalf("possible duplicate on the page: %v (message %q)", err, msg)
@@ -242,6 +251,20 @@ func TestBrowserEnrolConfirm(t *testing.T) {
 	}
 	if encs, _ := env.db.ListEncodings(context.Background(), u.ID); len(encs) != 1 {
 		t.Fatalf("%d encodings stored after the confirmation", len(encs))
+	}
+	// ID + face from the page: Obama's photo with Obama's ID verifies.
+	obama.ExternalID = "S-OBAMA"
+	if err := env.db.UpdateUser(context.Background(), obama); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SetUploadFiles(chromedp.CSS("#identify-file"), []string{recognizertest.Testdata(t, "people/obama/3_small.jpg")}),
+		chromedp.SendKeys(chromedp.CSS("#identify-id"), "S-OBAMA"),
+		chromedp.Click(chromedp.CSS("#identify-form button")),
+		waitText("#identify-msg", "Match: Barack Obama"),
+	); err != nil {
+		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#identify-msg")))
+		t.Fatalf("ID + face on the page: %v (%q)", err, msg)
 	}
 }
 
@@ -278,5 +301,50 @@ func TestImportConfirmDifferent(t *testing.T) {
 	_, got = env.importRun(makeXLSX(t, rows), zipBytes)
 	if s := status(got); s[0] != RowUnchanged || s[1] != RowCreated || s[2] != RowDuplicate {
 		t.Fatalf("confirmed import: %v; %q %q", s, got[1].Message, got[2].Message)
+	}
+}
+
+// TestDuplicateRule: the verdicts by distance and what lets an enrolment
+// through each.
+func TestDuplicateRule(t *testing.T) {
+	r := duplicateRule{same: 0.05, outright: 0.22, possible: 0.6}
+	for _, c := range []struct {
+		dist float64
+		want string
+	}{{0, dupSame}, {0.05, dupSame}, {0.051, dupOutright}, {0.22, dupOutright}, {0.3, dupPossible}, {0.6, dupPossible}, {0.61, dupNone}, {math.Inf(1), dupNone}} {
+		if got := r.judge(c.dist); got != c.want {
+			t.Errorf("judge(%v) = %q, want %q", c.dist, got, c.want)
+		}
+	}
+	other := &models.User{ID: "u1", Email: "Ann@example.com"}
+	for _, c := range []struct {
+		verdict, confirm string
+		force, want      bool
+	}{
+		{dupSame, "u1", true, false},
+		{dupOutright, "u1", false, false}, {dupOutright, "", true, true},
+		{dupPossible, "", false, false}, {dupPossible, "u2", false, false}, {dupPossible, "u1", false, true},
+		{dupPossible, "ann@example.com", false, true}, {dupPossible, "", true, true},
+	} {
+		sim := &similar{user: other, verdict: c.verdict}
+		if got := sim.allowed(c.force, c.confirm); got != c.want {
+			t.Errorf("%s, confirm %q, force %v: allowed %v, want %v", c.verdict, c.confirm, c.force, got, c.want)
+		}
+	}
+}
+
+// TestBrowserDenseWarning: with the dense idols gallery enrolled, the
+// technician page says loudly that face-only identification cannot reach
+// the target here.
+func TestBrowserDenseWarning(t *testing.T) {
+	env := mustServer(t, nil)
+	for _, r := range env.mustIdolUsers() {
+		env.matcher.SetUser(r.User.ID, descriptorsOf(r))
+	}
+	ctx := mustBrowser(t)
+	if err := chromedp.Do(ctx, append(technicianLogin(env),
+		waitText("#gallery-warning", "too dense for face-only identification"),
+	)...); err != nil {
+		t.Fatalf("dense warning on the technician page: %v", err)
 	}
 }

@@ -207,8 +207,10 @@
   $("identify-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var fd = new FormData(); fd.append("image", $("identify-file").files[0]);
+    var xid = $("identify-id").value.trim();
+    if (xid) { fd.append("external_id", xid); }
     api("POST", "/api/v1/identify", fd, true).then(function (r) {
-      var d = r.distance !== undefined ? " (distance " + r.distance.toFixed(2) + ")" : "";
+      var d = r.distance !== undefined ? " (distance " + r.distance.toFixed(2) + (r.threshold !== undefined ? ", this person's threshold " + r.threshold.toFixed(2) : "") + ")" : "";
       say("identify-msg", (r.result === "match" ? "Match: " + r.name : r.message) + d, r.result === "match");
     }).catch(function (e) { say("identify-msg", e.message); });
   });
