@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskd/kioskd/localapi"
+	"github.com/kioskd/kioskd/localapi/localapitest"
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/models/modelstest"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
@@ -36,8 +38,8 @@ import (
 
 // The crash campaign: kioskd runs as a child process (the test binary in
 // child mode running Main: store, dlib models, sync over a real Mosquitto,
-// API, jobs) while the parent enrols, deletes and uploads photos through
-// the API and central pushes and deletes users; the child records
+// API, jobs) while the parent enrols, deletes, uploads photos and imports
+// sheets through the API and central pushes and deletes users; the child records
 // attendance as the pipeline does. The parent kills it (-9) at a random
 // moment, checks a copy of its data dir (opens, db.Check, nothing
 // acknowledged lost, nothing deleted back, no deleted name in the raw file)
@@ -121,6 +123,7 @@ type crashRig struct {
 	ops       map[string]int    // acknowledged operations by kind
 	// backupsChecked counts restored backups checked.
 	backupsChecked int
+	imported       int // users an import reported created
 	nextUser       int
 }
 
@@ -233,12 +236,14 @@ func (r *crashRig) work(c *crashChildProc, token string, rng *mrand.Rand, stop <
 		default:
 		}
 		switch p := rng.IntN(100); {
-		case p < 35:
+		case p < 33:
 			r.createUser(c, token)
-		case p < 60:
+		case p < 58:
 			r.deleteUser(c, token, rng)
-		case p < 68:
+		case p < 66:
 			r.uploadFace(c, token, rng)
+		case p < 70:
+			r.importSheet(c, token)
 		case p < 88:
 			r.pushCentral(rng)
 		default:
@@ -347,6 +352,57 @@ func (r *crashRig) uploadFace(c *crashChildProc, token string, rng *mrand.Rand) 
 	if err == nil && code == http.StatusCreated {
 		r.faceUser = id
 		r.ops["face"]++
+	}
+}
+
+// importSheet imports a one-row sheet with a photo through the API and
+// follows the job for up to six seconds: a row it reports created is an
+// acknowledged user (later deleted like the others, which frees its face
+// for the next import).
+func (r *crashRig) importSheet(c *crashChildProc, token string) {
+	r.mu.Lock()
+	r.nextUser++
+	prefix := fmt.Sprintf("I%05d-", r.nextUser)
+	r.mu.Unlock()
+	dir, err := os.MkdirTemp("", "kioskd-crash-import-")
+	if err != nil {
+		r.t.Error(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	zipPath, sheet, _ := localapitest.MustBulkUpload(r.t, dir, 1, prefix)
+	body, contentType := localapitest.ImportBody(sheet, zipPath)
+	var job localapi.ImportJob
+	code, err := crashDo("POST", c.url+"/api/v1/import", token, contentType, body, &job)
+	if err != nil || code != http.StatusAccepted {
+		return // killed, or another import still running (409)
+	}
+	for end := time.Now().Add(6 * time.Second); job.State != localapi.JobDone && job.State != localapi.JobFailed && time.Now().Before(end); {
+		time.Sleep(100 * time.Millisecond)
+		if _, err := crashDo("GET", c.url+"/api/v1/import/"+job.ID, token, "", nil, &job); err != nil {
+			return
+		}
+	}
+	r.mu.Lock()
+	r.ops["import"]++
+	r.mu.Unlock()
+	if job.State != localapi.JobDone || job.Counts[localapi.RowCreated] != 1 {
+		return // still running when killed, or a duplicate face
+	}
+	email := strings.ToLower(prefix) + "00000@example.com"
+	var page struct {
+		Items []models.User `json:"items"`
+	}
+	if code, err := crashDo("GET", c.url+"/api/v1/users?q="+email, token, "", nil, &page); err != nil || code != http.StatusOK {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, u := range page.Items {
+		if u.Email == email {
+			r.live[u.ID] = u.FullName
+			r.imported++
+		}
 	}
 }
 
@@ -676,8 +732,8 @@ func TestCrashCampaign(t *testing.T) {
 		t.Fatalf("kiosk did not converge to central's users: %v", err)
 	}
 	slices.Sort(starts)
-	t.Logf("crash campaign: %d kills; acknowledged %v and %d attendance events; none lost, none deleted came back (store nor %d restored backups); start to ready median %s, max %s",
-		rounds, r.ops, len(ids), r.backupsChecked, starts[len(starts)/2].Round(time.Millisecond), starts[len(starts)-1].Round(time.Millisecond))
+	t.Logf("crash campaign: %d kills; acknowledged %v (%d imported users) and %d attendance events; none lost, none deleted came back (store nor %d restored backups); start to ready median %s, max %s",
+		rounds, r.ops, r.imported, len(ids), r.backupsChecked, starts[len(starts)/2].Round(time.Millisecond), starts[len(starts)-1].Round(time.Millisecond))
 }
 
 // allUsers lists every user, page by page.
