@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/kioskd/kioskd/recognizer"
 	"github.com/kioskd/kioskd/recognizer/encodertest"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
+	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
 )
@@ -154,16 +154,7 @@ func TestDaemon_VideoToCentral(t *testing.T) {
 	}
 	defer reg.Close()
 
-	var out bytes.Buffer
-	m := MustMain(t, &out)
-	m.Config.DeviceID, m.Config.SiteID = "door-1", "campus"
-	m.Config.Sync.Broker = broker.URL
-	m.Config.Sync.RegistryPublicKey = base64.StdEncoding.EncodeToString(pub)
-	m.Config.Device.Source = recognizertest.Testdata(t, "video/short_hamilton_clip.mp4")
-	m.Config.Device.Pace = true
-	if err := m.Config.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	m := mustClipMain(t, broker.URL, "door-1", pub, "video/short_hamilton_clip.mp4", true, ksync.DefaultConfig().UnknownInterval)
 	browser := mustKioskScreen(t) // started first: the clip plays from Run on
 	if err := m.Run(ctx); err != nil {
 		t.Fatal(err)

@@ -9,16 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
-)
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
+	"github.com/kioskd/kioskd/recognizer/recognizertest"
+)
 
 // PyCentral is sync/central_py/central_demo.py, the Python reference
 // client for central, running as a test's central: its events are its
@@ -36,7 +32,7 @@ type PyCentral struct {
 // publishing people (see central_demo.py for their fields).
 func MustPyCentral(tb testing.TB, broker, site string, seed []byte, people []map[string]string) *PyCentral {
 	tb.Helper()
-	root := repoRoot()
+	root := recognizertest.RepoRoot()
 	venv := cmp.Or(os.Getenv("KIOSK_CENTRAL_VENV"), filepath.Join(root, "var", "central-venv"))
 	setup := exec.Command("bash", filepath.Join(root, "sync", "central_py", "setup.sh"), venv)
 	setup.Dir = root
