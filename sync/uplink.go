@@ -42,7 +42,7 @@ func EnqueueUnknownFaces(ctx context.Context, ob models.Outbox, uf UnknownFaces)
 
 // RenderUplink returns the wire payload of an outbox message: attendance as
 // WireAttendance, enrolment as WireUser (descriptors base64 float32),
-// unknown as UnknownFaces. Errors: EINVALID (a record it cannot read).
+// unknown as UnknownFaces, session_summary as SessionSummary. Errors: EINVALID (a record it cannot read).
 func RenderUplink(m *models.OutboxMessage) (json.RawMessage, error) {
 	switch m.Kind {
 	case models.OutboxAttendance:
@@ -64,6 +64,12 @@ func RenderUplink(m *models.OutboxMessage) (json.RawMessage, error) {
 			return nil, models.Errorf(models.EINVALID, "outbox %s: unknown record: %v", m.Key, err)
 		}
 		return mustJSON(uf), nil
+	case OutboxSessionSummary:
+		var sum SessionSummary
+		if err := json.Unmarshal(m.Payload, &sum); err != nil {
+			return nil, models.Errorf(models.EINVALID, "outbox %s: session summary: %v", m.Key, err)
+		}
+		return mustJSON(sum), nil
 	}
 	return nil, models.Errorf(models.EINVALID, "outbox %s: kind %q has no wire format", m.Key, m.Kind)
 }

@@ -99,7 +99,7 @@ def main():
     host, port = a.broker.rsplit(":", 1)
     central = kc.Central(host, int(port), a.site, kc.load_private_key(seed=bytes.fromhex(a.seed_hex)),
                          live_users=lambda: records)
-    central.on_attendance = central.on_enrolment = central.on_unknown = store
+    central.on_attendance = central.on_enrolment = central.on_unknown = central.on_session_summary = store
     central.on_status = lambda doc, retained: emit("status", device=doc["device"], state=doc["state"],
                                                    retained=retained, outbox_len=doc["outbox_len"])
     central.on_command_result = lambda doc: emit("command_result", device=doc["device"], purpose=doc["purpose"],

@@ -28,7 +28,7 @@ MODEL = "dlib_face_recognition_resnet_model_v1"
 MAX_USERS_PER_MESSAGE = 5000
 MAX_ACK_KEYS = 2000
 CHUNK_BYTES = 512 * 1024
-UPLINK_KINDS = ("attendance", "enrolment", "unknown")
+UPLINK_KINDS = ("attendance", "enrolment", "unknown", "session_summary")
 
 
 def rfc3339(dt):
@@ -109,7 +109,7 @@ class Central:
         # live_users() returns every live user record (WireUser dicts): the
         # snapshot a kiosk asks for at first start, after a gap or overflow.
         self.live_users = live_users or (lambda: [])
-        self.on_attendance = self.on_enrolment = self.on_unknown = None
+        self.on_attendance = self.on_enrolment = self.on_unknown = self.on_session_summary = None
         self.on_status = self.on_command_result = self.on_heartbeat = None
         self._sig_seq = {}
         self._acks = {}
