@@ -7,6 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,22 +44,44 @@ func TestDaemon_PythonCentral(t *testing.T) {
 			"last_name": p.last, "role": "trainee", "class_group": "SE-1A", "photo": recognizertest.Testdata(t, p.photo),
 			"updated_at": "2025-03-14T07:59:00+00:00"})
 	}
-	central := synctest.MustPyCentral(t, broker.URL, "campus", seed, people)
+	// Central's timetable: SE-1A's class began 20 minutes ago, late from 10.
+	start := time.Now().UTC().Truncate(time.Second).Add(-20 * time.Minute)
+	tt := filepath.Join(t.TempDir(), "timetable.json")
+	b, _ := json.Marshal([]map[string]string{{"id": "ict101-se1a", "class_group": "SE-1A", "room": "Lab 2", "trainer": "t1@example.org",
+		"start": start.Format(time.RFC3339), "end": start.Add(2 * time.Hour).Format(time.RFC3339), "late_after": start.Add(10 * time.Minute).Format(time.RFC3339)}})
+	if err := os.WriteFile(tt, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	central := synctest.MustPyCentral(t, broker.URL, "campus", seed, people, "--timetable", tt)
 	central.Expect(90*time.Second, "published", nil)
 
 	m := mustClipMain(t, broker.URL, "door-1", key.Public().(ed25519.PublicKey), "video/short_hamilton_clip.mp4", false, time.Second)
 	if err := m.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The kiosk starts empty and asks central for a snapshot.
+	screen, stop := m.Bus.Subscribe(256)
+	defer stop()
+	// The kiosk starts empty and asks central for a snapshot (the
+	// timetable comes first).
 	for deadline := time.Now().Add(60 * time.Second); m.Matcher.Len() != 3; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("gallery not synced from the Python central: matcher holds %d descriptors", m.Matcher.Len())
 		}
 	}
 	att := central.Expect(120*time.Second, "attendance", nil)
-	if p := att["payload"].(map[string]any); p["user_id"] != "2001" || p["kiosk_id"] != "door-1" {
+	p := att["payload"].(map[string]any)
+	if p["user_id"] != "2001" || p["kiosk_id"] != "door-1" || p["session_id"] != "ict101-se1a" || p["class_group"] != "SE-1A" ||
+		p["member"] != true || p["punctuality"] != "late" || p["minutes_late"].(float64) < 20 {
 		t.Fatalf("attendance at central: %v", att)
+	}
+	// The kiosk screen said so.
+	for said := ""; !strings.Contains(said, "Welcome, Lin-Manuel Miranda") || !strings.Contains(said, " - Late (2"); {
+		select {
+		case f := <-screen:
+			said = f.Message
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the screen never said Lin-Manuel Miranda was late; last: %q", said)
+		}
 	}
 	waitClipEnded(t, m)
 	events, _, err := m.DB.ListAttendance(ctx, models.AttendanceFilter{Unlimited: true})

@@ -103,12 +103,16 @@ class Central:
     """
 
     def __init__(self, host, port, site, private_key, prefix="kiosk", client_id=None,
-                 username=None, password=None, tls=None, seq=0, live_users=None):
+                 username=None, password=None, tls=None, seq=0, live_users=None, timetable_for=None):
         self.site, self.prefix, self.seq = site, prefix, seq
         self.key = private_key
         # live_users() returns every live user record (WireUser dicts): the
         # snapshot a kiosk asks for at first start, after a gap or overflow.
         self.live_users = live_users or (lambda: [])
+        # timetable_for(device) returns the device's class sessions (see
+        # send_timetable) or None: sent, signed, before every snapshot, so a
+        # kiosk that (re)joins knows its sessions before it sees anyone.
+        self.timetable_for = timetable_for
         self.on_attendance = self.on_enrolment = self.on_unknown = self.on_session_summary = None
         self.on_status = self.on_command_result = self.on_heartbeat = None
         self._sig_seq = {}
@@ -180,6 +184,9 @@ class Central:
                        "issued_at": rfc3339(datetime.now(timezone.utc))}, retain=True)
 
     def _answer_snapshot(self, device, req):
+        sessions = self.timetable_for(device) if self.timetable_for else None
+        if sessions is not None:
+            self.send_timetable(device, sessions)
         seq, users = self.seq, list(self.live_users())  # read together in your database
         chunks, cur, size = [], [], 0
         for u in users:
