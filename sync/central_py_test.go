@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,12 +40,7 @@ func TestPythonCentral(t *testing.T) {
 	central.Expect(30*time.Second, "published", nil)
 
 	db := modelstest.MustOpenDBWith(t, func(db *models.DB) { db.Now = time.Now })
-	cfg := testConfig(b.URL, "kiosk-py")
-	cfg.UnknownInterval = 300 * time.Millisecond
-	cfg.SummaryPoll = 300 * time.Millisecond
-	k := mustKiosk(t, cfg, db)
-	var unknown atomic.Uint64
-	k.client.SetUnknownCounter(unknown.Load)
+	k, unknown := mustCountingKiosk(t, testConfig(b.URL, "kiosk-py"), db)
 	waitConnected(t, k)
 	waitFor(t, 30*time.Second, "4 users in the matcher", func() bool { return k.matcher.Users() == 4 })
 
@@ -163,7 +157,7 @@ func TestPythonCentral(t *testing.T) {
 		t.Fatalf("session for SE-1A now: %+v member=%v ok=%v", s, member, ok)
 	}
 	sum := central.Expect(15*time.Second, "session_summary", nil)["payload"].(map[string]any)
-	if c := sum["counts"].(map[string]any); sum["session_id"] != "ict100-1a" || c["late"] != 1.0 || c["absent"] != 1.0 || c["on_time"] != 0.0 ||
+	if c := sum["counts"].(map[string]any); sum["session"].(map[string]any)["id"] != "ict100-1a" || c["late"] != 1.0 || c["absent"] != 1.0 || c["on_time"] != 0.0 ||
 		sum["late"].([]any)[0].(map[string]any)["minutes_after_start"] != 12.0 || sum["absent"].([]any)[0] != "1002" {
 		t.Fatalf("session summary at central: %v", sum)
 	}

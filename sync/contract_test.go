@@ -15,6 +15,17 @@ import (
 	"github.com/kioskd/kioskd/sync/synctest"
 )
 
+// mustCountingKiosk is mustKiosk reporting unknown faces and session
+// summaries every 200 ms; the returned counter plays the camera's.
+func mustCountingKiosk(tb testing.TB, cfg ksync.Config, store models.Store) (*kiosk, *atomic.Uint64) {
+	tb.Helper()
+	cfg.UnknownInterval, cfg.SummaryPoll = 200*time.Millisecond, 200*time.Millisecond
+	k := mustKiosk(tb, cfg, store)
+	unknown := new(atomic.Uint64)
+	k.client.SetUnknownCounter(unknown.Load)
+	return k, unknown
+}
+
 func mustContract(tb testing.TB) *ksync.Contract {
 	tb.Helper()
 	c, err := ksync.LoadContract()
@@ -60,11 +71,7 @@ func TestContractEveryMessage(t *testing.T) {
 	}
 
 	cfg := testConfig(b.URL, "kiosk-c")
-	cfg.UnknownInterval = 200 * time.Millisecond
-	cfg.SummaryPoll = 200 * time.Millisecond
-	k := mustKiosk(t, cfg, db)
-	var unknown atomic.Uint64
-	k.client.SetUnknownCounter(unknown.Load)
+	k, unknown := mustCountingKiosk(t, cfg, db)
 	unknown.Store(3)
 	waitConnected(t, k)
 	late := &models.AttendanceEvent{UserID: "c2", Time: time.Now().UTC(), KioskID: "kiosk-c", Distance: 0.38}

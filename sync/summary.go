@@ -23,18 +23,12 @@ const summaryWindow = 24 * time.Hour
 // the people of other groups who came (guests). Each person counts once, by
 // their first event of the session.
 type SessionSummary struct {
-	SessionID  string        `json:"session_id"`
-	ClassGroup string        `json:"class_group"`
-	Room       string        `json:"room,omitempty"`
-	Trainer    string        `json:"trainer,omitempty"`
-	Start      time.Time     `json:"start"`
-	End        time.Time     `json:"end"`
-	LateAfter  time.Time     `json:"late_after"`
-	OnTime     []Arrival     `json:"on_time"`
-	Late       []Arrival     `json:"late"`
-	Absent     []string      `json:"absent"` // user ids of members with no event
-	Guests     []Arrival     `json:"guests"`
-	Counts     SummaryCounts `json:"counts"`
+	Session ClassSession  `json:"session"`
+	OnTime  []Arrival     `json:"on_time"`
+	Late    []Arrival     `json:"late"`
+	Absent  []string      `json:"absent"` // user ids of members with no event
+	Guests  []Arrival     `json:"guests"`
+	Counts  SummaryCounts `json:"counts"`
 }
 
 // Arrival is one person's first attendance in a session.
@@ -56,8 +50,7 @@ type SummaryCounts struct {
 // Summarize builds the summary of session s from the store: its events
 // (stamped with s.ID) and the active users of its class group.
 func Summarize(ctx context.Context, store models.Store, s *ClassSession) (*SessionSummary, error) {
-	sum := &SessionSummary{SessionID: s.ID, ClassGroup: s.ClassGroup, Room: s.Room, Trainer: s.Trainer,
-		Start: s.Start, End: s.End, LateAfter: s.LateAfter, OnTime: []Arrival{}, Late: []Arrival{}, Absent: []string{}, Guests: []Arrival{}}
+	sum := &SessionSummary{Session: *s, OnTime: []Arrival{}, Late: []Arrival{}, Absent: []string{}, Guests: []Arrival{}}
 	first := map[string]time.Time{}
 	err := store.ForEachAttendance(ctx, models.AttendanceFilter{SessionID: s.ID, Unlimited: true}, func(ev *models.AttendanceEvent) error {
 		if t, ok := first[ev.UserID]; !ok || ev.Time.Before(t) {
@@ -113,19 +106,12 @@ func Summarize(ctx context.Context, store models.Store, s *ClassSession) (*Sessi
 // outbox, which keeps it until central acks it, and is stored under the
 // meta key sync/{site}/summary/{session id}, which also marks it sent.
 func (c *Client) summaryLoop() {
-	t := time.NewTicker(c.cfg.SummaryPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-		}
+	c.every(c.cfg.SummaryPoll, func() {
 		if err := c.summarizeEnded(c.ctx); err != nil && c.ctx.Err() == nil {
 			c.setErr(err)
 			c.rl.log(slog.LevelError, "summary", "session summary failed; retrying", "err", err)
 		}
-	}
+	})
 }
 
 func (c *Client) summarizeEnded(ctx context.Context) error {
