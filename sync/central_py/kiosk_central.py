@@ -13,6 +13,7 @@ encodings given as numpy arrays (face_recognition returns those).
 import base64
 import hashlib
 import json
+import logging
 import struct
 import threading
 import time
@@ -273,7 +274,11 @@ class Central:
             handler = getattr(self, "on_" + kind)
             if handler is None:
                 return  # not acked: the kiosk keeps it until someone stores it
-            handler(doc)  # raises: not acked, sent again later
+            try:
+                handler(doc)
+            except Exception:  # not stored: not acked; the kiosk sends it again
+                logging.getLogger(__name__).exception("central: %s %s from %s not stored", kind, doc.get("key"), device)
+                return
             with self._lock:
                 self._acks.setdefault(device, []).append(doc["key"])
         elif kind == "snapshot_request":
