@@ -47,6 +47,7 @@ func MustPyCentral(tb testing.TB, broker, site string, seed []byte, people []map
 	}
 	cmd := exec.Command(filepath.Join(venv, "bin", "python"), append([]string{filepath.Join(root, "sync", "central_py", "central_demo.py"),
 		"--broker", strings.TrimPrefix(broker, "tcp://"), "--site", site, "--seed-hex", fmt.Sprintf("%x", seed), "--people", pj}, args...)...)
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1") // no __pycache__ in the source tree
 	cmd.Stderr = os.Stderr
 	p := &PyCentral{tb: tb, events: make(chan map[string]any, 256)}
 	var err error
