@@ -843,8 +843,12 @@ func (p *Pipeline) decide(t *track, now time.Time) {
 	if p.onRecord != nil {
 		p.onRecord(ev, t.firstGated)
 	}
+	msg := fmt.Sprintf("Welcome, %s - %s", user.FullName, ev.Time.Local().Format("15:04"))
+	if pt := ev.PunctualityText(); pt != "" { // the recorder stamps central's class session
+		msg += " - " + pt
+	}
 	p.publish(models.Feedback{Kind: models.FeedbackRecognised, UserID: userID, Name: user.FullName, EventID: ev.ID,
-		Time: ev.Time, Message: fmt.Sprintf("Welcome, %s - %s", user.FullName, ev.Time.Local().Format("15:04"))})
+		Time: ev.Time, Message: msg})
 }
 
 // recentEvent returns the user's last event when it is within the cooldown,

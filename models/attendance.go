@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -25,6 +26,34 @@ type AttendanceEvent struct {
 	Liveness  string    `json:"liveness,omitempty"` // how liveness was shown: "blink", "motion", "off"
 	SessionID string    `json:"session_id,omitempty"`
 	SyncState SyncState `json:"sync_state"`
+	// Against a session of central's timetable (empty outside one): its
+	// class group, whether the person belongs to it, on time or late (from
+	// the session's late-after on) and, when late, minutes after its start.
+	ClassGroup  string      `json:"class_group,omitempty"`
+	Member      bool        `json:"member,omitempty"`
+	Punctuality Punctuality `json:"punctuality,omitempty"`
+	MinutesLate int         `json:"minutes_late,omitempty"`
+}
+
+// Punctuality says whether an attendance came on time for its session.
+type Punctuality string
+
+// Punctualities.
+const (
+	OnTime Punctuality = "on_time"
+	Late   Punctuality = "late"
+)
+
+// PunctualityText is what the kiosk screen says of the event's
+// punctuality: "On time", "Late (7 min)", or "" outside a session.
+func (ev *AttendanceEvent) PunctualityText() string {
+	switch ev.Punctuality {
+	case OnTime:
+		return "On time"
+	case Late:
+		return fmt.Sprintf("Late (%d min)", ev.MinutesLate)
+	}
+	return ""
 }
 
 // AttendanceFilter selects events for ListAttendance. Zero fields match all.

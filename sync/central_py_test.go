@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,11 +40,7 @@ func TestPythonCentral(t *testing.T) {
 	central.Expect(30*time.Second, "published", nil)
 
 	db := modelstest.MustOpenDBWith(t, func(db *models.DB) { db.Now = time.Now })
-	cfg := testConfig(b.URL, "kiosk-py")
-	cfg.UnknownInterval = 300 * time.Millisecond
-	k := mustKiosk(t, cfg, db)
-	var unknown atomic.Uint64
-	k.client.SetUnknownCounter(unknown.Load)
+	k, unknown := mustCountingKiosk(t, testConfig(b.URL, "kiosk-py"), db)
 	waitConnected(t, k)
 	waitFor(t, 30*time.Second, "4 users in the matcher", func() bool { return k.matcher.Users() == 4 })
 
@@ -140,12 +135,18 @@ func TestPythonCentral(t *testing.T) {
 		t.Fatalf("account pushed from Python: %+v %v", a, err)
 	}
 	// A timetable signed in Python: the kiosk stores it and finds the
-	// session of Obama's class group among two open in Lab 2.
+	// session of Obama's class group among two open in Lab 2. An earlier
+	// session, already over, is summarised: Obama came late, Biden not.
 	start := time.Now().UTC().Truncate(time.Second).Add(-10 * time.Minute)
 	iso := func(d time.Duration) string { return start.Add(d).Format(time.RFC3339) }
+	late := &models.AttendanceEvent{UserID: "1001", SessionID: "ict100-1a", Time: start.Add(-2*time.Hour + 12*time.Minute), KioskID: "kiosk-py", Distance: 0.4}
+	if err := db.RecordAttendance(ctx, late); err != nil {
+		t.Fatal(err)
+	}
 	central.Send(map[string]any{"cmd": "timetable", "device": "kiosk-py", "sessions": []map[string]any{
 		{"id": "ict101-1b", "class_group": "SE-1B", "room": "Lab 2", "trainer": "t2@example.org", "start": iso(-time.Minute), "end": iso(time.Hour), "late_after": iso(5 * time.Minute)},
 		{"id": "ict101-1a", "class_group": "SE-1A", "room": "Lab 2", "trainer": "t1@example.org", "start": iso(0), "end": iso(time.Hour), "late_after": iso(15 * time.Minute)},
+		{"id": "ict100-1a", "class_group": "SE-1A", "room": "Lab 2", "trainer": "t1@example.org", "start": iso(-2 * time.Hour), "end": iso(-time.Hour), "late_after": iso(-2*time.Hour + 10*time.Minute)},
 	}})
 	res = central.Expect(15*time.Second, "command_result", func(e map[string]any) bool { return e["purpose"] == ksync.DownTimetable })
 	if res["ok"] != true {
@@ -155,13 +156,18 @@ func TestPythonCentral(t *testing.T) {
 	if !ok || !member || s.ID != "ict101-1a" || s.Trainer != "t1@example.org" || s.Late(time.Now()) {
 		t.Fatalf("session for SE-1A now: %+v member=%v ok=%v", s, member, ok)
 	}
+	sum := central.Expect(15*time.Second, "session_summary", nil)["payload"].(map[string]any)
+	if c := sum["counts"].(map[string]any); sum["session"].(map[string]any)["id"] != "ict100-1a" || c["late"] != 1.0 || c["absent"] != 1.0 || c["on_time"] != 0.0 ||
+		sum["late"].([]any)[0].(map[string]any)["minutes_after_start"] != 12.0 || sum["absent"].([]any)[0] != "1002" {
+		t.Fatalf("session summary at central: %v", sum)
+	}
 	central.Expect(15*time.Second, "status", func(e map[string]any) bool { return e["state"] == "online" })
 
 	// Everything central stored was acked: the outbox is empty and the
 	// event is marked acked.
 	waitFor(t, 15*time.Second, "empty outbox", func() bool { n, _ := db.OutboxLen(ctx); return n == 0 })
 	evs, _, err := db.ListAttendance(ctx, models.AttendanceFilter{})
-	if err != nil || len(evs) != 1 || evs[0].SyncState != models.SyncAcked {
+	if err != nil || len(evs) != 2 || evs[0].SyncState != models.SyncAcked || evs[1].SyncState != models.SyncAcked {
 		t.Fatalf("attendance on the kiosk: %+v %v", evs, err)
 	}
 	central.Send(map[string]any{"cmd": "quit"})

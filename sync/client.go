@@ -193,13 +193,14 @@ func (c *Client) Open(ctx context.Context) error {
 	c.mqtt = mqtt.NewClient(opts)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.opCtx, c.opStop = context.WithCancel(context.Background())
-	c.wg.Add(6)
+	c.wg.Add(7)
 	go func() { defer c.wg.Done(); c.connLoop() }()
 	go func() { defer c.wg.Done(); c.downLoop() }()
 	go func() { defer c.wg.Done(); c.ackLoop() }()
 	go func() { defer c.wg.Done(); c.publishLoop() }()
 	go func() { defer c.wg.Done(); c.heartbeatLoop() }()
 	go func() { defer c.wg.Done(); c.unknownLoop() }()
+	go func() { defer c.wg.Done(); c.summaryLoop() }()
 	return nil
 }
 

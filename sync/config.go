@@ -85,6 +85,9 @@ type Config struct {
 	// UnknownInterval is how often the count of unknown faces seen since
 	// the last report is queued for central (when it is not zero).
 	UnknownInterval time.Duration `yaml:"unknown_interval"`
+	// SummaryPoll is how often ended sessions of central's timetable are
+	// looked for, to summarise and send them.
+	SummaryPoll time.Duration `yaml:"summary_poll"`
 }
 
 // DefaultConfig returns the defaults: topic prefix "kiosk", 1 MiB payloads,
@@ -109,6 +112,7 @@ func DefaultConfig() Config {
 		OutboxPoll:       500 * time.Millisecond,
 		CloseTimeout:     5 * time.Second,
 		UnknownInterval:  5 * time.Minute,
+		SummaryPoll:      time.Minute,
 	}
 }
 
@@ -191,7 +195,7 @@ func (c Config) Validate() error {
 		{"ack_timeout", c.AckTimeout}, {"min_backoff", c.MinBackoff}, {"max_backoff", c.MaxBackoff},
 		{"snapshot_timeout", c.SnapshotTimeout}, {"gap_grace", c.GapGrace}, {"max_clock_skew", c.MaxClockSkew},
 		{"historical_after", c.HistoricalAfter}, {"outbox_poll", c.OutboxPoll}, {"close_timeout", c.CloseTimeout},
-		{"unknown_interval", c.UnknownInterval},
+		{"unknown_interval", c.UnknownInterval}, {"summary_poll", c.SummaryPoll},
 	} {
 		if f.v <= 0 {
 			return invalidField(f.name, "must be a positive duration")

@@ -15,6 +15,17 @@ import (
 	"github.com/kioskd/kioskd/sync/synctest"
 )
 
+// mustCountingKiosk is mustKiosk reporting unknown faces and session
+// summaries every 200 ms; the returned counter plays the camera's.
+func mustCountingKiosk(tb testing.TB, cfg ksync.Config, store models.Store) (*kiosk, *atomic.Uint64) {
+	tb.Helper()
+	cfg.UnknownInterval, cfg.SummaryPoll = 200*time.Millisecond, 200*time.Millisecond
+	k := mustKiosk(tb, cfg, store)
+	unknown := new(atomic.Uint64)
+	k.client.SetUnknownCounter(unknown.Load)
+	return k, unknown
+}
+
 func mustContract(tb testing.TB) *ksync.Contract {
 	tb.Helper()
 	c, err := ksync.LoadContract()
@@ -60,10 +71,7 @@ func TestContractEveryMessage(t *testing.T) {
 	}
 
 	cfg := testConfig(b.URL, "kiosk-c")
-	cfg.UnknownInterval = 200 * time.Millisecond
-	k := mustKiosk(t, cfg, db)
-	var unknown atomic.Uint64
-	k.client.SetUnknownCounter(unknown.Load)
+	k, unknown := mustCountingKiosk(t, cfg, db)
 	unknown.Store(3)
 	waitConnected(t, k)
 	late := &models.AttendanceEvent{UserID: "c2", Time: time.Now().UTC(), KioskID: "kiosk-c", Distance: 0.38}
@@ -84,8 +92,11 @@ func TestContractEveryMessage(t *testing.T) {
 	if err := reg.SendSigned(ctx, reg.Sign("kiosk-c", ksync.DownConfig, []byte(`{"unknown_interval":"1m"}`), time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	tt := ksync.Timetable{Sessions: []ksync.ClassSession{{ID: "s1", ClassGroup: "SE-1A", Room: "Lab 2", Trainer: "t@example.org",
-		Start: time.Now().UTC(), End: time.Now().UTC().Add(time.Hour), LateAfter: time.Now().UTC().Add(10 * time.Minute)}}}
+	ago := time.Now().UTC().Add(-time.Hour)
+	tt := ksync.Timetable{Sessions: []ksync.ClassSession{
+		{ID: "s1", ClassGroup: "SE-1A", Room: "Lab 2", Trainer: "t@example.org", Start: time.Now().UTC(), End: time.Now().UTC().Add(time.Hour), LateAfter: time.Now().UTC().Add(10 * time.Minute)},
+		{ID: "s0", ClassGroup: "SE-1A", Room: "Lab 2", Start: ago, End: ago.Add(59 * time.Minute), LateAfter: ago.Add(10 * time.Minute)}, // ended: summarised
+	}}
 	ttb, _ := json.Marshal(tt)
 	if err := reg.SendSigned(ctx, reg.Sign("kiosk-c", ksync.DownTimetable, ttb, time.Minute)); err != nil {
 		t.Fatal(err)
@@ -96,7 +107,7 @@ func TestContractEveryMessage(t *testing.T) {
 		st := reg.Stats()
 		n, _ := db.OutboxLen(ctx)
 		return st.ByKind[models.OutboxAttendance] == 2 && st.ByKind[models.OutboxEnrolment] == 2 &&
-			st.ByKind[models.OutboxUnknown] == 1 && len(reg.Results()) == 4 && n == 0
+			st.ByKind[models.OutboxUnknown] == 1 && st.ByKind[ksync.OutboxSessionSummary] == 1 && len(reg.Results()) == 4 && n == 0
 	})
 	if err != nil {
 		t.Fatalf("%v: %+v, results %d", err, reg.Stats(), len(reg.Results()))
@@ -141,7 +152,7 @@ func TestContractEveryMessage(t *testing.T) {
 			}
 		}
 	}
-	for _, ch := range []string{"users", "head", "snapshot", "ack", "command", "account", "config", "timetable", "attendance",
+	for _, ch := range []string{"users", "head", "snapshot", "ack", "command", "account", "config", "timetable", "attendance", "session_summary",
 		"enrolment", "unknown", "status", "heartbeat", "snapshot_request", "command_result"} {
 		if seen[ch] == 0 {
 			t.Errorf("no message on channel %s (seen %v)", ch, seen)
@@ -150,10 +161,10 @@ func TestContractEveryMessage(t *testing.T) {
 	if n := reg.Stats().Invalid; n != 0 {
 		t.Errorf("the simulated central counted %d uplink messages breaking the contract", n)
 	}
-	if k.client.Timetable() == nil || len(k.client.Timetable().Sessions) != 1 {
+	if k.client.Timetable() == nil || len(k.client.Timetable().Sessions) != 2 {
 		t.Errorf("timetable not applied: %+v", k.client.Timetable())
 	}
-	if again := mustKiosk(t, cfg, db); again.client.Timetable() == nil || again.client.Timetable().Sessions[0].ID != "s1" {
+	if again := mustKiosk(t, cfg, db); again.client.Timetable() == nil || again.client.Timetable().Sessions[1].ID != "s1" {
 		t.Errorf("timetable not kept across a restart: %+v", again.client.Timetable())
 	}
 	if !hist[early.ID] || hist[late.ID] {

@@ -278,3 +278,35 @@ func TestWillOnKioskKilled(t *testing.T) {
 		t.Fatalf("retained status: retained=%v %s (%v)", m.Retained, m.Payload, err)
 	}
 }
+
+// A silent network (no bytes either way, no reset): the broker publishes
+// the Will once the kiosk's keepalive lapses (1.5 x keep_alive after the
+// last packet, as Mosquitto checks it).
+func TestWillOnSilentNetwork(t *testing.T) {
+	b := synctest.MustMosquitto(t)
+	p := synctest.MustProxy(t, fmt.Sprintf("127.0.0.1:%d", b.Port))
+	reg := mustRegistry(t, b.URL, nil)
+	cfg := testConfig(p.URL, "kiosk-silent")
+	k := mustKiosk(t, cfg, nil)
+	waitConnected(t, k)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	state := func() string { s, _ := reg.DeviceStatus("kiosk-silent"); return s.State }
+	if err := reg.WaitFor(ctx, func() bool { return state() == "online" }); err != nil {
+		t.Fatal(err)
+	}
+	p.Pause()
+	paused := time.Now()
+	if err := reg.WaitFor(ctx, func() bool { return state() == "offline" }); err != nil {
+		t.Fatalf("central never saw the Will: %v", err)
+	}
+	took := time.Since(paused)
+	t.Logf("offline %s after the network went silent (keepalive %s)", took.Round(10*time.Millisecond), cfg.KeepAlive)
+	if took < cfg.KeepAlive || took > 4*cfg.KeepAlive {
+		t.Fatalf("Will after %s, want a few keepalives (%s)", took, cfg.KeepAlive)
+	}
+	p.Resume()
+	if err := reg.WaitFor(ctx, func() bool { return state() == "online" }); err != nil {
+		t.Fatalf("kiosk never back online: %v", err)
+	}
+}

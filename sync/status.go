@@ -67,16 +67,9 @@ func (c *Client) publishStatus() {
 // heartbeatLoop publishes heartbeats and republishes the status when the
 // health state changes.
 func (c *Client) heartbeatLoop() {
-	t := time.NewTicker(c.cfg.Heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-		}
+	c.every(c.cfg.Heartbeat, func() {
 		if ok, _ := c.isConnected(); !ok {
-			continue
+			return
 		}
 		s := c.Status()
 		c.mu.Lock()
@@ -89,5 +82,19 @@ func (c *Client) heartbeatLoop() {
 			Time: c.Now().UTC(), UptimeSec: int64(c.Now().Sub(c.started) / time.Second), OutboxLen: s.OutboxLen,
 			Inflight: s.Inflight, SiteSeq: s.SiteSeq}
 		c.mqtt.Publish(c.topics.Up(UpHeartbeat), 0, false, mustJSON(hb))
+	})
+}
+
+// every runs fn every d until the client stops.
+func (c *Client) every(d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		fn()
 	}
 }

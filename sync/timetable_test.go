@@ -1,11 +1,14 @@
 package sync_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/modelstest"
 	ksync "github.com/kioskd/kioskd/sync"
 )
 
@@ -63,5 +66,45 @@ func TestTimetable(t *testing.T) {
 	dup := &ksync.Timetable{Sessions: []ksync.ClassSession{tt.Sessions[0], tt.Sessions[0]}}
 	if err := dup.Validate(); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("duplicate id: %v", err)
+	}
+}
+
+// TestSessionSummary: members on time, late (by their first event), absent;
+// guests from other groups; inactive users and other sessions left out.
+func TestSessionSummary(t *testing.T) {
+	ctx := context.Background()
+	db := modelstest.MustOpenDB(t)
+	t0 := time.Date(2025, 3, 14, 8, 0, 0, 0, time.UTC)
+	user := func(id, group string, status models.UserStatus) models.UserRecord {
+		return models.UserRecord{User: models.User{ID: id, Email: id + "@example.org", FullName: "User " + id, Role: models.RoleTrainee,
+			Status: status, ClassGroup: group, Version: 1, UpdatedAt: t0}}
+	}
+	if _, err := db.ApplyUserRecords(ctx, []models.UserRecord{user("a1", "SE-1A", models.UserActive), user("a2", "SE-1A", models.UserActive),
+		user("a3", "SE-1A", models.UserActive), user("a4", "SE-1A", models.UserInactive), user("b1", "SE-1B", models.UserActive)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []struct {
+		user, session string
+		at            time.Duration
+	}{{"a1", "s", 2 * time.Minute}, {"a1", "s", 20 * time.Minute}, {"a2", "s", 12 * time.Minute}, {"b1", "s", 5 * time.Minute}, {"a3", "other", time.Minute}} {
+		ev := &models.AttendanceEvent{UserID: e.user, SessionID: e.session, Time: t0.Add(e.at), KioskID: "k", Distance: 0.4}
+		if err := db.RecordAttendance(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &ksync.ClassSession{ID: "s", ClassGroup: "SE-1A", Room: "Lab 2", Start: t0, End: t0.Add(time.Hour), LateAfter: t0.Add(10 * time.Minute)}
+	sum, err := ksync.Summarize(ctx, db, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprintf("on_time %v late %v absent %v guests %v counts %+v", sum.OnTime, sum.Late, sum.Absent, sum.Guests, sum.Counts)
+	want := fmt.Sprintf("on_time %v late %v absent %v guests %v counts %+v",
+		[]ksync.Arrival{{UserID: "a1", Time: t0.Add(2 * time.Minute), MinutesAfter: 2}},
+		[]ksync.Arrival{{UserID: "a2", Time: t0.Add(12 * time.Minute), MinutesAfter: 12}},
+		[]string{"a3"},
+		[]ksync.Arrival{{UserID: "b1", Time: t0.Add(5 * time.Minute), MinutesAfter: 5}},
+		ksync.SummaryCounts{Members: 3, OnTime: 1, Late: 1, Absent: 1, Guests: 1})
+	if got != want {
+		t.Fatalf("summary:\n got %s\nwant %s", got, want)
 	}
 }

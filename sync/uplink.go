@@ -24,6 +24,11 @@ type WireAttendance struct {
 	Distance  float64   `json:"distance"`
 	Liveness  string    `json:"liveness,omitempty"`
 	SessionID string    `json:"session_id,omitempty"`
+	// Against a session of central's timetable (absent outside one).
+	ClassGroup  string `json:"class_group,omitempty"`
+	Member      bool   `json:"member,omitempty"`
+	Punctuality string `json:"punctuality,omitempty"` // on_time or late
+	MinutesLate int    `json:"minutes_late,omitempty"`
 }
 
 // UnknownFaces is the outbox record and the wire payload of an unknown
@@ -42,7 +47,7 @@ func EnqueueUnknownFaces(ctx context.Context, ob models.Outbox, uf UnknownFaces)
 
 // RenderUplink returns the wire payload of an outbox message: attendance as
 // WireAttendance, enrolment as WireUser (descriptors base64 float32),
-// unknown as UnknownFaces. Errors: EINVALID (a record it cannot read).
+// unknown as UnknownFaces, session_summary as SessionSummary. Errors: EINVALID (a record it cannot read).
 func RenderUplink(m *models.OutboxMessage) (json.RawMessage, error) {
 	switch m.Kind {
 	case models.OutboxAttendance:
@@ -51,7 +56,8 @@ func RenderUplink(m *models.OutboxMessage) (json.RawMessage, error) {
 			return nil, models.Errorf(models.EINVALID, "outbox %s: attendance record: %v", m.Key, err)
 		}
 		return mustJSON(WireAttendance{ID: ev.ID, UserID: ev.UserID, Time: ev.Time.UTC(), KioskID: ev.KioskID,
-			Distance: ev.Distance, Liveness: ev.Liveness, SessionID: ev.SessionID}), nil
+			Distance: ev.Distance, Liveness: ev.Liveness, SessionID: ev.SessionID, ClassGroup: ev.ClassGroup, Member: ev.Member,
+			Punctuality: string(ev.Punctuality), MinutesLate: ev.MinutesLate}), nil
 	case models.OutboxEnrolment:
 		rec, err := m.EnrolmentRecord()
 		if err != nil {
@@ -64,6 +70,12 @@ func RenderUplink(m *models.OutboxMessage) (json.RawMessage, error) {
 			return nil, models.Errorf(models.EINVALID, "outbox %s: unknown record: %v", m.Key, err)
 		}
 		return mustJSON(uf), nil
+	case OutboxSessionSummary:
+		var sum SessionSummary
+		if err := json.Unmarshal(m.Payload, &sum); err != nil {
+			return nil, models.Errorf(models.EINVALID, "outbox %s: session summary: %v", m.Key, err)
+		}
+		return mustJSON(sum), nil
 	}
 	return nil, models.Errorf(models.EINVALID, "outbox %s: kind %q has no wire format", m.Key, m.Kind)
 }

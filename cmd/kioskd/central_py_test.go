@@ -7,6 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,38 +44,46 @@ func TestDaemon_PythonCentral(t *testing.T) {
 			"last_name": p.last, "role": "trainee", "class_group": "SE-1A", "photo": recognizertest.Testdata(t, p.photo),
 			"updated_at": "2025-03-14T07:59:00+00:00"})
 	}
-	central := synctest.MustPyCentral(t, broker.URL, "campus", seed, people)
-	central.Expect(90*time.Second, "published", nil)
-
-	var out bytes.Buffer
-	m := MustMain(t, &out)
-	m.Config.DeviceID, m.Config.SiteID = "door-1", "campus"
-	m.Config.Sync.Broker = broker.URL
-	m.Config.Sync.RegistryPublicKey = base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
-	m.Config.Sync.UnknownInterval = time.Second
-	m.Config.Device.Source = recognizertest.Testdata(t, "video/short_hamilton_clip.mp4")
-	m.Config.Device.Pace = true
-	if err := m.Config.Validate(); err != nil {
+	// Central's timetable: SE-1A's class began 20 minutes ago, late from 10.
+	start := time.Now().UTC().Truncate(time.Second).Add(-20 * time.Minute)
+	tt := filepath.Join(t.TempDir(), "timetable.json")
+	b, _ := json.Marshal([]map[string]string{{"id": "ict101-se1a", "class_group": "SE-1A", "room": "Lab 2", "trainer": "t1@example.org",
+		"start": start.Format(time.RFC3339), "end": start.Add(2 * time.Hour).Format(time.RFC3339), "late_after": start.Add(10 * time.Minute).Format(time.RFC3339)}})
+	if err := os.WriteFile(tt, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	central := synctest.MustPyCentral(t, broker.URL, "campus", seed, people, "--timetable", tt)
+	central.Expect(90*time.Second, "published", nil)
+
+	m := mustClipMain(t, broker.URL, "door-1", key.Public().(ed25519.PublicKey), "video/short_hamilton_clip.mp4", false, time.Second)
 	if err := m.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The kiosk starts empty and asks central for a snapshot.
+	screen, stop := m.Bus.Subscribe(256)
+	defer stop()
+	// The kiosk starts empty and asks central for a snapshot (the
+	// timetable comes first).
 	for deadline := time.Now().Add(60 * time.Second); m.Matcher.Len() != 3; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("gallery not synced from the Python central: matcher holds %d descriptors", m.Matcher.Len())
 		}
 	}
 	att := central.Expect(120*time.Second, "attendance", nil)
-	if p := att["payload"].(map[string]any); p["user_id"] != "2001" || p["kiosk_id"] != "door-1" {
+	p := att["payload"].(map[string]any)
+	if p["user_id"] != "2001" || p["kiosk_id"] != "door-1" || p["session_id"] != "ict101-se1a" || p["class_group"] != "SE-1A" ||
+		p["member"] != true || p["punctuality"] != "late" || p["minutes_late"].(float64) < 20 {
 		t.Fatalf("attendance at central: %v", att)
 	}
-	for deadline := time.Now().Add(90 * time.Second); string(m.Pipeline.Status().State) != "ended"; time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the clip did not end")
+	// The kiosk screen said so.
+	for said := ""; !strings.Contains(said, "Welcome, Lin-Manuel Miranda") || !strings.Contains(said, " - Late (2"); {
+		select {
+		case f := <-screen:
+			said = f.Message
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the screen never said Lin-Manuel Miranda was late; last: %q", said)
 		}
 	}
+	waitClipEnded(t, m)
 	events, _, err := m.DB.ListAttendance(ctx, models.AttendanceFilter{Unlimited: true})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +122,8 @@ func TestDaemon_PythonCentral(t *testing.T) {
 
 // TestDaemon_UnknownToCentral: a real person nobody enrolled walks up (a
 // live clip); every unknown face the camera counts reaches central in
-// unknown messages.
+// unknown messages. Clips play unpaced here: every frame is processed, so
+// a loaded machine cannot drop the frames a decision needs.
 func TestDaemon_UnknownToCentral(t *testing.T) {
 	if !recognizertest.HasSharedTestdata(t) {
 		t.Skip("needs ../shared/testdata (the live clips); the fallback photo set has no video")
@@ -125,25 +137,11 @@ func TestDaemon_UnknownToCentral(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	var out bytes.Buffer
-	m := MustMain(t, &out)
-	m.Config.DeviceID, m.Config.SiteID = "door-2", "campus"
-	m.Config.Sync.Broker = broker.URL
-	m.Config.Sync.RegistryPublicKey = base64.StdEncoding.EncodeToString(pub)
-	m.Config.Sync.UnknownInterval = 500 * time.Millisecond
-	m.Config.Device.Source = recognizertest.Testdata(t, "video/live/retalking-face2.mp4")
-	m.Config.Device.Pace = true
-	if err := m.Config.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	m := mustClipMain(t, broker.URL, "door-2", pub, "video/live/retalking-face2.mp4", false, 500*time.Millisecond)
 	if err := m.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(90 * time.Second); string(m.Pipeline.Status().State) != "ended"; time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the clip did not end")
-		}
-	}
+	waitClipEnded(t, m)
 	unknown := int(m.Pipeline.Status().Unknown)
 	if unknown == 0 {
 		t.Fatal("the camera counted no unknown face in a clip of a person nobody enrolled")
@@ -170,5 +168,35 @@ func TestDaemon_UnknownToCentral(t *testing.T) {
 	t.Logf("unknown faces: camera %d, central %d in %d messages", unknown, sum(), reg.Stats().ByKind[models.OutboxUnknown])
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// mustClipMain returns a kioskd, not yet running, of site "campus" that
+// replays clip (a test data path; paced at its frame rate, dropping frames
+// when busy, or every frame as fast as it can) and syncs with the broker,
+// trusting pub.
+func mustClipMain(t *testing.T, broker, device string, pub ed25519.PublicKey, clip string, pace bool, unknownEvery time.Duration) *Main {
+	t.Helper()
+	var out bytes.Buffer
+	m := MustMain(t, &out)
+	m.Config.DeviceID, m.Config.SiteID = device, "campus"
+	m.Config.Sync.Broker = broker
+	m.Config.Sync.RegistryPublicKey = base64.StdEncoding.EncodeToString(pub)
+	m.Config.Sync.UnknownInterval = unknownEvery
+	m.Config.Device.Source = recognizertest.Testdata(t, clip)
+	m.Config.Device.Pace = pace
+	if err := m.Config.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// waitClipEnded waits until the camera pipeline has played its clip out.
+func waitClipEnded(t *testing.T, m *Main) {
+	t.Helper()
+	for deadline := time.Now().Add(90 * time.Second); string(m.Pipeline.Status().State) != "ended"; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the clip did not end")
+		}
 	}
 }

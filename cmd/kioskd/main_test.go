@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/kioskd/kioskd/recognizer"
 	"github.com/kioskd/kioskd/recognizer/encodertest"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
+	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
 )
@@ -127,7 +127,7 @@ func TestDaemon_NoCamera(t *testing.T) {
 // clip through OpenCV and dlib, records attendance, and central receives and
 // acknowledges exactly those events.
 func TestDaemon_VideoToCentral(t *testing.T) {
-	clip := recognizertest.Testdata(t, "video/short_hamilton_clip.mp4") // skips without the shared set
+	recognizertest.Testdata(t, "video/short_hamilton_clip.mp4") // skips without the shared set
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	broker := synctest.MustMosquitto(t)
@@ -152,16 +152,7 @@ func TestDaemon_VideoToCentral(t *testing.T) {
 	}
 	defer reg.Close()
 
-	var out bytes.Buffer
-	m := MustMain(t, &out)
-	m.Config.DeviceID, m.Config.SiteID = "door-1", "campus"
-	m.Config.Sync.Broker = broker.URL
-	m.Config.Sync.RegistryPublicKey = base64.StdEncoding.EncodeToString(pub)
-	m.Config.Device.Source = clip
-	m.Config.Device.Pace = true
-	if err := m.Config.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	m := mustClipMain(t, broker.URL, "door-1", pub, "video/short_hamilton_clip.mp4", true, ksync.DefaultConfig().UnknownInterval)
 	browser := mustKioskScreen(t) // started first: the clip plays from Run on
 	if err := m.Run(ctx); err != nil {
 		t.Fatal(err)

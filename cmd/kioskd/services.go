@@ -51,13 +51,13 @@ func (m *Main) openJobs() error {
 type notifyingRecorder struct {
 	*models.DB
 	notify func()
-	// session stamps the open class session on each event.
-	session func(ctx context.Context, ev *models.AttendanceEvent) string
+	// stamp sets the event's class session and punctuality.
+	stamp func(ctx context.Context, ev *models.AttendanceEvent)
 }
 
 func (r notifyingRecorder) RecordAttendance(ctx context.Context, ev *models.AttendanceEvent) error {
-	if ev.SessionID == "" && r.session != nil {
-		ev.SessionID = r.session(ctx, ev)
+	if ev.SessionID == "" && r.stamp != nil {
+		r.stamp(ctx, ev)
 	}
 	if err := r.DB.RecordAttendance(ctx, ev); err != nil {
 		return err
@@ -69,7 +69,7 @@ func (r notifyingRecorder) RecordAttendance(ctx context.Context, ev *models.Atte
 }
 
 func (m *Main) openPipeline(ctx context.Context) error {
-	rec := notifyingRecorder{DB: m.DB, session: m.sessionFor}
+	rec := notifyingRecorder{DB: m.DB, stamp: m.stampSession}
 	if m.Sync != nil {
 		rec.notify = m.Sync.Notify
 	}
@@ -87,20 +87,25 @@ func (m *Main) openPipeline(ctx context.Context) error {
 	return nil
 }
 
-// sessionFor returns the class session an event belongs to: from central's
+// stampSession sets the class session an event belongs to: from central's
 // timetable (the person's class group first) when it has one open in this
-// kiosk's room, else the configured session open now.
-func (m *Main) sessionFor(ctx context.Context, ev *models.AttendanceEvent) string {
+// kiosk's room, with the group, membership and punctuality; else the
+// configured session open now.
+func (m *Main) stampSession(ctx context.Context, ev *models.AttendanceEvent) {
 	if m.Sync != nil && m.Sync.Timetable() != nil {
 		group := ""
 		if u, err := m.DB.GetUser(ctx, ev.UserID); err == nil {
 			group = u.ClassGroup
 		}
-		if s, _, ok := m.Sync.Timetable().SessionFor(m.Config.Sync.Room, group, ev.Time); ok {
-			return s.ID
+		if s, member, ok := m.Sync.Timetable().SessionFor(m.Config.Sync.Room, group, ev.Time); ok {
+			ev.SessionID, ev.ClassGroup, ev.Member, ev.Punctuality = s.ID, s.ClassGroup, member, models.OnTime
+			if s.Late(ev.Time) {
+				ev.Punctuality, ev.MinutesLate = models.Late, int(ev.Time.Sub(s.Start)/time.Minute)
+			}
+			return
 		}
 	}
-	return m.Jobs.SessionID()
+	ev.SessionID = m.Jobs.SessionID()
 }
 
 func (m *Main) openSync(ctx context.Context) error {

@@ -16,7 +16,7 @@ JSON line per event on stdout and takes JSON-line commands on stdin:
   {"cmd": "quit"}
 
 Usage: central_demo.py --broker 127.0.0.1:1883 --site s1 --seed-hex <64 hex>
-       --people people.json
+       --people people.json [--timetable sessions.json]
 people.json: [{"id": "1", "email": "...", "first_name": "...", "last_name": "...",
                "role": "trainee", "class_group": "SE-1A", "photo": "a.jpg",
                "updated_at": "2025-03-14T07:59:00+00:00"}, ...]
@@ -69,12 +69,20 @@ def to_record(u):
         updated_at=u.updated_at, encodings=[(e.pk, e.vector) for e in u.encodings])
 
 
+def parse_session(s):
+    """A class session with its ISO 8601 times parsed (a Django model's
+    DateTimeFields would already be datetimes)."""
+    return dict(s, start=datetime.fromisoformat(s["start"]), end=datetime.fromisoformat(s["end"]),
+                late_after=datetime.fromisoformat(s["late_after"]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker", required=True)
     ap.add_argument("--site", required=True)
     ap.add_argument("--seed-hex", required=True, help="central's Ed25519 seed (32 bytes, hex)")
     ap.add_argument("--people", required=True)
+    ap.add_argument("--timetable", help="JSON file of class sessions (ISO 8601 times) sent to every kiosk before its snapshot")
     a = ap.parse_args()
 
     users = django_users(a.people)
@@ -96,10 +104,13 @@ def main():
         else:
             emit(doc["type"], device=doc["device"], key=doc["key"], historical=doc["historical"], payload=p)
 
+    sessions = None
+    if a.timetable:
+        sessions = [parse_session(s) for s in json.load(open(a.timetable))]
     host, port = a.broker.rsplit(":", 1)
     central = kc.Central(host, int(port), a.site, kc.load_private_key(seed=bytes.fromhex(a.seed_hex)),
-                         live_users=lambda: records)
-    central.on_attendance = central.on_enrolment = central.on_unknown = store
+                         live_users=lambda: records, timetable_for=lambda device: sessions)
+    central.on_attendance = central.on_enrolment = central.on_unknown = central.on_session_summary = store
     central.on_status = lambda doc, retained: emit("status", device=doc["device"], state=doc["state"],
                                                    retained=retained, outbox_len=doc["outbox_len"])
     central.on_command_result = lambda doc: emit("command_result", device=doc["device"], purpose=doc["purpose"],
@@ -119,10 +130,7 @@ def main():
         elif c["cmd"] == "config":
             central.send_config(c["device"], c["doc"])
         elif c["cmd"] == "timetable":
-            central.send_timetable(c["device"], [dict(s, start=datetime.fromisoformat(s["start"]),
-                                                      end=datetime.fromisoformat(s["end"]),
-                                                      late_after=datetime.fromisoformat(s["late_after"]))
-                                                 for s in c["sessions"]])
+            central.send_timetable(c["device"], [parse_session(s) for s in c["sessions"]])
         emit("sent", cmd=c["cmd"])
     central.close()
     emit("closed")

@@ -13,6 +13,7 @@ encodings given as numpy arrays (face_recognition returns those).
 import base64
 import hashlib
 import json
+import logging
 import struct
 import threading
 import time
@@ -28,7 +29,7 @@ MODEL = "dlib_face_recognition_resnet_model_v1"
 MAX_USERS_PER_MESSAGE = 5000
 MAX_ACK_KEYS = 2000
 CHUNK_BYTES = 512 * 1024
-UPLINK_KINDS = ("attendance", "enrolment", "unknown")
+UPLINK_KINDS = ("attendance", "enrolment", "unknown", "session_summary")
 
 
 def rfc3339(dt):
@@ -103,13 +104,17 @@ class Central:
     """
 
     def __init__(self, host, port, site, private_key, prefix="kiosk", client_id=None,
-                 username=None, password=None, tls=None, seq=0, live_users=None):
+                 username=None, password=None, tls=None, seq=0, live_users=None, timetable_for=None):
         self.site, self.prefix, self.seq = site, prefix, seq
         self.key = private_key
         # live_users() returns every live user record (WireUser dicts): the
         # snapshot a kiosk asks for at first start, after a gap or overflow.
         self.live_users = live_users or (lambda: [])
-        self.on_attendance = self.on_enrolment = self.on_unknown = None
+        # timetable_for(device) returns the device's class sessions (see
+        # send_timetable) or None: sent, signed, before every snapshot, so a
+        # kiosk that (re)joins knows its sessions before it sees anyone.
+        self.timetable_for = timetable_for
+        self.on_attendance = self.on_enrolment = self.on_unknown = self.on_session_summary = None
         self.on_status = self.on_command_result = self.on_heartbeat = None
         self._sig_seq = {}
         self._acks = {}
@@ -180,6 +185,9 @@ class Central:
                        "issued_at": rfc3339(datetime.now(timezone.utc))}, retain=True)
 
     def _answer_snapshot(self, device, req):
+        sessions = self.timetable_for(device) if self.timetable_for else None
+        if sessions is not None:
+            self.send_timetable(device, sessions)
         seq, users = self.seq, list(self.live_users())  # read together in your database
         chunks, cur, size = [], [], 0
         for u in users:
@@ -266,7 +274,11 @@ class Central:
             handler = getattr(self, "on_" + kind)
             if handler is None:
                 return  # not acked: the kiosk keeps it until someone stores it
-            handler(doc)  # raises: not acked, sent again later
+            try:
+                handler(doc)
+            except Exception:  # not stored: not acked; the kiosk sends it again
+                logging.getLogger(__name__).exception("central: %s %s from %s not stored", kind, doc.get("key"), device)
+                return
             with self._lock:
                 self._acks.setdefault(device, []).append(doc["key"])
         elif kind == "snapshot_request":

@@ -9,16 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
-)
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
+	"github.com/kioskd/kioskd/recognizer/recognizertest"
+)
 
 // PyCentral is sync/central_py/central_demo.py, the Python reference
 // client for central, running as a test's central: its events are its
@@ -33,10 +29,11 @@ type PyCentral struct {
 // MustPyCentral installs the reference client's venv (sync/central_py/setup.sh,
 // idempotent; KIOSK_CENTRAL_VENV, default var/central-venv) and starts the
 // demo central for site against broker, signing with the Ed25519 seed and
-// publishing people (see central_demo.py for their fields).
-func MustPyCentral(tb testing.TB, broker, site string, seed []byte, people []map[string]string) *PyCentral {
+// publishing people (see central_demo.py for their fields); args are more
+// central_demo.py flags.
+func MustPyCentral(tb testing.TB, broker, site string, seed []byte, people []map[string]string, args ...string) *PyCentral {
 	tb.Helper()
-	root := repoRoot()
+	root := recognizertest.RepoRoot()
 	venv := cmp.Or(os.Getenv("KIOSK_CENTRAL_VENV"), filepath.Join(root, "var", "central-venv"))
 	setup := exec.Command("bash", filepath.Join(root, "sync", "central_py", "setup.sh"), venv)
 	setup.Dir = root
@@ -48,9 +45,9 @@ func MustPyCentral(tb testing.TB, broker, site string, seed []byte, people []map
 	if err := os.WriteFile(pj, b, 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(venv, "bin", "python"), filepath.Join(root, "sync", "central_py", "central_demo.py"),
-		"--broker", strings.TrimPrefix(broker, "tcp://"), "--site", site,
-		"--seed-hex", fmt.Sprintf("%x", seed), "--people", pj)
+	cmd := exec.Command(filepath.Join(venv, "bin", "python"), append([]string{filepath.Join(root, "sync", "central_py", "central_demo.py"),
+		"--broker", strings.TrimPrefix(broker, "tcp://"), "--site", site, "--seed-hex", fmt.Sprintf("%x", seed), "--people", pj}, args...)...)
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1") // no __pycache__ in the source tree
 	cmd.Stderr = os.Stderr
 	p := &PyCentral{tb: tb, events: make(chan map[string]any, 256)}
 	var err error
