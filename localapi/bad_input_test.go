@@ -16,6 +16,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
 
 // zeroReader yields n zero bytes without holding them.
@@ -102,23 +103,12 @@ func TestHugeUpload(t *testing.T) {
 func TestPixelBomb(t *testing.T) {
 	env := mustServer(t, nil)
 	u := env.mustCreateUser("Pixel Bomb", "pixels@example.com")
-	png := pngHeader(50000, 50000)
+	png := recognizertest.PNGHeader(50000, 50000, 8, 2)
 	var er ErrorResponse
 	st := env.upload("/api/v1/users/"+u.ID+"/faces", env.tech, map[string]namedFile{"image": {"bomb.png", png}}, &er)
 	if st != 413 || er.Error.Code != models.ETOOLARGE {
 		t.Fatalf("pixel bomb: %d %+v", st, er)
 	}
-}
-
-// pngHeader is a PNG signature and IHDR claiming w x h (no image data).
-func pngHeader(w, h uint32) []byte {
-	var b bytes.Buffer
-	b.Write([]byte("\x89PNG\r\n\x1a\n"))
-	ihdr := []byte{0, 0, 0, 13, 'I', 'H', 'D', 'R', byte(w >> 24), byte(w >> 16), byte(w >> 8), byte(w), byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h), 8, 2, 0, 0, 0}
-	b.Write(ihdr)
-	crc := crc32png(ihdr[4:])
-	b.Write([]byte{byte(crc >> 24), byte(crc >> 16), byte(crc >> 8), byte(crc)})
-	return b.Bytes()
 }
 
 // TestExportFormulaInjection: attendance export escapes formula-like text.

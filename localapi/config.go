@@ -29,9 +29,9 @@ type Config struct {
 	MaxSheetBytes int64 `yaml:"max_sheet_bytes"`
 	// MaxImagePixels bounds width x height of an image (a 16-bit PNG's
 	// pixels count twice); the encoder enforces its own limit too, this one
-	// is checked on headers before encoding. 16 MP is more than a phone's
-	// default photo and keeps kioskd under 600 MB encoding the largest one
-	// (docs/benchmarks.md, make abuse).
+	// is checked on headers before encoding. 13 MP takes a phone's default
+	// photo (12-12.5 MP) and keeps kioskd under 600 MB encoding the largest
+	// one (docs/benchmarks.md, make abuse).
 	MaxImagePixels int `yaml:"max_image_pixels"`
 	// DuplicateDistance: a new face within this distance of another user's
 	// face may be that user (dlib's same-person convention is 0.6): the
@@ -104,7 +104,7 @@ func DefaultConfig() Config {
 		MaxZipEntries:           10000,
 		MaxUnzipBytes:           2 << 30,
 		MaxSheetBytes:           32 << 20,
-		MaxImagePixels:          16_000_000,
+		MaxImagePixels:          13_000_000,
 		DuplicateDistance:       0.6,
 		SameFaceDistance:        0.05,
 		CaptureTimeout:          15 * time.Second,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -256,8 +255,6 @@ func readDirNames(dir string) ([]string, error) {
 	}
 	return names, err
 }
-
-func crc32png(b []byte) uint32 { return crc32.ChecksumIEEE(b) }
 
 // testBus is a feedback bus with the pipeline's semantics (each subscriber
 // its own buffered channel; a full one drops), publishing real

@@ -99,3 +99,28 @@ func TestAccountCacheExpiresAndClears(t *testing.T) {
 		t.Fatalf("clear did not force a reload (loads %d)", loads)
 	}
 }
+
+// TestRevocationsOverflow: past maxRevokedTokens stored ids, a logout
+// revokes the account's tokens issued up to the logged-out one (never
+// fewer), and expired entries are dropped.
+func TestRevocationsOverflow(t *testing.T) {
+	r := newRevocations()
+	for i := 0; i < maxRevokedTokens; i++ {
+		r.add(&tokenClaims{ID: itoa(i), Email: "a@x", Issued: 100, Expires: 2000})
+	}
+	older := &tokenClaims{ID: "older", Email: "b@x", Issued: 150, Expires: 2000}
+	out := &tokenClaims{ID: "out", Email: "b@x", Issued: 200, Expires: 2000}
+	newer := &tokenClaims{ID: "newer", Email: "b@x", Issued: 201, Expires: 2000}
+	r.add(out)
+	if !r.has(out) || !r.has(older) || r.has(newer) || len(r.IDs) != maxRevokedTokens {
+		t.Fatalf("overflow: out %v older %v newer %v, %d ids", r.has(out), r.has(older), r.has(newer), len(r.IDs))
+	}
+	r.sweep(2000)
+	if len(r.IDs) != 0 || !r.has(out) {
+		t.Fatalf("after expiry: %d ids, cut-off kept %v", len(r.IDs), r.has(out))
+	}
+	r.sweep(200 + maxTokenLifetime)
+	if len(r.Before) != 0 {
+		t.Fatal("a cut-off older than any token's lifetime was kept")
+	}
+}
