@@ -83,11 +83,11 @@ func (s *Server) handleSetup(c *gin.Context) {
 		s.writeError(c, models.Errorf(models.EINVALID, "email: %q is not a valid address", truncate(email, 80)).WithDetail("field", "email"))
 		return
 	}
-	if err := models.ValidatePassword(in.Password, email); err != nil {
-		s.writeError(c, err)
-		return
+	var h string
+	err := models.ValidatePassword(in.Password, email)
+	if err == nil {
+		h, err = models.HashPassword(in.Password)
 	}
-	h, err := models.HashPassword(in.Password)
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/kioskd/kioskd/device"
@@ -138,9 +139,11 @@ func (m *Main) callControl(ctx context.Context, path string, body, out any) erro
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
+		switch {
+		case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
 			return errNoDaemon
+		case errors.Is(err, syscall.EACCES):
+			return fmt.Errorf("control socket %s: permission denied: run this as root or the daemon's user (sudo kioskd ...)", sock)
 		}
 		return fmt.Errorf("control socket %s: %w", sock, err)
 	}

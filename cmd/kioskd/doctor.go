@@ -189,7 +189,9 @@ func (m *Main) doctorCamera(ctx context.Context, daemon *controlStatus) (string,
 	deadline := time.Now().Add(5 * time.Second)
 	frames := 0
 	for frames < 5 && time.Now().Before(deadline) && ctx.Err() == nil {
-		if err := src.Read(&mat); err != nil {
+		if err := src.Read(&mat); errors.Is(err, io.EOF) && frames > 0 {
+			break // a short file or folder
+		} else if err != nil {
 			return "", fmt.Sprintf("%s opened but a read failed after %d frames: %v", cfg.Source, frames, err)
 		}
 		if !mat.Empty() {

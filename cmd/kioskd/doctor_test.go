@@ -3,10 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gocv.io/x/gocv"
+
+	"github.com/kioskd/kioskd/sync/synctest"
 )
 
 // TestDoctor: each check prints one line; the real models pass, a
@@ -22,6 +30,7 @@ func TestDoctor(t *testing.T) {
 	m.Config.DataDir = dir
 	m.Command = "doctor"
 	err := m.Run(context.Background())
+	m.Close() // the store, for the next doctor
 	for _, want := range []string{"OK    models:", "OK    store:", "OK    key file:", "OK    camera:", "OK    broker:", "OK    disk:", "OK    cpu:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("missing %q in:\n%s", want, out.String())
@@ -31,6 +40,41 @@ func TestDoctor(t *testing.T) {
 	// exit status follows the FAIL lines.
 	if strings.Contains(out.String(), "FAIL") != (err != nil) {
 		t.Fatalf("exit %v does not match the lines:\n%s", err, out.String())
+	}
+
+	// A camera source (a folder of 320x240 frames) and a real broker; then
+	// a broker nobody listens on.
+	frames := t.TempDir()
+	for i := 0; i < 3; i++ {
+		img := gocv.NewMatWithSize(240, 320, gocv.MatTypeCV8UC3)
+		gocv.IMWrite(filepath.Join(frames, fmt.Sprintf("%03d.jpg", i)), img)
+		img.Close()
+	}
+	broker := synctest.MustMosquitto(t)
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	out.Reset()
+	m3 := MustMain(t, &out)
+	m3.Config.DataDir = dir
+	m3.Config.Device.Source = frames
+	m3.Config.Sync.Broker = broker.URL
+	m3.Config.Sync.RegistryPublicKey = base64.StdEncoding.EncodeToString(pub)
+	m3.Command = "doctor"
+	_ = m3.Run(context.Background())
+	m3.Close()
+	for _, want := range []string{"delivered 3 frames of 320x240", "OK    broker:", "connected to " + broker.URL, "OK    registry key:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	m4 := MustMain(t, &out)
+	m4.Config.DataDir = dir
+	m4.Config.Sync.Broker = "tcp://127.0.0.1:1" // nobody listens there
+	m4.Command = "doctor"
+	err = m4.Run(context.Background())
+	m4.Close()
+	if err == nil || !strings.Contains(out.String(), "FAIL  broker:") || !strings.Contains(out.String(), "FAIL  registry key:") {
+		t.Fatalf("unreachable broker, no registry key: %v\n%s", err, out.String())
 	}
 
 	// A damaged model and a key readable by others.
