@@ -171,14 +171,24 @@ type LoginResponse struct {
 	Account   *models.LocalAccount `json:"account"`
 }
 
-// verifyPassword runs one hash verification, at most one per core at a time.
-func (s *Server) verifyPassword(ctx context.Context, hash, password string) (bool, error) {
+// hashSlot waits for one of the password-hashing slots (one per core);
+// release gives it back.
+func (s *Server) hashSlot(ctx context.Context) (release func(), err error) {
 	select {
 	case s.hashSem <- struct{}{}:
+		return func() { <-s.hashSem }, nil
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return nil, ctx.Err()
 	}
-	defer func() { <-s.hashSem }()
+}
+
+// verifyPassword runs one hash verification in a hashing slot.
+func (s *Server) verifyPassword(ctx context.Context, hash, password string) (bool, error) {
+	release, err := s.hashSlot(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	return models.VerifyPassword(hash, password)
 }
 
@@ -188,12 +198,11 @@ func (s *Server) verifyPassword(ctx context.Context, hash, password string) (boo
 // email is unknown, a device account (argon2id) or a central one (pbkdf2,
 // bcrypt, ...). A success returns early: only the password's holder sees it.
 func (s *Server) checkLogin(ctx context.Context, a *models.LocalAccount, password string) (bool, error) {
-	select {
-	case s.hashSem <- struct{}{}:
-	case <-ctx.Done():
-		return false, ctx.Err()
+	release, err := s.hashSlot(ctx)
+	if err != nil {
+		return false, err
 	}
-	defer func() { <-s.hashSem }()
+	defer release()
 	class := ""
 	if a != nil && !a.Disabled {
 		ok, err := models.VerifyPassword(a.PasswordHash, password)
