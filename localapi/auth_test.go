@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"sort"
 	"testing"
 	"time"
 
@@ -93,21 +92,24 @@ func TestLoginUnknownEmailTakesAsLong(t *testing.T) {
 	env.srv.classMu.Lock()
 	env.srv.classes = nil // the accounts changed under the server
 	env.srv.classMu.Unlock()
-	median := func(email string) time.Duration {
-		var ds []time.Duration
-		for i := 0; i < 5; i++ {
+	// The three kinds take turns and each keeps its fastest try: load from
+	// other processes only adds time, so the minimum is the work done.
+	emails := map[string]string{"device": techEmail, "central": "central@kiosk.test", "unknown": "nobody@kiosk.test"}
+	fastest := map[string]time.Duration{}
+	for i := 0; i < 7; i++ {
+		for _, what := range []string{"device", "central", "unknown"} {
 			start := time.Now()
-			env.doJSON("POST", "/api/v1/auth/login", "", LoginRequest{Email: email, Password: "wrong-password-123"}, nil)
-			ds = append(ds, time.Since(start))
+			env.doJSON("POST", "/api/v1/auth/login", "", LoginRequest{Email: emails[what], Password: "wrong-password-123"}, nil)
+			if d := time.Since(start); fastest[what] == 0 || d < fastest[what] {
+				fastest[what] = d
+			}
 		}
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		return ds[len(ds)/2]
 	}
-	device, central, unknown := median(techEmail), median("central@kiosk.test"), median("nobody@kiosk.test")
-	t.Logf("median failed login: device %v, central %v, unknown %v", device, central, unknown)
+	device, central, unknown := fastest["device"], fastest["central"], fastest["unknown"]
+	t.Logf("fastest failed login: device %v, central %v, unknown %v", device, central, unknown)
 	slowest := max(device, central, unknown)
 	for what, d := range map[string]time.Duration{"device": device, "central": central, "unknown": unknown} {
-		if d < slowest*2/3 {
+		if d < slowest/2 { // without the equalising it is ~1/10
 			t.Fatalf("a failed login of a %s email took %v, the slowest %v: the timing tells accounts apart", what, d, slowest)
 		}
 	}
