@@ -263,6 +263,7 @@ func TestDaemon_VideoToCentral(t *testing.T) {
 	if acks < float64(len(events)) {
 		t.Errorf("kioskd_sync_acks_total %v < %d events acknowledged", acks, len(events))
 	}
+	checkTechnicianPages(t, browser, m, "ended", "Lin-Manuel Miranda")
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
