@@ -6,6 +6,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kioskd/kioskd/device"
+	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/modelstest"
+	ksync "github.com/kioskd/kioskd/sync"
 )
 
 // mustScrape fetches base/metrics (loopback needs no token) and returns
@@ -49,4 +57,41 @@ func mustSeries(tb testing.TB, series map[string]float64, name string) float64 {
 		tb.Fatalf("/metrics has no %s", name)
 	}
 	return v
+}
+
+// TestKioskMetrics_BoundedLabels: a gate problem the metrics do not know
+// is counted as "other", never as a new label value.
+func TestKioskMetrics_BoundedLabels(t *testing.T) {
+	k := newKioskMetrics(func() *device.Pipeline { return nil }, func() *ksync.Client { return nil }, modelstest.MustOpenDB(t), time.Now)
+	k.observeGate("")
+	k.observeGate(models.FeedbackTooDark)
+	k.observeGate("a-problem-added-later")
+	k.observeRecord(&models.AttendanceEvent{Time: time.Unix(100, 0)}, time.Unix(99, 500e6))
+	k.observeRecord(&models.AttendanceEvent{Time: time.Unix(100, 0)}, time.Time{}) // no first frame: not timed
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(k.gate, k.toAttn)
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 2 {
+		t.Fatalf("gather: %d families, %v", len(mfs), err)
+	}
+	gate := map[string]float64{}
+	for _, m := range mfs[0].GetMetric() {
+		gate[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+	}
+	want := map[string]float64{"passed": 1, "too_dark": 1, "other": 1}
+	for _, o := range gateOutcomes {
+		want[string(o)] += 0
+	}
+	if len(gate) != len(want) {
+		t.Errorf("gate outcomes %v, want %v", gate, want)
+	}
+	for outcome, n := range want {
+		if gate[outcome] != n {
+			t.Errorf("gate outcome %s = %v, want %v", outcome, gate[outcome], n)
+		}
+	}
+	h := mfs[1].GetMetric()[0].GetHistogram()
+	if h.GetSampleCount() != 1 || h.GetSampleSum() != 0.5 {
+		t.Fatalf("time to attendance: %v samples, sum %v; want one of 0.5 s", h.GetSampleCount(), h.GetSampleSum())
+	}
 }
