@@ -115,14 +115,18 @@ func TestBrowserTechnicianPages(t *testing.T) {
 		waitText("#acc-msg", "Created new-tech@example.org."),
 		chromedp.Click(chromedp.CSS(`button[data-email="new-tech@example.org"]:nth-of-type(2)`)),
 		waitText("#acc-msg", "new-tech@example.org disabled."),
+		chromedp.Click(chromedp.CSS(`button[data-email="new-tech@example.org"]:nth-of-type(1)`)),
+		waitText("#acc-msg", "new-tech@example.org is now admin."),
+		chromedp.Click(chromedp.CSS(`button[data-email="new-tech@example.org"]:nth-of-type(4)`)),
+		waitText("#acc-msg", "new-tech@example.org can log in again at once."),
 	)
 	if err != nil {
 		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#page-accounts")))
 		t.Fatalf("accounts page: %v (%q)", err, msg)
 	}
 	a, err := env.db.GetAccount(context.Background(), "new-tech@example.org")
-	if err != nil || a.Role != models.AccountTechnician || !a.Disabled {
-		t.Fatalf("account after create and disable: %+v, %v", a, err)
+	if err != nil || a.Role != models.AccountAdmin || !a.Disabled {
+		t.Fatalf("account after create, disable and make admin: %+v, %v", a, err)
 	}
 	text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#acc-table")))
 	if !strings.Contains(text, "disabled") {
