@@ -3,6 +3,7 @@ package localapi
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -64,6 +65,11 @@ func (s *Server) handleExportAttendance(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	group, err := classGroupQuery(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
 	f.Offset, f.Limit, f.Unlimited = 0, 0, true
 	ctx := c.Request.Context()
 	x := excelize.NewFile(excelize.Options{TmpDir: s.cfg.TempDir})
@@ -80,23 +86,19 @@ func (s *Server) handleExportAttendance(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	users := map[string]*models.User{} // a small cache: events repeat users
+	users := newUserCache(ctx, s.deps.Store)
 	row := 1
 	err = s.deps.Store.ForEachAttendance(ctx, f, func(ev *models.AttendanceEvent) error {
 		if row > maxExportRows {
 			return models.Errorf(models.ETOOLARGE, "More than %d events: narrow the time range.", maxExportRows)
 		}
-		u, ok := users[ev.UserID]
-		if !ok {
-			if len(users) > 50_000 {
-				clear(users)
-			}
-			u, _ = s.deps.Store.GetUser(ctx, ev.UserID) // a deleted user leaves the name empty
-			users[ev.UserID] = u
-		}
-		var ext, name, email string
+		u := users.get(ev.UserID) // a deleted user leaves the name empty
+		var ext, name, email, cg string
 		if u != nil {
-			ext, name, email = u.ExternalID, u.FullName, u.Email
+			ext, name, email, cg = u.ExternalID, u.FullName, u.Email, u.ClassGroup
+		}
+		if group != "" && !strings.EqualFold(cg, group) {
+			return nil
 		}
 		row++
 		cell, _ := excelize.CoordinatesToCellName(1, row)

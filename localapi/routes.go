@@ -67,6 +67,7 @@ func (s *Server) routes() *gin.Engine {
 
 	api.GET("/attendance", s.handleListAttendance)
 	api.GET("/attendance/export.xlsx", s.handleExportAttendance)
+	api.GET("/attendance/rows", s.handleAttendanceRows)
 
 	api.GET("/import/template.xlsx", s.handleImportTemplate)
 	api.POST("/import", s.handleImport)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/kioskd/kioskd/localapi/localapitest"
+	"github.com/kioskd/kioskd/models"
 )
 
 // mustKioskScreen starts headless Debian Chromium for the kiosk screen.
@@ -96,5 +98,51 @@ func TestTechnicianFirstRun(t *testing.T) {
 	hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("setup-section").hidden`))
 	if err != nil || !hidden {
 		t.Fatalf("setup still offered after the first admin exists (%v)", err)
+	}
+}
+
+// pollText waits until the element's text contains want.
+func pollText(id, want string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Poll[bool](`document.getElementById("`+id+`").textContent.includes(`+"`"+want+"`"+`)`,
+			chromedp.WithPollingTimeout(15*time.Second))(ctx, t)
+		if err != nil {
+			return fmt.Errorf("#%s never showed %q: %w", id, want, err)
+		}
+		return nil
+	})
+}
+
+// checkTechnicianPages logs an admin in to the running kiosk's technician
+// page and checks that the status, attendance and accounts pages show it:
+// the camera in state camera, sync online, name's acknowledged event.
+func checkTechnicianPages(t *testing.T, ctx context.Context, m *Main, camera, name string) {
+	t.Helper()
+	hash, err := models.HashPassword("pages-admin-pass-42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DB.PutAccount(context.Background(), &models.LocalAccount{Email: "pages@example.org", Role: models.AccountAdmin, PasswordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(m.API.URL()+"/technician#status"),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("#login-email"), "pages@example.org"),
+		chromedp.SendKeys(chromedp.CSS("#login-password"), "pages-admin-pass-42"),
+		chromedp.Click(chromedp.CSS("#login-button")),
+		pollText("st-table", camera+" since"),
+		pollText("st-table", "online"),
+		pollText("st-table", "0 message(s) waiting"),
+		pollText("st-events", name),
+		pollText("st-events", "yes"), // acknowledged by central
+		chromedp.Click(chromedp.CSS(`a[data-tab="attendance"]`)),
+		pollText("att-table", name),
+		chromedp.Click(chromedp.CSS(`a[data-tab="accounts"]`)),
+		pollText("acc-table", "pages@example.org"),
+	)
+	if err != nil {
+		text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#app")))
+		t.Fatalf("technician pages: %v; the page shows %q", err, text)
 	}
 }

@@ -51,6 +51,8 @@ type Main struct {
 	Sync       *ksync.Client
 	API        *localapi.Server
 
+	metrics *kioskMetrics // served on /metrics with the API's
+
 	// StallAfter is how long a loop may make no progress before the
 	// watchdog stops pinging systemd (see alive).
 	StallAfter time.Duration

@@ -110,6 +110,15 @@ func TestDaemon_NoCamera(t *testing.T) {
 	if st["device_id"] != m.Config.DeviceID {
 		t.Fatalf("status device_id %v, want %s", st["device_id"], m.Config.DeviceID)
 	}
+	// Without a camera or a broker, /metrics still shows the outbox and
+	// nothing of the parts that are not running.
+	series := mustScrape(t, base)
+	if n := mustSeries(t, series, "kioskd_outbox_messages"); n != 0 {
+		t.Fatalf("kioskd_outbox_messages %v on a fresh store", n)
+	}
+	if _, ok := series["kioskd_camera_frames_total"]; ok {
+		t.Fatal("camera metrics without a camera")
+	}
 	start := time.Now()
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
@@ -212,6 +221,40 @@ func TestDaemon_VideoToCentral(t *testing.T) {
 			t.Fatalf("central never received event %s", ev.ID)
 		}
 	}
+	// /metrics tells the same story as the store and central.
+	series := mustScrape(t, m.API.URL())
+	for name, want := range map[string]float64{
+		`kioskd_camera_state{state="ended"}`:                  1,
+		`kioskd_camera_reopens_total`:                         0,
+		`kioskd_pipeline_decisions_total{outcome="recorded"}`: 1,
+		`kioskd_pipeline_time_to_attendance_seconds_count`:    1,
+		`kioskd_outbox_messages`:                              0,
+		`kioskd_outbox_oldest_age_seconds`:                    0,
+		`kioskd_sync_connected`:                               1,
+		`kioskd_sync_rejected_total{reason="forged"}`:         0,
+	} {
+		if got := mustSeries(t, series, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	frames := mustSeries(t, series, "kioskd_camera_frames_total")
+	gated := mustSeries(t, series, "kioskd_camera_frames_gated_total")
+	passed := mustSeries(t, series, `kioskd_pipeline_gate_outcomes_total{outcome="passed"}`)
+	idle := mustSeries(t, series, `kioskd_pipeline_gate_outcomes_total{outcome="idle"}`)
+	encodes := mustSeries(t, series, "kioskd_pipeline_encodings_total")
+	tta := mustSeries(t, series, "kioskd_pipeline_time_to_attendance_seconds_sum")
+	acks := mustSeries(t, series, "kioskd_sync_acks_total")
+	t.Logf("metrics: frames %v gated %v passed %v idle %v encodings %v time to attendance %.2fs acks %v", frames, gated, passed, idle, encodes, tta, acks)
+	if frames < 200 || gated == 0 || gated > frames || passed == 0 || passed > gated || encodes == 0 {
+		t.Errorf("pipeline counters not sane: frames %v gated %v passed %v encodings %v", frames, gated, passed, encodes)
+	}
+	if tta <= 0 || tta > 10 {
+		t.Errorf("time to attendance %.2fs, want a fraction of a second to a few seconds", tta)
+	}
+	if acks < float64(len(events)) {
+		t.Errorf("kioskd_sync_acks_total %v < %d events acknowledged", acks, len(events))
+	}
+	checkTechnicianPages(t, browser, m, "ended", "Lin-Manuel Miranda")
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}

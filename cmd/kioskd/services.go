@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/kioskd/kioskd/device"
 	"github.com/kioskd/kioskd/localapi"
 	"github.com/kioskd/kioskd/models"
@@ -16,6 +19,7 @@ import (
 // openServices starts the scheduled jobs and, as configured, the camera
 // pipeline, the MQTT sync and the local API.
 func (m *Main) openServices(ctx context.Context) error {
+	m.metrics = newKioskMetrics(func() *device.Pipeline { return m.Pipeline }, func() *ksync.Client { return m.Sync }, m.DB, time.Now)
 	if err := m.openJobs(); err != nil {
 		return err
 	}
@@ -75,6 +79,7 @@ func (m *Main) openPipeline(ctx context.Context) error {
 	}
 	m.Bus = device.NewBus()
 	p := device.NewPipeline(m.Config.deviceConfig(), m.Encoder, m.Matcher, rec, m.Bus, m.logger("device"))
+	p.Observe(m.metrics.observeGate, m.metrics.observeRecord)
 	if err := p.Start(ctx); err != nil {
 		return fmt.Errorf("start camera pipeline: %w", err)
 	}
@@ -164,6 +169,8 @@ func (m *Main) openAPI() error {
 		Config:  &runtimeConfig{m: m},
 		Ready:   m.ready,
 	}
+	deps.Registry = prometheus.NewRegistry()
+	deps.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.metrics)
 	if m.Pipeline != nil {
 		deps.Feedback = m.Bus
 		deps.Preview = m.Pipeline

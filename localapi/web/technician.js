@@ -1,9 +1,12 @@
 // Technician page: log in, search users, enrol from a photo or the camera,
-// bulk import with progress, try identify. Talks only to this kiosk's API.
+// bulk import with progress, try identify; attendance by day, class group
+// and person; the kiosk's status; accounts (admins). Talks only to this
+// kiosk's API.
 (function () {
   "use strict";
   var token = sessionStorage.getItem("kioskd_token") || "";
   var current = null; // the user being enrolled
+  var me = null;      // the account logged in
   function $(id) { return document.getElementById(id); }
   function say(id, text, ok) { var el = $(id); el.textContent = text; el.className = "msg " + (ok ? "ok" : "error") + (el.classList.contains("big") ? " big" : ""); }
   function api(method, path, body, isForm) {
@@ -31,8 +34,11 @@
     $("app").hidden = false;
     $("logout").hidden = false;
     $("who").textContent = acc.email + " (" + acc.role + ")";
+    me = acc;
+    $("tab-accounts").hidden = acc.role !== "admin";
     search();
     galleryWarning();
+    showTab(location.hash.slice(1));
   }
   function loggedOut() {
     token = "";
@@ -213,6 +219,161 @@
       var d = r.distance !== undefined ? " (distance " + r.distance.toFixed(2) + (r.threshold !== undefined ? ", this person's threshold " + r.threshold.toFixed(2) : "") + ")" : "";
       say("identify-msg", (r.result === "match" ? "Match: " + r.name : r.message) + d, r.result === "match");
     }).catch(function (e) { say("identify-msg", e.message); });
+  });
+
+  // Tabs: the page shown follows the address's #fragment.
+  function showTab(name) {
+    if (!$("page-" + name) || (name === "accounts" && (!me || me.role !== "admin"))) { name = "users"; }
+    Array.prototype.forEach.call(document.querySelectorAll(".page"), function (p) { p.hidden = p.id !== "page-" + name; });
+    Array.prototype.forEach.call(document.querySelectorAll("#tabs a"), function (a) { a.classList.toggle("active", a.dataset.tab === name); });
+    if (name === "attendance") { attendance(); }
+    if (name === "status") { kioskStatus(); }
+    if (name === "accounts") { accounts(); }
+  }
+  window.addEventListener("hashchange", function () { if (me) { showTab(location.hash.slice(1)); } });
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function isoDay(d) { return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()); }
+  // dayRange is the local day as from/to query parameters (RFC 3339, UTC).
+  function dayRange(day) {
+    var p = day.split("-"), from = new Date(+p[0], +p[1] - 1, +p[2]), to = new Date(+p[0], +p[1] - 1, +p[2] + 1);
+    return "from=" + encodeURIComponent(from.toISOString()) + "&to=" + encodeURIComponent(to.toISOString());
+  }
+  function when(t) { return t ? new Date(t).toLocaleString() : "never"; }
+  function timeOf(t) { return new Date(t).toLocaleTimeString(); }
+  function sent(ev) { return ev.sync_state === "acked" ? "yes" : ev.sync_state; }
+
+  // Attendance: the day's events, filtered by class group and person.
+  var attUsersLoaded = false;
+  function attendanceQuery() {
+    var q = dayRange($("att-day").value);
+    if ($("att-class").value.trim()) { q += "&class_group=" + encodeURIComponent($("att-class").value.trim()); }
+    if ($("att-user").value) { q += "&user_id=" + encodeURIComponent($("att-user").value); }
+    return q;
+  }
+  function attendance() {
+    if (!$("att-day").value) { $("att-day").value = isoDay(new Date()); }
+    if (!attUsersLoaded) {
+      attUsersLoaded = true;
+      api("GET", "/api/v1/users?limit=500").then(function (page) {
+        page.items.forEach(function (u) {
+          var o = document.createElement("option"); o.value = u.id; o.textContent = u.full_name + " (" + u.email + ")";
+          $("att-user").appendChild(o);
+        });
+      }).catch(function (e) { say("att-msg", e.message); });
+    }
+    api("GET", "/api/v1/attendance/rows?limit=500&" + attendanceQuery()).then(function (page) {
+      var tb = $("att-table").querySelector("tbody");
+      tb.textContent = "";
+      page.items.forEach(function (r) {
+        var tr = document.createElement("tr");
+        cell(tr, timeOf(r.time)); cell(tr, r.name || "(deleted: " + r.user_id + ")"); cell(tr, r.email); cell(tr, r.class_group);
+        cell(tr, r.liveness); cell(tr, sent(r));
+        tb.appendChild(tr);
+      });
+      say("att-msg", page.total + " event(s)" + (page.total > page.items.length ? ", the first " + page.items.length + " shown: export for all" : ""), true);
+    }).catch(function (e) { say("att-msg", e.message); });
+  }
+  $("att-form").addEventListener("submit", function (ev) { ev.preventDefault(); attendance(); });
+  $("att-export").addEventListener("click", function () {
+    if (!$("att-day").value) { $("att-day").value = isoDay(new Date()); }
+    download("/api/v1/attendance/export.xlsx?" + attendanceQuery(), "attendance-" + $("att-day").value + ".xlsx")
+      .catch(function (e) { say("att-msg", e.message); });
+  });
+
+  // Status: camera, models, sync, outbox, calibration, last events.
+  function kv(tb, name, value, bad) {
+    var tr = document.createElement("tr"), th = document.createElement("th");
+    th.textContent = name; tr.appendChild(th);
+    var td = cell(tr, value); if (bad) { td.className = "bad"; }
+    tb.appendChild(tr);
+  }
+  function kioskStatus() {
+    api("GET", "/api/v1/status").then(function (st) {
+      var tb = $("st-table").querySelector("tbody"), cam = st.camera || {}, sy = st.sync || {}, mo = st.models || {};
+      tb.textContent = "";
+      kv(tb, "Kiosk", st.device_id + ", version " + st.version + ", up " + Math.round(st.uptime_seconds / 60) + " min");
+      kv(tb, "Ready", st.ready ? "yes" : "no", !st.ready);
+      if (cam.state) {
+        kv(tb, "Camera", cam.state + " since " + when(cam.since) + (cam.last_error ? " - last error: " + cam.last_error : ""), cam.state !== "running" && cam.state !== "ended");
+        kv(tb, "Camera source", cam.source);
+        kv(tb, "Last frame", when(cam.last_frame_at));
+        kv(tb, "Frames", cam.frames + " read, " + cam.processed + " examined, " + cam.dropped + " dropped, " + cam.reopens + " reopens");
+        kv(tb, "Recognition", cam.encodings + " encodings, " + cam.events + " recorded, " + cam.unknown + " unknown, " + cam.liveness_failed + " liveness refusals");
+      } else {
+        kv(tb, "Camera", "not configured", true);
+      }
+      kv(tb, "Models", mo.loaded ? "loaded (" + mo.name + ")" : "not loaded", !mo.loaded);
+      kv(tb, "People", st.counts.users + " users, " + st.counts.encodings + " faces, " + st.counts.gallery + " in the gallery");
+      if (sy.configured === false) {
+        kv(tb, "Sync", "not configured");
+      } else {
+        kv(tb, "Sync", sy.state + " (" + sy.broker + ")" + (sy.last_error ? " - last error: " + sy.last_error + " at " + when(sy.last_error_at) : ""), !sy.connected);
+        kv(tb, "Acknowledged by central", String(sy.counters ? sy.counters.acked : 0));
+      }
+      kv(tb, "Outbox", st.counts.outbox + " message(s) waiting for central", st.counts.outbox > 100);
+      var w = st.calibration && st.calibration.warning;
+      $("st-calibration").textContent = w || ""; $("st-calibration").hidden = !w;
+      say("st-msg", "As of " + when(st.time), true);
+    }).catch(function (e) { say("st-msg", e.message); });
+    // The day's last ten events: ask for the count, then the tail.
+    var q = dayRange(isoDay(new Date()));
+    api("GET", "/api/v1/attendance/rows?limit=1&" + q).then(function (p) {
+      return api("GET", "/api/v1/attendance/rows?limit=10&offset=" + Math.max(0, p.total - 10) + "&" + q);
+    }).then(function (page) {
+      var tb = $("st-events").querySelector("tbody");
+      tb.textContent = "";
+      page.items.reverse().forEach(function (r) {
+        var tr = document.createElement("tr");
+        cell(tr, timeOf(r.time)); cell(tr, r.name || r.user_id); cell(tr, sent(r));
+        tb.appendChild(tr);
+      });
+      if (!page.items.length) { var tr = document.createElement("tr"); cell(tr, "No attendance today yet."); tb.appendChild(tr); }
+    }).catch(function (e) { say("st-msg", e.message); });
+  }
+  $("st-refresh").addEventListener("click", kioskStatus);
+
+  // Accounts (admins): role, disable or enable, new password, unlock.
+  function accountAction(a, label, run) {
+    var b = document.createElement("button"); b.textContent = label; b.dataset.email = a.email;
+    b.addEventListener("click", function () {
+      run().then(function (msg) { say("acc-msg", msg, true); accounts(); }).catch(function (e) { say("acc-msg", e.message); });
+    });
+    return b;
+  }
+  function accounts() {
+    api("GET", "/api/v1/accounts").then(function (r) {
+      var tb = $("acc-table").querySelector("tbody");
+      tb.textContent = "";
+      r.items.forEach(function (a) {
+        var path = "/api/v1/accounts/" + encodeURIComponent(a.email);
+        var tr = document.createElement("tr");
+        cell(tr, a.email); cell(tr, a.role); cell(tr, a.disabled ? "disabled" : "active"); cell(tr, a.source);
+        var td = cell(tr, "");
+        var other = a.role === "admin" ? "technician" : "admin";
+        td.appendChild(accountAction(a, "Make " + other, function () {
+          return api("PUT", path, { role: other }).then(function () { return a.email + " is now " + other + "."; });
+        }));
+        td.appendChild(accountAction(a, a.disabled ? "Enable" : "Disable", function () {
+          return api("PUT", path, { disabled: !a.disabled }).then(function () { return a.email + (a.disabled ? " enabled." : " disabled."); });
+        }));
+        td.appendChild(accountAction(a, "Reset password", function () {
+          var pw = window.prompt("New password for " + a.email);
+          if (!pw) { return Promise.reject(new Error("Password not changed.")); }
+          return api("PUT", path, { password: pw }).then(function () { return "Password of " + a.email + " changed."; });
+        }));
+        td.appendChild(accountAction(a, "Unlock", function () {
+          return api("POST", path + "/unlock").then(function () { return a.email + " can log in again at once."; });
+        }));
+        tb.appendChild(tr);
+      });
+    }).catch(function (e) { say("acc-msg", e.message); });
+  }
+  $("acc-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    api("POST", "/api/v1/accounts", { email: $("acc-email").value, role: $("acc-role").value, password: $("acc-password").value })
+      .then(function (a) { say("acc-msg", "Created " + a.email + ".", true); $("acc-password").value = ""; accounts(); })
+      .catch(function (e) { say("acc-msg", e.message); });
   });
 
   if (token) { api("GET", "/api/v1/me").then(loggedIn).catch(loggedOut); }
