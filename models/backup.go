@@ -582,14 +582,14 @@ func (db *DB) pruneBackupsLocked() error {
 		return nil
 	}
 	var ls liveSets
-	var pending bool
+	var mark []byte
 	if err := db.bolt.View(func(tx *bolt.Tx) error {
-		pending = tx.Bucket(bucketSchema).Get(prunePendingKey) != nil
-		if pending {
+		mark = cloneBytes(tx.Bucket(bucketSchema).Get(prunePendingKey))
+		if mark != nil {
 			ls = txLiveSets(tx)
 		}
 		return nil
-	}); err != nil || !pending {
+	}); err != nil || mark == nil {
 		return err
 	}
 	entries, err := os.ReadDir(db.BackupDir)
@@ -609,8 +609,14 @@ func (db *DB) pruneBackupsLocked() error {
 			pruned++
 		}
 	}
+	// A deletion committed meanwhile (pruning runs beside writers) left a
+	// new mark: keep it for the next prune.
 	if err := db.bolt.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSchema).Delete(prunePendingKey)
+		b := tx.Bucket(bucketSchema)
+		if !bytes.Equal(b.Get(prunePendingKey), mark) {
+			return nil
+		}
+		return b.Delete(prunePendingKey)
 	}); err != nil {
 		return fmt.Errorf("prune backups: %w", err)
 	}

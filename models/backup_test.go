@@ -166,3 +166,61 @@ func TestBackupConcurrentWithScrubAndClose(t *testing.T) {
 		}
 	}
 }
+
+// A deletion committed while a prune runs (pruning goes on beside writers)
+// keeps its mark: the next prune removes that user from the backups the
+// running one had already passed. (The crash campaign found a deleted user
+// in a backup after the prune cleared a newer deletion's mark.)
+func TestBackupDeletionDuringPruneKeepsMark(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(41, 42))
+	backups := t.TempDir()
+	db := modelstest.MustOpenDBWith(t, func(db *models.DB) { db.BackupDir = backups })
+	var ids []string
+	for range 60 {
+		u := modelstest.MustCreateUser(t, db, nil)
+		modelstest.MustAddEncoding(t, db, u.ID, modelstest.RandomDescriptor(rng))
+		ids = append(ids, u.ID)
+	}
+	for i := range 4 {
+		if _, err := db.WriteBackup(filepath.Join(backups, "kioskd-"+strconv.Itoa(i)+".backup")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	pruned := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				pruned <- nil
+				return
+			default:
+			}
+			if err := db.Scrub(); err != nil {
+				pruned <- err
+				return
+			}
+		}
+	}()
+	for _, id := range ids[:40] {
+		if err := db.DeleteUser(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-pruned; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Scrub(); err != nil { // the last deletions' prune
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		r := mustRestore(t, filepath.Join(backups, "kioskd-"+strconv.Itoa(i)+".backup"), db.KeyPath)
+		for _, id := range ids[:40] {
+			if _, err := r.GetUser(ctx, id); models.ErrorCode(err) != models.ENOTFOUND {
+				t.Fatalf("backup %d brings back deleted user %s: %v", i, id, err)
+			}
+		}
+	}
+}

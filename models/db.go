@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"crypto/cipher"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -336,7 +337,14 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx, w *writeState) er
 			}
 		}
 		if w.prune {
-			return tx.Bucket(bucketSchema).Put(prunePendingKey, []byte{1})
+			// A new value each time: a prune that read an older one must not
+			// clear this deletion's mark (see pruneBackupsLocked).
+			b := tx.Bucket(bucketSchema)
+			var n uint64
+			if v := b.Get(prunePendingKey); len(v) == 8 {
+				n = binary.BigEndian.Uint64(v)
+			}
+			return b.Put(prunePendingKey, binary.BigEndian.AppendUint64(nil, n+1))
 		}
 		return nil
 	})
