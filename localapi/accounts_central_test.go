@@ -84,6 +84,14 @@ func TestCentralAccountLocalOverride(t *testing.T) {
 	}
 	holder := e.mustLogin(email, pw)
 
+	// The holder, a technician, changes the password; the account stays
+	// central's.
+	e.mustStatus(204, e.doJSON("PUT", "/api/v1/me/password", holder, PasswordChange{Current: pw, New: newPW}, nil), "holder changes the password")
+	holder = e.mustLogin(email, newPW)
+	if a, err := e.db.GetAccount(context.Background(), email); err != nil || a.Source != models.SourceCentral || a.Version != 3 || !a.LocalOverride {
+		t.Fatalf("after the holder's password change: %+v %v", a, err)
+	}
+
 	// The admin re-roles and disables it; the holder's session ends.
 	var got models.LocalAccount
 	f, tr := false, true
@@ -94,9 +102,6 @@ func TestCentralAccountLocalOverride(t *testing.T) {
 	e.mustStatus(401, e.doJSON("GET", "/api/v1/me", holder, nil, nil), "session of a locally disabled account")
 	e.mustStatus(200, e.doJSON("PUT", "/api/v1/accounts/"+email, e.admin, AccountInput{Disabled: &f}, &got), "admin enables it again")
 
-	// The holder changes the password; the account stays central's.
-	holder = e.mustLogin(email, pw)
-	e.mustStatus(204, e.doJSON("PUT", "/api/v1/me/password", holder, PasswordChange{Current: pw, New: newPW}, nil), "holder changes the password")
 	holder = e.mustLogin(email, newPW)
 
 	// A replay of version 3 does not undo the override.
