@@ -7,6 +7,7 @@ import (
 
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
 )
 
@@ -73,6 +74,48 @@ func TestCentralUserAdoptsKioskEnrolment(t *testing.T) {
 		t.Fatalf("attendance left under the kiosk id: %+v", evs)
 	}
 	waitFor(t, 5*time.Second, "matcher holds one user", func() bool { return k.matcher.Users() == 1 })
+	if err := db.Check(); err != nil {
+		t.Fatalf("store consistency after adoption: %v", err)
+	}
+}
+
+// The round trip a Django central makes: the kiosk enrols a person under
+// its own id and sends the enrolment; central (the simulator with
+// AdoptEnrolments) keeps it under its own id and pushes that record with
+// local_id; the kiosk re-keys the user and central's ack empties the outbox.
+func TestEnrolmentAdoptedByCentral(t *testing.T) {
+	b := synctest.MustMosquitto(t).URL
+	mustRegistry(t, b, func(c *registrysim.Config) { c.AdoptEnrolments = true })
+	db := modelstest.MustOpenDB(t)
+	ctx := context.Background()
+	local := randomUser("kiosk-uuid-2", 0, 1, 21)
+	local.Encodings[0].Source = models.SourceLocal
+	res, err := db.UpsertLocalUsers(ctx, []models.UserRecord{local})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("kiosk enrolment: %v %+v", err, res)
+	}
+	kioskID := res[0].UserID
+	local.User.ID, local.Encodings[0].UserID = kioskID, kioskID
+	m, err := models.NewEnrolmentMessage(&local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Enqueue(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	k := mustKiosk(t, testConfig(b, "kiosk-a"), db)
+	waitConnected(t, k)
+	waitFor(t, 15*time.Second, "central's id applied", func() bool {
+		u, err := db.GetUser(ctx, "c-1")
+		return err == nil && u.Version == 1 && u.Email == local.User.Email
+	})
+	if _, err := db.GetUser(ctx, kioskID); models.ErrorCode(err) != models.ENOTFOUND {
+		t.Fatalf("kiosk id after adoption: %v, want ENOTFOUND", err)
+	}
+	if encs, err := db.ListEncodings(ctx, "c-1"); err != nil || len(encs) != 1 || encs[0].ID != local.Encodings[0].ID {
+		t.Fatalf("encodings under central's id: %+v %v", encs, err)
+	}
+	waitFor(t, 15*time.Second, "outbox empty", func() bool { n, err := db.OutboxLen(ctx); return err == nil && n == 0 })
 	if err := db.Check(); err != nil {
 		t.Fatalf("store consistency after adoption: %v", err)
 	}
