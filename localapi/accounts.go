@@ -91,38 +91,44 @@ func (s *Server) handleUpdateAccount(c *gin.Context) {
 		s.writeError(c, models.Errorf(models.EINVALID, "email: cannot be changed; create a new account").WithDetail("field", "email"))
 		return
 	}
-	me := account(c)
-	b := *a
-	if in.Role != "" {
-		if !in.Role.Valid() {
-			s.writeError(c, models.Errorf(models.EINVALID, "role: want technician or admin").WithDetail("field", "role"))
-			return
-		}
-		b.Role = in.Role
-	}
-	if in.Disabled != nil {
-		b.Disabled = *in.Disabled
-	}
-	if strings.EqualFold(me.Email, a.Email) && (b.Disabled || b.Role != models.AccountAdmin) {
-		s.writeError(c, models.Errorf(models.EINVALID, "You cannot disable or demote your own account; ask another admin."))
+	if in.Role != "" && !in.Role.Valid() {
+		s.writeError(c, models.Errorf(models.EINVALID, "role: want technician or admin").WithDetail("field", "role"))
 		return
 	}
+	var hash string
 	if in.Password != "" {
 		if err := models.ValidatePassword(in.Password, a.Email); err != nil {
 			s.writeError(c, err)
 			return
 		}
-		if b.PasswordHash, err = models.HashPassword(in.Password); err != nil {
+		if hash, err = models.HashPassword(in.Password); err != nil {
 			s.writeError(c, err)
 			return
 		}
 	}
-	b.Source, b.UpdatedAt = models.SourceLocal, s.now().UTC()
-	if err := s.deps.Store.PutAccount(ctx, &b); err != nil {
+	me := account(c)
+	// A central account keeps its Source and Version: the edit stands as a
+	// local override until central sends a newer version.
+	b, err := s.deps.Store.UpdateAccount(ctx, a.Email, func(b *models.LocalAccount) error {
+		if in.Role != "" {
+			b.Role = in.Role
+		}
+		if in.Disabled != nil {
+			b.Disabled = *in.Disabled
+		}
+		if hash != "" {
+			b.PasswordHash = hash
+		}
+		if me != nil && strings.EqualFold(me.Email, b.Email) && (b.Disabled || b.Role != models.AccountAdmin) {
+			return models.Errorf(models.EINVALID, "You cannot disable or demote your own account; ask another admin.")
+		}
+		return nil
+	})
+	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, &b)
+	c.JSON(http.StatusOK, b)
 }
 
 func (s *Server) handleDeleteAccount(c *gin.Context) {

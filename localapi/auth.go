@@ -352,9 +352,12 @@ func (s *Server) handleChangePassword(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	b := *a
-	b.PasswordHash, b.Source, b.UpdatedAt = h, models.SourceLocal, s.now()
-	if err := s.deps.Store.PutAccount(ctx, &b); err != nil {
+	// A central account stays central: the new password stands as a local
+	// override until central sends a newer version.
+	if _, err := s.deps.Store.UpdateAccount(ctx, a.Email, func(b *models.LocalAccount) error {
+		b.PasswordHash = h
+		return nil
+	}); err != nil {
 		s.writeError(c, err)
 		return
 	}

@@ -26,7 +26,11 @@ type LocalAccount struct {
 	Disabled     bool           `json:"disabled"`
 	Source       EncodingSource `json:"source"` // central or local
 	Version      int64          `json:"version"`
-	UpdatedAt    time.Time      `json:"updated_at"`
+	// LocalOverride is set when a device admin (role, disabled, password) or
+	// the holder (password) changed a central account; central's next newer
+	// version replaces the change and clears it.
+	LocalOverride bool      `json:"local_override"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // AccountStore keeps local accounts.
@@ -41,6 +45,11 @@ type AccountStore interface {
 	// returns ESTALE; a central push for an email held by a device-local
 	// account is refused. Errors: EINVALID, ESTALE, EFORBIDDEN.
 	PutAccount(ctx context.Context, a *LocalAccount) error
+	// UpdateAccount changes a stored account on the device: fn edits a copy
+	// read in the same transaction, which is validated and written whatever
+	// its Version, keeping Source and Version (a central account is marked
+	// LocalOverride). Errors: ENOTFOUND, EINVALID, fn's.
+	UpdateAccount(ctx context.Context, email string, fn func(a *LocalAccount) error) (*LocalAccount, error)
 	// DeleteAccount removes an account. Errors: ENOTFOUND.
 	DeleteAccount(ctx context.Context, email string) error
 }

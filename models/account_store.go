@@ -17,13 +17,14 @@ const MaxPasswordHashLen = 512
 // storedAccount is LocalAccount as stored: unlike the API form it keeps the
 // password hash.
 type storedAccount struct {
-	Email        string         `json:"email"`
-	Role         AccountRole    `json:"role"`
-	PasswordHash string         `json:"password_hash"`
-	Disabled     bool           `json:"disabled"`
-	Source       EncodingSource `json:"source"`
-	Version      int64          `json:"version"`
-	UpdatedAt    time.Time      `json:"updated_at"`
+	Email         string         `json:"email"`
+	Role          AccountRole    `json:"role"`
+	PasswordHash  string         `json:"password_hash"`
+	Disabled      bool           `json:"disabled"`
+	Source        EncodingSource `json:"source"`
+	Version       int64          `json:"version"`
+	LocalOverride bool           `json:"local_override"`
+	UpdatedAt     time.Time      `json:"updated_at"`
 }
 
 func decodeAccount(v []byte) (*LocalAccount, error) {
@@ -79,22 +80,10 @@ func (db *DB) PutAccount(ctx context.Context, a *LocalAccount) error {
 	if a.Source == "" {
 		a.Source = SourceLocal
 	}
-	switch {
-	case a.Email == "":
-		return Errorf(EINVALID, "email: required").WithDetail("field", "email")
-	case len(a.Email) > MaxEmailLen || !ValidEmail(a.Email):
-		return Errorf(EINVALID, "email: %q is not a valid address", a.Email).WithDetail("field", "email")
-	case !a.Role.Valid():
-		return Errorf(EINVALID, "role: %q is not one of technician, admin", a.Role).WithDetail("field", "role")
-	case a.PasswordHash == "":
-		return Errorf(EINVALID, "password_hash: required").WithDetail("field", "password_hash")
-	case len(a.PasswordHash) > MaxPasswordHashLen:
-		return Errorf(EINVALID, "password_hash: longer than %d characters", MaxPasswordHashLen).WithDetail("field", "password_hash")
-	case sourceByte(a.Source) == 0:
-		return Errorf(EINVALID, "source: %q is not one of central, local", a.Source).WithDetail("field", "source")
-	case a.Version < 0:
-		return Errorf(EINVALID, "version: negative").WithDetail("field", "version")
+	if err := validateAccount(a); err != nil {
+		return err
 	}
+	a.LocalOverride = false // central's version or a local account's owner speaks
 	a.UpdatedAt = db.Now().UTC()
 	return db.update(ctx, func(tx *bolt.Tx, _ *writeState) error {
 		b := tx.Bucket(bucketAccounts)
@@ -120,6 +109,72 @@ func (db *DB) PutAccount(ctx context.Context, a *LocalAccount) error {
 		}
 		return b.Put(k, v)
 	})
+}
+
+// validateAccount checks a normalized account before it is written.
+func validateAccount(a *LocalAccount) error {
+	switch {
+	case a.Email == "":
+		return Errorf(EINVALID, "email: required").WithDetail("field", "email")
+	case len(a.Email) > MaxEmailLen || !ValidEmail(a.Email):
+		return Errorf(EINVALID, "email: %q is not a valid address", a.Email).WithDetail("field", "email")
+	case !a.Role.Valid():
+		return Errorf(EINVALID, "role: %q is not one of technician, admin", a.Role).WithDetail("field", "role")
+	case a.PasswordHash == "":
+		return Errorf(EINVALID, "password_hash: required").WithDetail("field", "password_hash")
+	case len(a.PasswordHash) > MaxPasswordHashLen:
+		return Errorf(EINVALID, "password_hash: longer than %d characters", MaxPasswordHashLen).WithDetail("field", "password_hash")
+	case sourceByte(a.Source) == 0:
+		return Errorf(EINVALID, "source: %q is not one of central, local", a.Source).WithDetail("field", "source")
+	case a.Version < 0:
+		return Errorf(EINVALID, "version: negative").WithDetail("field", "version")
+	}
+	return nil
+}
+
+// UpdateAccount changes a stored account on the device (an admin's or the
+// holder's edit): fn edits a copy read in the same transaction; the result
+// is validated and written whatever its Version, so a central account can
+// be disabled, re-roled or get a new password locally until central sends
+// a newer version. Email, Source and Version are kept. Errors: ENOTFOUND,
+// EINVALID, fn's.
+func (db *DB) UpdateAccount(ctx context.Context, email string, fn func(a *LocalAccount) error) (*LocalAccount, error) {
+	var out *LocalAccount
+	err := db.update(ctx, func(tx *bolt.Tx, w *writeState) error {
+		b := tx.Bucket(bucketAccounts)
+		k := accountKey(email)
+		v := b.Get(k)
+		if v == nil {
+			return Errorf(ENOTFOUND, "no account with email %q", email)
+		}
+		old, err := decodeAccount(v)
+		if err != nil {
+			return err
+		}
+		a := *old
+		if err := fn(&a); err != nil {
+			return err
+		}
+		a.Email, a.Source, a.Version = old.Email, old.Source, old.Version
+		if err := validateAccount(&a); err != nil {
+			return err
+		}
+		a.LocalOverride = old.Source == SourceCentral
+		a.UpdatedAt = db.Now().UTC()
+		if a.PasswordHash != old.PasswordHash {
+			w.scrub, w.prune = true, true // the old hash should not linger in free pages or backups
+		}
+		nv, err := json.Marshal(storedAccount(a))
+		if err != nil {
+			return err
+		}
+		out = &a
+		return b.Put(k, nv)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // DeleteAccount removes an account. Errors: ENOTFOUND.

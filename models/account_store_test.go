@@ -33,3 +33,41 @@ func TestStoreCentralCannotReplaceLocalAccount(t *testing.T) {
 		t.Fatalf("local update of a local account: %v", err)
 	}
 }
+
+// UpdateAccount edits a central account on the device without touching
+// central's Source and Version, marks it overridden, validates the result
+// and writes nothing when fn or validation fails; PutAccount of a newer
+// central version clears the mark.
+func TestStoreUpdateAccountKeepsCentralVersion(t *testing.T) {
+	ctx := context.Background()
+	db := modelstest.MustOpenDB(t)
+	push := &models.LocalAccount{Email: "trainer@example.org", Role: models.AccountTechnician, PasswordHash: "pbkdf2_sha256$x", Source: models.SourceCentral, Version: 3}
+	if err := db.PutAccount(ctx, push); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.UpdateAccount(ctx, "Trainer@example.org", func(a *models.LocalAccount) error {
+		a.Role, a.Disabled, a.Version, a.Source = models.AccountAdmin, true, 99, models.SourceLocal
+		return nil
+	})
+	if err != nil || got.Role != models.AccountAdmin || !got.Disabled || got.Version != 3 || got.Source != models.SourceCentral || !got.LocalOverride {
+		t.Fatalf("UpdateAccount: %+v %v", got, err)
+	}
+	if _, err := db.UpdateAccount(ctx, push.Email, func(a *models.LocalAccount) error { a.Role = "owner"; return nil }); models.ErrorCode(err) != models.EINVALID {
+		t.Fatalf("invalid role: %v, want EINVALID", err)
+	}
+	if _, err := db.UpdateAccount(ctx, "nobody@example.org", func(*models.LocalAccount) error { return nil }); models.ErrorCode(err) != models.ENOTFOUND {
+		t.Fatalf("missing account: %v, want ENOTFOUND", err)
+	}
+	if err := db.PutAccount(ctx, &models.LocalAccount{Email: push.Email, Role: models.AccountTechnician, PasswordHash: "pbkdf2_sha256$x", Source: models.SourceCentral, Version: 3}); models.ErrorCode(err) != models.ESTALE {
+		t.Fatalf("replayed version 3: %v, want ESTALE", err)
+	}
+	if a, err := db.GetAccount(ctx, push.Email); err != nil || a.Role != models.AccountAdmin || !a.LocalOverride {
+		t.Fatalf("after refused edits: %+v %v", a, err)
+	}
+	if err := db.PutAccount(ctx, &models.LocalAccount{Email: push.Email, Role: models.AccountTechnician, PasswordHash: "pbkdf2_sha256$x", Source: models.SourceCentral, Version: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := db.GetAccount(ctx, push.Email); err != nil || a.Role != models.AccountTechnician || a.Disabled || a.LocalOverride {
+		t.Fatalf("after central's version 4: %+v %v", a, err)
+	}
+}

@@ -162,6 +162,10 @@ type UserRecord struct {
 	User      User
 	Encodings []FaceEncoding
 	Deleted   bool
+	// LocalID, on a central upsert, names the device-created user (version
+	// 0) this record is the same person as: the store re-keys that user, its
+	// encodings and attendance to User.ID before applying the record.
+	LocalID string
 }
 
 // UserStore keeps users and their face encodings.

@@ -286,6 +286,11 @@ func (db *DB) ApplyUserRecords(ctx context.Context, recs []UserRecord) ([]bool, 
 			if old != nil && rec.User.Version <= old.Version || rec.User.Version <= tombstoneVersion(tx, id) {
 				continue
 			}
+			if old == nil && rec.LocalID != "" {
+				if err := cw.adopt(rec.LocalID, id); err != nil {
+					return withIndex(i, err)
+				}
+			}
 			if err := cw.upsert(old, rec); err != nil {
 				return withIndex(i, err)
 			}

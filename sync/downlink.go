@@ -300,6 +300,10 @@ func (c *Client) syncMatcher(recs []models.UserRecord, applied []bool) {
 		}
 		done[id] = true
 		c.refreshMatcherUser(id)
+		if lid := recs[i].LocalID; lid != "" && !done[lid] {
+			done[lid] = true
+			c.refreshMatcherUser(lid) // re-keyed to id: gone
+		}
 	}
 }
 

@@ -155,7 +155,30 @@ func (c *Client) runCommand(cmd Command) error {
 	return c.OnCommand(ctx, cmd)
 }
 
-// applyAccount upserts or deletes a central account.
+// disableUnverified applies an upsert whose email central no longer
+// verifies: a stored central account is disabled at once under the push's
+// version (its sessions end with it); none is created for such an email.
+func (c *Client) disableUnverified(email string, version int64) error {
+	old, err := c.store.GetAccount(c.opCtx, email)
+	if models.ErrorCode(err) == models.ENOTFOUND {
+		return models.Errorf(models.EFORBIDDEN, "account: email %s is not verified by central", email)
+	} else if err != nil {
+		return err
+	}
+	if old.Source != models.SourceCentral {
+		return models.Errorf(models.EFORBIDDEN, "account: %s was created on the device; central may not change it", email)
+	}
+	a := *old
+	a.Disabled, a.Version, a.UpdatedAt = true, version, c.Now().UTC()
+	if err := c.store.PutAccount(c.opCtx, &a); err != nil && models.ErrorCode(err) != models.ESTALE {
+		return err
+	}
+	return nil
+}
+
+// applyAccount upserts or deletes a central account. A newer version
+// replaces any local override (an admin's disable or role, the holder's
+// password); an unverified or disabled one disables the account at once.
 func (c *Client) applyAccount(ap *AccountPush) error {
 	email := strings.ToLower(strings.TrimSpace(ap.Email))
 	switch {
@@ -187,9 +210,10 @@ func (c *Client) applyAccount(ap *AccountPush) error {
 		return models.Errorf(models.EINVALID, "account: op %q is not upsert or delete", ap.Op)
 	}
 	role := models.AccountRole(ap.Role)
+	if !ap.EmailVerified {
+		return c.disableUnverified(email, ap.Version)
+	}
 	switch {
-	case !ap.EmailVerified:
-		return models.Errorf(models.EFORBIDDEN, "account: email %s is not verified by central", email)
 	case !role.Valid():
 		return models.Errorf(models.EINVALID, "account: role %q is not technician or admin", ap.Role)
 	case ap.PasswordHash == "" || len(ap.PasswordHash) > 512 || !passwordHashSupported(ap.PasswordHash):

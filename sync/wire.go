@@ -58,6 +58,9 @@ type WireUser struct {
 	ClassGroup string         `json:"class_group,omitempty"`
 	UpdatedAt  *time.Time     `json:"updated_at,omitempty"`
 	Encodings  []WireEncoding `json:"encodings,omitempty"`
+	// LocalID, on central's upsert, is the kiosk's id of the same person
+	// (from its enrolment): the kiosk re-keys that user to ID.
+	LocalID string `json:"local_id,omitempty"`
 }
 
 // WireEncoding is one face encoding on the wire. Descriptor is a JSON array
@@ -267,7 +270,10 @@ func DecodeUserRecord(w *WireUser) (models.UserRecord, error) {
 	if len(w.Encodings) > models.MaxEncodingsPerUser {
 		return rec, models.Errorf(models.EINVALID, "user %s: %d encodings, limit %d", w.ID, len(w.Encodings), models.MaxEncodingsPerUser)
 	}
-	rec.User = u
+	if len(w.LocalID) > models.MaxIDLen {
+		return rec, models.Errorf(models.EINVALID, "user %s: local_id too long", w.ID)
+	}
+	rec.User, rec.LocalID = u, w.LocalID
 	rec.Encodings = make([]models.FaceEncoding, 0, len(w.Encodings))
 	for i := range w.Encodings {
 		e := &w.Encodings[i]
@@ -308,7 +314,7 @@ func EncodeUserRecord(rec *models.UserRecord, dtype string) WireUser {
 	w := WireUser{
 		Op: OpUpsert, ID: u.ID, Version: u.Version, ExternalID: u.ExternalID, Email: u.Email,
 		FullName: u.FullName, Role: string(u.Role), Status: string(u.Status), Department: u.Department,
-		Programme: u.Programme, ClassGroup: u.ClassGroup,
+		Programme: u.Programme, ClassGroup: u.ClassGroup, LocalID: rec.LocalID,
 	}
 	if !u.UpdatedAt.IsZero() {
 		t := u.UpdatedAt

@@ -50,6 +50,11 @@ type Config struct {
 	NoSnapshots bool
 	// NoAcks makes the registry store uplink messages without acking them.
 	NoAcks bool
+	// AdoptEnrolments answers a kiosk's enrolment of a user central has not
+	// versioned (version 0) as central does: the person is kept under
+	// central's own id ("c-" and a counter) with version 1 and pushed with
+	// local_id set to the kiosk's id.
+	AdoptEnrolments bool
 }
 
 // Registry is a simulated central registry for one site.
@@ -76,6 +81,7 @@ type Registry struct {
 	results   []ksync.CommandResult
 	requests  []ksync.SnapshotRequest
 	sigSeq    map[string]uint64 // device/purpose -> last signed sequence
+	adopted   int               // enrolments adopted (Config.AdoptEnrolments)
 	pending   map[string][]string
 	snapshots int
 	dups      int
@@ -237,6 +243,9 @@ func (r *Registry) handle(_ mqtt.Client, m mqtt.Message) {
 		if r.received[up.Key] == 1 {
 			r.byKind[up.Type]++
 			r.payloads[up.Key] = up.Payload
+			if up.Type == models.OutboxEnrolment && r.cfg.AdoptEnrolments {
+				r.adoptLocked(up.Payload)
+			}
 		} else {
 			r.dups++
 		}
@@ -474,6 +483,31 @@ func (r *Registry) answerSnapshot(device string, req ksync.SnapshotRequest) {
 	r.snapshots++
 	r.mu.Unlock()
 	r.logger.Info("snapshot sent", "device", device, "users", len(live), "chunks", len(chunks), "seq", seq)
+}
+
+// adoptLocked queues the push of central's record for a version-0
+// enrolment (see Config.AdoptEnrolments). r.mu is held.
+func (r *Registry) adoptLocked(payload json.RawMessage) {
+	var w ksync.WireUser
+	if json.Unmarshal(payload, &w) != nil || w.Op != ksync.OpUpsert || w.Version != 0 || w.ID == "" {
+		return
+	}
+	r.adopted++
+	w.LocalID, w.ID, w.Version = w.ID, fmt.Sprintf("c-%d", r.adopted), 1
+	rec, err := ksync.DecodeUserRecord(&w)
+	if err != nil {
+		r.logger.Warn("enrolment not adopted", "local_id", w.LocalID, "err", err)
+		return
+	}
+	select {
+	case r.work <- func() {
+		if err := r.Push(r.ctx, []models.UserRecord{rec}, 1); err != nil {
+			r.logger.Warn("adopted enrolment not pushed", "id", rec.User.ID, "err", err)
+		}
+	}:
+	default:
+		r.logger.Warn("enrolment not adopted: busy", "local_id", w.LocalID)
+	}
 }
 
 // Sign builds a signed message for device and purpose (ksync.DownCommand,
