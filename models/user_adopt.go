@@ -2,7 +2,6 @@ package models
 
 import (
 	"bytes"
-	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -11,10 +10,11 @@ import (
 // inside the central batch's transaction, so that central's record for the
 // same person then updates it instead of conflicting on its email: the
 // user's indexes are dropped (finish rebuilds them for id), its encodings
-// are re-sealed under id, its attendance events, latest-event entry and
-// outbox index entries move to id. Outbox payloads already queued keep the
-// kiosk id (central knows it from the record's local_id). A localID that is
-// unknown, central's own or written earlier in the batch is left alone.
+// are re-sealed under id, its attendance events and latest-event entry move
+// to id. Outbox messages already queued keep the kiosk id, in their payload
+// and in the outbox's user index (central maps them through local_id). A
+// localID that is unknown, central's own or written earlier in the batch is
+// left alone.
 func (cw *centralWriter) adopt(localID, id string) error {
 	if localID == id || cw.unindexed[localID] {
 		return nil
@@ -47,7 +47,7 @@ func (cw *centralWriter) adopt(localID, id string) error {
 	if err := rekeyAttendance(tx, localID, id); err != nil {
 		return err
 	}
-	return rekeyPrefixed(tx.Bucket(bucketOutboxUsers), userPrefix(localID), userPrefix(id))
+	return nil
 }
 
 // rekeyAttendance moves localID's attendance events and latest-event entry
@@ -87,24 +87,6 @@ func rekeyAttendance(tx *bolt.Tx, localID, id string) error {
 			return err
 		}
 		return latest.Put([]byte(id), v)
-	}
-	return nil
-}
-
-// rekeyPrefixed moves the keys of b that start with from to start with to.
-func rekeyPrefixed(b *bolt.Bucket, from, to []byte) error {
-	var keys, vals [][]byte
-	c := b.Cursor()
-	for k, v := c.Seek(from); k != nil && bytes.HasPrefix(k, from); k, v = c.Next() {
-		keys, vals = append(keys, cloneBytes(k)), append(vals, cloneBytes(v))
-	}
-	for i, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-		if err := b.Put(append(slices.Clone(to), k[len(from):]...), vals[i]); err != nil {
-			return err
-		}
 	}
 	return nil
 }
