@@ -337,12 +337,14 @@
   function accountAction(a, label, run) {
     var b = document.createElement("button"); b.textContent = label; b.dataset.email = a.email;
     b.addEventListener("click", function () {
-      run().then(function (msg) { say("acc-msg", msg, true); accounts(); }).catch(function (e) { say("acc-msg", e.message); });
+      // The message comes once the table shows the change.
+      run().then(function (msg) { return accounts().then(function () { say("acc-msg", msg, true); }); })
+        .catch(function (e) { say("acc-msg", e.message); });
     });
     return b;
   }
   function accounts() {
-    api("GET", "/api/v1/accounts").then(function (r) {
+    return api("GET", "/api/v1/accounts").then(function (r) {
       var tb = $("acc-table").querySelector("tbody");
       tb.textContent = "";
       r.items.forEach(function (a) {
@@ -372,7 +374,7 @@
   $("acc-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     api("POST", "/api/v1/accounts", { email: $("acc-email").value, role: $("acc-role").value, password: $("acc-password").value })
-      .then(function (a) { say("acc-msg", "Created " + a.email + ".", true); $("acc-password").value = ""; accounts(); })
+      .then(function (a) { $("acc-password").value = ""; return accounts().then(function () { say("acc-msg", "Created " + a.email + ".", true); }); })
       .catch(function (e) { say("acc-msg", e.message); });
   });
 
