@@ -32,6 +32,16 @@ func (s *Server) handleListAccounts(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"items": as})
 }
 
+// accountEmail normalises an account's email (trimmed, lower case) and
+// checks it; the error names the field.
+func accountEmail(raw string) (string, error) {
+	email := strings.ToLower(strings.TrimSpace(raw))
+	if !models.ValidEmail(email) || len(email) > models.MaxEmailLen {
+		return "", models.Errorf(models.EINVALID, "email: %q is not a valid address", truncate(email, 80)).WithDetail("field", "email")
+	}
+	return email, nil
+}
+
 func (s *Server) handleCreateAccount(c *gin.Context) {
 	var in AccountInput
 	if err := s.bindJSON(c, &in); err != nil {
@@ -39,12 +49,12 @@ func (s *Server) handleCreateAccount(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	email := strings.ToLower(strings.TrimSpace(in.Email))
-	switch {
-	case !models.ValidEmail(email) || len(email) > models.MaxEmailLen:
-		s.writeError(c, models.Errorf(models.EINVALID, "email: %q is not a valid address", truncate(email, 80)).WithDetail("field", "email"))
+	email, err := accountEmail(in.Email)
+	if err != nil {
+		s.writeError(c, err)
 		return
-	case !in.Role.Valid():
+	}
+	if !in.Role.Valid() {
 		s.writeError(c, models.Errorf(models.EINVALID, "role: want technician or admin").WithDetail("field", "role"))
 		return
 	}

@@ -78,13 +78,13 @@ func (s *Server) handleSetup(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	email := strings.ToLower(strings.TrimSpace(in.Email))
-	if !models.ValidEmail(email) || len(email) > models.MaxEmailLen {
-		s.writeError(c, models.Errorf(models.EINVALID, "email: %q is not a valid address", truncate(email, 80)).WithDetail("field", "email"))
+	email, err := accountEmail(in.Email)
+	if err != nil {
+		s.writeError(c, err)
 		return
 	}
 	var h string
-	err := models.ValidatePassword(in.Password, email)
+	err = models.ValidatePassword(in.Password, email)
 	if err == nil {
 		h, err = models.HashPassword(in.Password)
 	}
