@@ -104,10 +104,11 @@ fuzz: deps
 soak: deps models
 	KIOSK_SOAK=1 $(GO) test $(GOFLAGS_TEST) -timeout 120m -run Soak ./...
 
-## crash: kill -9 kioskd at random moments for 1,000 rounds (ROUNDS=N to change) while it works against a
-## real broker, then the disk-full and read-only data dir faults; `make test` runs 20 rounds
+## crash: kill -9 kioskd at random moments for 1,000 rounds (ROUNDS=N to change; JOBS=N parallel campaigns
+## share them, default 2) while it works against a real broker, then the disk-full and read-only data dir
+## faults; `make test` runs 20 rounds
 crash: deps models
-	KIOSK_CRASH_ROUNDS=$(or $(ROUNDS),1000) $(GO) test $(GOFLAGS_TEST) -timeout 240m -v -run '^TestCrash' ./cmd/kioskd/
+	ROUNDS=$(or $(ROUNDS),1000) JOBS=$(or $(JOBS),2) GO="$(GO)" bash scripts/crash.sh
 
 ## abuse: the abuse campaign against a running kioskd (defaults, loopback): kioskd keeps answering, peak RSS < 600 MB
 abuse: build models

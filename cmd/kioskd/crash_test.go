@@ -43,8 +43,8 @@ import (
 // attendance as the pipeline does. The parent kills it (-9) at a random
 // moment, checks a copy of its data dir (opens, db.Check, nothing
 // acknowledged lost, nothing deleted back, no deleted name in the raw file)
-// and starts it again. `make crash` runs KIOSK_CRASH_ROUNDS=1000; the normal
-// suite runs 20.
+// and starts it again. `make crash` shares 1,000 rounds between parallel
+// campaigns (scripts/crash.sh); the normal suite runs 20.
 
 // Environment of the child.
 const (
@@ -631,6 +631,19 @@ func crashRounds(t *testing.T) int {
 	return 20
 }
 
+// crashSeed picks the campaign's random stream: KIOSK_CRASH_SEED (make crash
+// gives each parallel campaign its own), else 77.
+func crashSeed(t *testing.T) uint64 {
+	if s := os.Getenv("KIOSK_CRASH_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("KIOSK_CRASH_SEED=%q", s)
+		}
+		return n
+	}
+	return 77
+}
+
 // newCrashRig starts the broker and the registry and creates the admin.
 func newCrashRig(t *testing.T, dataDir string) *crashRig {
 	broker := synctest.MustMosquitto(t)
@@ -674,7 +687,7 @@ func TestCrashCampaign(t *testing.T) {
 		token := MustLogin(t, c.url, "crash@example.org", r.password)
 		stop := make(chan struct{})
 		done := make(chan struct{})
-		rng := mrand.New(mrand.NewPCG(uint64(round), 77))
+		rng := mrand.New(mrand.NewPCG(uint64(round), crashSeed(t)))
 		go func() {
 			defer close(done)
 			r.work(c, token, rng, stop)
