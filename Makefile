@@ -77,7 +77,7 @@ test: deps models venv central-py $(if $(wildcard ../shared/testdata),,testdata)
 	@rm -f $(SKIP_LOG)
 	$(GO) vet ./...
 	$(GO) test $(GOFLAGS_TEST) -timeout 30m ./...
-	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./models/ ./recognizer/ -run 'Race|Concurrent|Matcher|Store'
+	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./models/... ./recognizer/ -run 'Race|Concurrent|Matcher|Store'
 	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./device/ -run '^(TestHamilton.*|TestScenario.*|TestLivenessRefusesPhotos|TestBus.*)$$'
 	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./localapi/ -run 'Token|AccountCache|Auth|Throttl'
 	$(GO) test $(GOFLAGS_TEST) -tags matprofile -timeout 20m -run Leak ./device/

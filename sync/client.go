@@ -33,6 +33,10 @@ type Client struct {
 	// OnConfig receives signed configuration documents; nil refuses them.
 	// Set before Open.
 	OnConfig func(ctx context.Context, doc json.RawMessage) error
+	// PasswordHashSupported says whether a password hash central pushes is
+	// in a format the device can verify (password.PasswordHashSupported);
+	// nil refuses every pushed account. Set before Open.
+	PasswordHashSupported func(hash string) bool
 
 	cfg      Config
 	store    models.Store

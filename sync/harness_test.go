@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
+	"github.com/kioskd/kioskd/models/password"
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
@@ -55,10 +56,11 @@ func testConfig(broker, device string) ksync.Config {
 func mustKiosk(tb testing.TB, cfg ksync.Config, store models.Store) *kiosk {
 	tb.Helper()
 	if store == nil {
-		store = modelstest.MustOpenDB(tb)
+		store = bolttest.MustOpenDB(tb)
 	}
 	k := &kiosk{db: store, matcher: newTestMatcher(), cfg: cfg}
 	k.client = ksync.NewClient(cfg, store, k.matcher, synctest.Logger(tb, "sync/"+cfg.DeviceID))
+	k.client.PasswordHashSupported = password.PasswordHashSupported
 	if err := k.client.Open(context.Background()); err != nil {
 		tb.Fatalf("open client: %v", err)
 	}

@@ -55,10 +55,6 @@ type CommandResult struct {
 	Time    time.Time `json:"time"`
 }
 
-// passwordHashSupported says whether a pushed password hash is in a format
-// the device can verify; it is models.PasswordHashSupported.
-var passwordHashSupported = models.PasswordHashSupported
-
 func (c *Client) handleSigned(m mqtt.Message, purpose string) {
 	_, err := c.contract.CheckDown(m.Topic(), m.Payload(), c.cfg.MaxPayload)
 	var sm *SignedMessage
@@ -216,7 +212,7 @@ func (c *Client) applyAccount(ap *AccountPush) error {
 	switch {
 	case !role.Valid():
 		return models.Errorf(models.EINVALID, "account: role %q is not technician or admin", ap.Role)
-	case ap.PasswordHash == "" || len(ap.PasswordHash) > 512 || !passwordHashSupported(ap.PasswordHash):
+	case ap.PasswordHash == "" || len(ap.PasswordHash) > 512 || c.PasswordHashSupported == nil || !c.PasswordHashSupported(ap.PasswordHash):
 		return models.Errorf(models.EINVALID, "account: password hash format not supported")
 	}
 	a := &models.LocalAccount{Email: email, Role: role, PasswordHash: ap.PasswordHash, Disabled: ap.Disabled,

@@ -18,6 +18,7 @@ import (
 	"github.com/kioskd/kioskd/device"
 	"github.com/kioskd/kioskd/localapi"
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/bolt"
 	"github.com/kioskd/kioskd/recognizer"
 	ksync "github.com/kioskd/kioskd/sync"
 )
@@ -40,7 +41,7 @@ type Main struct {
 	Getenv         func(string) string
 	Logger         *slog.Logger
 
-	DB      *models.DB
+	DB      *bolt.DB
 	Encoder *recognizer.Encoder
 	Matcher *recognizer.Matcher
 	// Calibrator keeps the gallery's operating points (docs/accuracy.md).
@@ -264,7 +265,7 @@ func (m *Main) openStore() error {
 	if err := os.MkdirAll(m.dataPath("keys"), 0o700); err != nil {
 		return fmt.Errorf("create key dir: %w", err)
 	}
-	db := models.NewDB(m.dataPath("kioskd.db"))
+	db := bolt.NewDB(m.dataPath("kioskd.db"))
 	// The key lives outside the database file so a copied database alone
 	// does not reveal descriptors.
 	db.KeyPath = m.keyPath()

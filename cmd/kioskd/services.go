@@ -12,6 +12,8 @@ import (
 	"github.com/kioskd/kioskd/device"
 	"github.com/kioskd/kioskd/localapi"
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/bolt"
+	"github.com/kioskd/kioskd/models/password"
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 )
@@ -53,7 +55,7 @@ func (m *Main) openJobs() error {
 // notifyingRecorder commits attendance and then wakes sync, so an event
 // goes out at once rather than at the next outbox poll.
 type notifyingRecorder struct {
-	*models.DB
+	*bolt.DB
 	notify func()
 	// stamp sets the event's class session and punctuality.
 	stamp func(ctx context.Context, ev *models.AttendanceEvent)
@@ -117,6 +119,7 @@ func (m *Main) openSync(ctx context.Context) error {
 	c := ksync.NewClient(m.Config.syncConfig(), m.DB, m.Matcher, m.logger("sync"))
 	c.SetHealth(m.health)
 	c.OnCommand = m.runCommand
+	c.PasswordHashSupported = password.PasswordHashSupported
 	if err := c.Open(ctx); err != nil {
 		return fmt.Errorf("open sync: %w", err)
 	}
