@@ -58,6 +58,10 @@ central-py: venv
 build: deps
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kioskd
 
+## registry-sim: compile bin/registry-sim, central's simulator for demos (docs/mqtt.md)
+registry-sim: deps
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/registry-sim ./cmd/registry-sim
+
 ## deb: the Debian package in dist/ (nfpm from the Go module proxy)
 deb: build
 	@mkdir -p dist

@@ -100,7 +100,6 @@ Usage:
   kioskd backup [-config FILE] [-o FILE]     write an encrypted backup of the database now
   kioskd restore [-config FILE] BACKUP       put a backup in place (daemon stopped)
   kioskd version                             print the version
-  kioskd registry-sim [flags]                play the central registry (demos, tests)
 
 Environment: KIOSK_DATA_DIR, KIOSK_MODELS_DIR, KIOSK_API_ADDR, KIOSK_DEVICE_ID,
 KIOSK_CAMERA_SOURCE, KIOSK_MQTT_BROKER, ... override the file (see README).
@@ -113,7 +112,7 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		m.Command, args = args[0], args[1:]
 	}
 	switch m.Command {
-	case "", "encode", "calibrate", "admin", "registry-sim", "doctor", "backup", "restore":
+	case "", "encode", "calibrate", "admin", "doctor", "backup", "restore":
 	case "version":
 		return nil
 	case "help":
@@ -121,10 +120,6 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		return flag.ErrHelp
 	default:
 		return fmt.Errorf("unknown command %q (try: kioskd help)", m.Command)
-	}
-	if m.Command == "registry-sim" {
-		m.Args = args
-		return nil
 	}
 	fs := flag.NewFlagSet("kioskd", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
@@ -201,8 +196,6 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runCalibrate(ctx)
 	case "admin":
 		return m.runAdmin(ctx)
-	case "registry-sim":
-		return m.runRegistrySim(ctx)
 	case "doctor":
 		return m.runDoctor(ctx)
 	case "backup":

@@ -15,7 +15,6 @@ import (
 	"github.com/kioskd/kioskd/models/bolt"
 	"github.com/kioskd/kioskd/models/password"
 	ksync "github.com/kioskd/kioskd/sync"
-	"github.com/kioskd/kioskd/sync/registrysim"
 )
 
 // openServices starts the scheduled jobs and, as configured, the camera
@@ -240,14 +239,4 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// runRegistrySim plays the central registry (see sync/registrysim), with
-// the real encoder so users files may name photos.
-func (m *Main) runRegistrySim(ctx context.Context) error {
-	if err := m.openEncoder(); err != nil {
-		m.logger("main").Warn("registry-sim runs without an encoder: users files must carry encodings", "err", err)
-		return registrysim.RunRegistrySim(ctx, m.Args, m.Stdout)
-	}
-	return registrysim.RunRegistrySimWithEncoder(ctx, m.Args, m.Stdout, m.Encoder)
 }
