@@ -727,22 +727,19 @@ func (s *Server) applyRows(ctx context.Context, j *importJob) error {
 // decideRow returns the record to write for r, or nil with r's status set.
 func (s *Server) decideRow(ctx context.Context, r *ImportRow, seen []accepted) (*models.UserRecord, error) {
 	st := s.deps.Store
-	var existing *models.User
-	if r.user.ExternalID != "" {
-		u, err := st.GetUserByExternalID(ctx, r.user.ExternalID)
-		if err != nil && models.ErrorCode(err) != models.ENOTFOUND {
-			return nil, err
+	lookup := func(get func(context.Context, string) (*models.User, error)) func(string) (*models.User, error) {
+		return func(key string) (*models.User, error) {
+			u, err := get(ctx, key)
+			if models.ErrorCode(err) == models.ENOTFOUND {
+				return nil, nil
+			}
+			return u, err
 		}
-		existing = u
 	}
-	byEmail, err := st.GetUserByEmail(ctx, r.user.Email)
-	if err != nil && models.ErrorCode(err) != models.ENOTFOUND {
+	existing, byEmail, err := models.MatchUser(&r.user, lookup(st.GetUserByExternalID), lookup(st.GetUserByEmail))
+	if err != nil {
 		return nil, err
-	}
-	switch {
-	case existing == nil:
-		existing = byEmail
-	case byEmail != nil && byEmail.ID != existing.ID:
+	} else if byEmail != nil {
 		r.set(RowConflict, fmt.Sprintf("email: %s belongs to %s, not to external id %s", r.user.Email, byEmail.FullName, r.user.ExternalID))
 		return nil, nil
 	}

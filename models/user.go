@@ -229,6 +229,29 @@ type UserStore interface {
 	UpsertLocalUsers(ctx context.Context, recs []UserRecord) (results []UpsertResult, err error)
 }
 
+// MatchUser applies bulk import's rule for which stored user a record u
+// names: the one with u's external id, else the one with u's email.
+// emailHolder is the user holding u's email when that is not match (a
+// conflict to report). The lookups return (nil, nil) when nothing is found.
+func MatchUser(u *User, byExternalID, byEmail func(string) (*User, error)) (match, emailHolder *User, err error) {
+	if u.ExternalID != "" {
+		if match, err = byExternalID(u.ExternalID); err != nil {
+			return nil, nil, err
+		}
+	}
+	holder, err := byEmail(u.Email)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case match == nil:
+		return holder, nil, nil
+	case holder != nil && holder.ID != match.ID:
+		return match, holder, nil
+	}
+	return match, nil, nil
+}
+
 // UpsertResult reports what UpsertLocalUsers did with one record.
 type UpsertResult struct {
 	UserID  string

@@ -418,22 +418,18 @@ func (db *DB) txUpsertLocal(tx *bbolt.Tx, rec *models.UserRecord, now time.Time)
 	if err := prepareUser(&u, true); err != nil {
 		return refuse(err)
 	}
-	// Match by external id, then email.
-	var old *models.User
-	var err error
-	if u.ExternalID != "" {
-		if id := tx.Bucket(bucketExtIDIndex).Get([]byte(u.ExternalID)); id != nil {
-			if old, err = txGetUser(tx, string(id)); err != nil {
-				return models.UpsertResult{}, err
+	lookup := func(index []byte) func(string) (*models.User, error) {
+		return func(key string) (*models.User, error) {
+			if id := tx.Bucket(index).Get([]byte(key)); id != nil {
+				return txGetUser(tx, string(id))
 			}
+			return nil, nil
 		}
 	}
-	if old == nil {
-		if id := tx.Bucket(bucketEmailIndex).Get([]byte(u.Email)); id != nil {
-			if old, err = txGetUser(tx, string(id)); err != nil {
-				return models.UpsertResult{}, err
-			}
-		}
+	// A clash on the email is refused below, by txUserConflict.
+	old, _, err := models.MatchUser(&u, lookup(bucketExtIDIndex), lookup(bucketEmailIndex))
+	if err != nil {
+		return models.UpsertResult{}, err
 	}
 	created := old == nil
 	switch {
