@@ -29,9 +29,9 @@ type Config struct {
 	MaxSheetBytes int64 `yaml:"max_sheet_bytes"`
 	// MaxImagePixels bounds width x height of an image (a 16-bit PNG's
 	// pixels count twice); the encoder enforces its own limit too, this one
-	// is checked on headers before encoding. 13 MP takes a phone's default
-	// photo (12-12.5 MP) and keeps kioskd under 600 MB encoding the largest
-	// one (docs/benchmarks.md, make abuse).
+	// is checked on headers before encoding. The default takes a phone's
+	// photo and keeps kioskd's memory target (docs/benchmarks.md, "Abuse
+	// campaign").
 	MaxImagePixels int `yaml:"max_image_pixels"`
 	// DuplicateDistance: a new face within this distance of another user's
 	// face may be that user (dlib's same-person convention is 0.6): the

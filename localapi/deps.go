@@ -62,8 +62,9 @@ type GalleryJudge interface {
 }
 
 // ConfigProvider is kioskd's runtime configuration, which admins read and
-// change through /api/v1/config. Update applies a JSON merge patch and
-// returns the new effective configuration. Errors: EINVALID naming the field.
+// change through /api/v1/config. UpdateConfig takes a JSON merge patch and
+// returns the new effective configuration; kioskd's implementation refuses
+// every change (ECONFLICT: edit the file, restart). Errors: EINVALID, ECONFLICT.
 type ConfigProvider interface {
 	Config() any
 	UpdateConfig(ctx context.Context, patch []byte) (any, error)

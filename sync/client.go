@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,9 +29,6 @@ type Client struct {
 	// (see docs/mqtt.md); nil refuses them. It runs on the downlink worker:
 	// return quickly. Set before Open.
 	OnCommand func(ctx context.Context, cmd Command) error
-	// OnConfig receives signed configuration documents; nil refuses them.
-	// Set before Open.
-	OnConfig func(ctx context.Context, doc json.RawMessage) error
 	// PasswordHashSupported says whether a password hash central pushes is
 	// in a format the device can verify (password.PasswordHashSupported);
 	// nil refuses every pushed account. Set before Open.

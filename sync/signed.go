@@ -101,12 +101,9 @@ func (c *Client) handleSigned(m mqtt.Message, purpose string) {
 		res.Name = DownTimetable
 		err = c.applyTimetable(sm.Payload)
 	case purpose == DownConfig:
+		// The configuration file is the kiosk's one source of configuration.
 		res.Name = "config"
-		if c.OnConfig == nil {
-			err = models.Errorf(models.EUNAVAILABLE, "config: not accepted by this kiosk")
-		} else {
-			err = c.OnConfig(c.opCtx, json.RawMessage(sm.Payload))
-		}
+		err = models.Errorf(models.EUNAVAILABLE, "config: not accepted by this kiosk")
 	}
 	if err != nil {
 		res.OK, res.Error = false, models.ErrorMessage(err)

@@ -64,7 +64,7 @@ type RecognizerConfig struct {
 	MaxPixels            int     `yaml:"max_pixels"`
 	// MaxConcurrentPixels bounds the pixels all concurrent encodes work on
 	// at once (a 2x detection counts four times): the knob for the
-	// encoders' peak memory, about 13 bytes per pixel.
+	// encoders' peak memory (docs/benchmarks.md, "Abuse campaign").
 	MaxConcurrentPixels int `yaml:"max_concurrent_pixels"`
 }
 

@@ -294,8 +294,8 @@ func (m *Main) openEncoder() error {
 
 // loadMatcher fills a new matcher with every stored descriptor of active
 // users, straight from the store walk into the matcher's contiguous storage
-// (no per-user intermediate copies: at 100,000 descriptors those would
-// double startup's peak memory).
+// (no per-user intermediate copies, which would double startup's peak
+// memory; docs/benchmarks.md, "Store and startup").
 func (m *Main) loadMatcher(ctx context.Context) error {
 	start := time.Now()
 	matcher := recognizer.NewMatcher(recognizer.MatcherConfig{

@@ -43,8 +43,8 @@ import (
 // exhaust the device's memory.
 
 // Parameters of the argon2id hashes made on the device: OWASP's minimum
-// (19 MiB, 2 passes, 1 lane), about 30 ms on a small ARM board and cheap enough
-// in memory that a burst of logins cannot exhaust a kiosk.
+// (19 MiB, 2 passes, 1 lane), cheap enough in memory that a burst of logins
+// cannot exhaust a kiosk (cost: docs/benchmarks.md, "Password hashing").
 const (
 	argon2Memory  = 19 * 1024 // KiB
 	argon2Time    = 2
