@@ -160,7 +160,7 @@ func (m *Main) runCommand(ctx context.Context, cmd ksync.Command) error {
 }
 
 func (m *Main) openAPI() error {
-	cfg := m.Config.API
+	cfg := localapi.Config(m.Config.API)
 	cfg.DeviceID = m.Config.DeviceID
 	cfg.Version = Version
 	deps := localapi.Deps{
