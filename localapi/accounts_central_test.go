@@ -10,6 +10,7 @@ import (
 
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/models/password"
+	"github.com/kioskd/kioskd/recognizer"
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
@@ -25,7 +26,7 @@ func centralLink(t *testing.T, e *testEnv) *registrysim.Registry {
 	cfg.Broker, cfg.DeviceID, cfg.SiteID = b.URL, "kiosk-test", "site1"
 	cfg.RegistryPublicKey = base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
 	cfg.ConnectTimeout, cfg.MinBackoff, cfg.CloseTimeout = 3*time.Second, 100*time.Millisecond, 3*time.Second
-	client := ksync.NewClient(cfg, e.db, e.matcher, synctest.Logger(t, "sync"))
+	client := ksync.NewClient(cfg, e.db, recognizer.NewGallery(e.db, e.matcher, nil), synctest.Logger(t, "sync"))
 	client.PasswordHashSupported = password.PasswordHashSupported
 	if err := client.Open(context.Background()); err != nil {
 		t.Fatalf("open sync client: %v", err)

@@ -70,14 +70,17 @@ type ConfigProvider interface {
 	UpdateConfig(ctx context.Context, patch []byte) (any, error)
 }
 
-// Deps are the server's collaborators. Store, Encoder, Matcher and Gallery
-// are required; the rest may be nil, and the endpoints that need them then answer
+// Deps are the server's collaborators. Store, Enroller, Encoder, Matcher and
+// Gallery are required; the rest may be nil, and the endpoints that need them then answer
 // 503 EUNAVAILABLE saying what is missing (kioskd runs without a camera).
 type Deps struct {
-	Store   models.Store
-	Encoder models.Encoder
-	Matcher models.Matcher
-	Gallery GalleryJudge
+	Store models.Store
+	// Enroller makes every change to users and faces: the store with its
+	// outbox message in one transaction, then the matcher.
+	Enroller models.Enroller
+	Encoder  models.Encoder
+	Matcher  models.Matcher
+	Gallery  GalleryJudge
 
 	Feedback FeedbackSource
 	Preview  PreviewSource

@@ -78,7 +78,7 @@ func mustServer(tb testing.TB, configure func(*Config, *Deps)) *testEnv {
 	cfg.Addr = "127.0.0.1:0"
 	cfg.TempDir = filepath.Join(tb.TempDir(), "tmp")
 	cfg.DeviceID = "kiosk-test"
-	deps := Deps{Store: db, Encoder: mustEncoder(tb), Matcher: m, Now: clock.Now,
+	deps := Deps{Store: db, Enroller: recognizer.NewGallery(db, m, nil), Encoder: mustEncoder(tb), Matcher: m, Now: clock.Now,
 		Gallery: recognizer.NewCalibrator(m, recognizer.CalibratorConfig{}, nil)}
 	if configure != nil {
 		configure(&cfg, &deps)

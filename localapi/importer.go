@@ -801,18 +801,18 @@ func (s *Server) decideRow(ctx context.Context, r *ImportRow, seen []accepted) (
 	return rec, nil
 }
 
-// writeBatch writes one batch in UpsertLocalUsers' transactions, updates the
-// gallery and queues the enrolments for central.
+// writeBatch writes one batch through the enroller: each user with its
+// enrolment message for central in UpsertLocalUsers' transactions, then the
+// matcher.
 func (s *Server) writeBatch(ctx context.Context, j *importJob, rows []*ImportRow, recs []models.UserRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	res, err := s.deps.Store.UpsertLocalUsers(ctx, recs)
+	res, err := s.deps.Enroller.UpsertLocalUsers(ctx, recs)
 	s.cache.clear()
 	if err != nil {
 		return err
 	}
-	var enrolled []*models.UserRecord
 	for i, r := range rows {
 		if i >= len(res) {
 			r.set(RowError, "not written")
@@ -840,17 +840,9 @@ func (s *Server) writeBatch(ctx context.Context, j *importJob, rows []*ImportRow
 		default:
 			r.set(RowUpdated, "updated; photo already enrolled")
 		}
-		if err := s.refreshGallery(ctx, r.UserID); err != nil {
-			return err
-		}
-		rec, err := s.enrolmentRecord(ctx, r.UserID)
-		if err != nil {
-			return err
-		}
-		enrolled = append(enrolled, rec)
 	}
 	j.written.Add(int64(len(rows)))
-	return s.enqueue(ctx, enrolled...)
+	return nil
 }
 
 var resultHeader = []any{"Row", "External ID", "Email", "Full name", "Role", "Department", "Class group", "Photo file name", "Status", "Message", "User ID"}

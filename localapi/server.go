@@ -88,8 +88,8 @@ func (s *Server) Open() error {
 	if err := s.cfg.Validate(); err != nil {
 		return fmt.Errorf("localapi config: %w", err)
 	}
-	if s.deps.Store == nil || s.deps.Encoder == nil || s.deps.Matcher == nil || s.deps.Gallery == nil {
-		return errors.New("localapi: Store, Encoder, Matcher and Gallery are required")
+	if s.deps.Store == nil || s.deps.Enroller == nil || s.deps.Encoder == nil || s.deps.Matcher == nil || s.deps.Gallery == nil {
+		return errors.New("localapi: Store, Enroller, Encoder, Matcher and Gallery are required")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -223,9 +223,10 @@ type UserStore interface {
 	// Errors: EINVALID (nothing is written).
 	ReplaceAllUsers(ctx context.Context, recs []UserRecord) error
 	// UpsertLocalUsers creates or updates users created on the device (bulk
-	// import), each with the given encodings added, in batched transactions.
-	// A user is matched by external id, then email. results[i] is nil or the
-	// coded error for recs[i]; a refused record writes nothing.
+	// import), each with the given encodings added and its OutboxEnrolment
+	// message queued, in batched transactions. A user is matched by
+	// MatchUser. results[i] is nil or the coded error for recs[i]; a refused
+	// record writes nothing.
 	UpsertLocalUsers(ctx context.Context, recs []UserRecord) (results []UpsertResult, err error)
 }
 

@@ -36,7 +36,7 @@ type Client struct {
 
 	cfg      Config
 	store    models.Store
-	matcher  models.Matcher
+	gallery  models.Enroller
 	logger   *slog.Logger
 	topics   Topics
 	pubKey   ed25519.PublicKey
@@ -128,8 +128,9 @@ func (h HealthReport) Healthy() bool {
 // Meta keys (per site) in the store's MetaStore.
 func (c *Client) metaKey(name string) string { return "sync/" + c.cfg.SiteID + "/" + name }
 
-// NewClient returns a client; it does no I/O. matcher may be nil.
-func NewClient(cfg Config, store models.Store, matcher models.Matcher, logger *slog.Logger) *Client {
+// NewClient returns a client; it does no I/O. Central's user records go
+// through gallery, which writes them and keeps the matcher in step.
+func NewClient(cfg Config, store models.Store, gallery models.Enroller, logger *slog.Logger) *Client {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -137,7 +138,7 @@ func NewClient(cfg Config, store models.Store, matcher models.Matcher, logger *s
 		Now:      time.Now,
 		cfg:      cfg,
 		store:    store,
-		matcher:  matcher,
+		gallery:  gallery,
 		logger:   logger,
 		topics:   cfg.Topics(),
 		down:     newMsgQueue(max(cfg.QueueSize, 16)),

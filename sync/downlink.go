@@ -219,11 +219,9 @@ func (c *Client) applyUsersMessages(msgs []mqtt.Message) bool {
 		ps = append(ps, p)
 	}
 	if len(all) > 0 {
-		applied, ok := c.applyRecords(all)
-		if !ok {
+		if _, ok := c.applyRecords(all); !ok {
 			return false
 		}
-		c.syncMatcher(all, applied)
 	}
 	for _, p := range ps {
 		c.noteSeq(p.seq, p.recs)
@@ -242,7 +240,7 @@ func (c *Client) applyUsersMessages(msgs []mqtt.Message) bool {
 func (c *Client) applyRecords(recs []models.UserRecord) (applied []bool, ok bool) {
 	b := backoff{min: 100 * time.Millisecond, max: 10 * time.Second}
 	for {
-		applied, err := c.store.ApplyUserRecords(c.opCtx, recs)
+		applied, err := c.gallery.ApplyUserRecords(c.opCtx, recs)
 		if err == nil {
 			c.countApplied(applied)
 			return applied, true
@@ -283,86 +281,6 @@ func (c *Client) countApplied(applied []bool) {
 	c.counters.UsersApplied += n
 	c.counters.UsersIgnored += int64(len(applied)) - n
 	c.mu.Unlock()
-}
-
-// syncMatcher brings the matcher in step with the store for every user an
-// applied record touched: the store is the source of truth, so the final
-// state (local encodings included) is read back.
-func (c *Client) syncMatcher(recs []models.UserRecord, applied []bool) {
-	if c.matcher == nil {
-		return
-	}
-	done := map[string]bool{}
-	for i := range recs {
-		id := recs[i].User.ID
-		if i >= len(applied) || !applied[i] || done[id] {
-			continue
-		}
-		done[id] = true
-		c.refreshMatcherUser(id)
-		if lid := recs[i].LocalID; lid != "" && !done[lid] {
-			done[lid] = true
-			c.refreshMatcherUser(lid) // re-keyed to id: gone
-		}
-	}
-}
-
-func (c *Client) refreshMatcherUser(id string) {
-	u, err := c.store.GetUser(c.opCtx, id)
-	if models.ErrorCode(err) == models.ENOTFOUND || (err == nil && u.Status != models.UserActive) {
-		c.matcher.RemoveUser(id)
-		return
-	} else if err != nil {
-		c.rl.log(slog.LevelError, "matcher", "matcher refresh failed", "user", id, "err", err)
-		return
-	}
-	encs, err := c.store.ListEncodings(c.opCtx, id)
-	if err != nil {
-		c.rl.log(slog.LevelError, "matcher", "matcher refresh failed", "user", id, "err", err)
-		return
-	}
-	ds := make([]models.Descriptor, len(encs))
-	for i, e := range encs {
-		ds[i] = e.Descriptor
-	}
-	c.matcher.SetUser(id, ds)
-}
-
-// reloadMatcher makes the matcher hold exactly the store's active users'
-// encodings; before lists the users it held.
-func (c *Client) reloadMatcher(before map[string]bool) {
-	if c.matcher == nil {
-		return
-	}
-	after := map[string][]models.Descriptor{}
-	err := c.store.ForEachEncoding(c.opCtx, func(e *models.FaceEncoding) error {
-		after[e.UserID] = append(after[e.UserID], e.Descriptor)
-		return nil
-	})
-	if err != nil {
-		c.rl.log(slog.LevelError, "matcher", "matcher reload failed", "err", err)
-		return
-	}
-	for id := range before {
-		if _, ok := after[id]; !ok {
-			c.matcher.RemoveUser(id)
-		}
-	}
-	for id, ds := range after {
-		c.matcher.SetUser(id, ds)
-	}
-}
-
-func (c *Client) matcherUsers() map[string]bool {
-	ids := map[string]bool{}
-	if c.matcher == nil {
-		return ids
-	}
-	_ = c.store.ForEachEncoding(c.opCtx, func(e *models.FaceEncoding) error {
-		ids[e.UserID] = true
-		return nil
-	})
-	return ids
 }
 
 // noteSeq records that message seq was applied.
@@ -585,8 +503,7 @@ func (c *Client) applySnapshot(a *snapAssembly) bool {
 			}
 		}
 	}
-	before := c.matcherUsers()
-	if err := c.store.ReplaceAllUsers(c.opCtx, all); err != nil {
+	if err := c.gallery.ReplaceAllUsers(c.opCtx, all); err != nil {
 		if c.opCtx.Err() != nil {
 			return false
 		}
@@ -595,7 +512,6 @@ func (c *Client) applySnapshot(a *snapAssembly) bool {
 		ds.asm, ds.reqIDs = nil, nil
 		return true
 	}
-	c.reloadMatcher(before)
 	c.mu.Lock()
 	for s := range ds.seen {
 		if s > a.seq {

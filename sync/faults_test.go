@@ -15,6 +15,7 @@ import (
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/models/bolt"
 	"github.com/kioskd/kioskd/models/bolt/bolttest"
+	"github.com/kioskd/kioskd/recognizer"
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
@@ -213,7 +214,7 @@ func runChildKiosk() int {
 	}
 	defer db.Close()
 	device := cmp.Or(os.Getenv("KIOSK_CHILD_DEVICE"), "kiosk-kill")
-	c := ksync.NewClient(testConfig(os.Getenv("KIOSK_CHILD_BROKER"), device), db, synctest.NewMatcher(), nil)
+	c := ksync.NewClient(testConfig(os.Getenv("KIOSK_CHILD_BROKER"), device), db, recognizer.NewGallery(db, newTestMatcher(), nil), nil)
 	if err := c.Open(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "child: open client:", err)
 		return 1

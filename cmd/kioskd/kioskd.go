@@ -17,7 +17,6 @@ import (
 
 	"github.com/kioskd/kioskd/device"
 	"github.com/kioskd/kioskd/localapi"
-	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/models/bolt"
 	"github.com/kioskd/kioskd/recognizer"
 	ksync "github.com/kioskd/kioskd/sync"
@@ -44,6 +43,8 @@ type Main struct {
 	DB      *bolt.DB
 	Encoder *recognizer.Encoder
 	Matcher *recognizer.Matcher
+	// Gallery owns every change to users and faces and keeps Matcher in step.
+	Gallery *recognizer.Gallery
 	// Calibrator keeps the gallery's operating points (docs/accuracy.md).
 	Calibrator *recognizer.Calibrator
 	Jobs       *Jobs
@@ -292,28 +293,19 @@ func (m *Main) openEncoder() error {
 	return nil
 }
 
-// loadMatcher fills a new matcher with every stored descriptor of active
-// users, straight from the store walk into the matcher's contiguous storage
-// (no per-user intermediate copies, which would double startup's peak
-// memory; docs/benchmarks.md, "Store and startup").
+// loadMatcher makes the gallery over the store and a new matcher, and
+// loads every stored descriptor of active users (recognizer.Gallery.Load).
 func (m *Main) loadMatcher(ctx context.Context) error {
 	start := time.Now()
 	matcher := recognizer.NewMatcher(recognizer.MatcherConfig{
 		Threshold: m.Config.Recognizer.Threshold,
 		Margin:    m.Config.Recognizer.Margin,
 	})
-	n, err := m.DB.CountEncodings(ctx)
-	if err != nil {
-		return fmt.Errorf("count descriptors: %w", err)
+	g := recognizer.NewGallery(m.DB, matcher, m.logger("recognizer"))
+	if err := g.Load(ctx); err != nil {
+		return err
 	}
-	matcher.Grow(n)
-	if err := m.DB.ForEachEncoding(ctx, func(enc *models.FaceEncoding) error {
-		matcher.AddDescriptors(enc.UserID, enc.Descriptor)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("load descriptors: %w", err)
-	}
-	m.Matcher = matcher
+	m.Matcher, m.Gallery = matcher, g
 	m.logger("recognizer").Info("gallery loaded", "users", matcher.Users(), "descriptors", matcher.Len(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -115,7 +115,7 @@ func (m *Main) stampSession(ctx context.Context, ev *models.AttendanceEvent) {
 }
 
 func (m *Main) openSync(ctx context.Context) error {
-	c := ksync.NewClient(m.Config.syncConfig(), m.DB, m.Matcher, m.logger("sync"))
+	c := ksync.NewClient(m.Config.syncConfig(), m.DB, m.Gallery, m.logger("sync"))
 	c.SetHealth(m.health)
 	c.OnCommand = m.runCommand
 	c.PasswordHashSupported = password.PasswordHashSupported
@@ -164,12 +164,13 @@ func (m *Main) openAPI() error {
 	cfg.DeviceID = m.Config.DeviceID
 	cfg.Version = Version
 	deps := localapi.Deps{
-		Store:   m.DB,
-		Encoder: m.Encoder,
-		Matcher: m.Matcher,
-		Gallery: m.Calibrator,
-		Config:  &runtimeConfig{m: m},
-		Ready:   m.ready,
+		Store:    m.DB,
+		Enroller: m.Gallery,
+		Encoder:  m.Encoder,
+		Matcher:  m.Matcher,
+		Gallery:  m.Calibrator,
+		Config:   &runtimeConfig{m: m},
+		Ready:    m.ready,
 	}
 	deps.Registry = prometheus.NewRegistry()
 	deps.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.metrics)

@@ -87,6 +87,10 @@ type DB struct {
 	faultMu sync.Mutex
 	fault   writeFault // latest disk fault of a write, cleared by a success
 
+	// enqueueFault, set by tests before use, fails every enrolment
+	// message's write: the change it came with must roll back too.
+	enqueueFault error
+
 	backupAEAD cipher.AEAD // derived from the descriptor key
 	backupMu   sync.Mutex  // serializes writing and pruning backups; taken before mu
 

@@ -153,3 +153,7 @@ func (db *DB) DumpStreamForTest() []byte {
 	_ = db.bolt.View(func(tx *bbolt.Tx) error { return dumpTx(tx, &buf) })
 	return buf.Bytes()
 }
+
+// FailEnrolmentMessagesForTest makes every enrolment message's write fail
+// with err (nil: succeed again). Call it while no write runs.
+func (db *DB) FailEnrolmentMessagesForTest(err error) { db.enqueueFault = err }

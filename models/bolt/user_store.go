@@ -384,15 +384,18 @@ func (db *DB) CreateUser(ctx context.Context, u *models.User) error {
 		u.ID = models.NewID()
 	}
 	u.UpdatedAt = db.Now().UTC()
-	return db.update(ctx, func(tx *bbolt.Tx, _ *writeState) error {
-		if tx.Bucket(bucketUsers).Get([]byte(u.ID)) != nil {
-			return models.Errorf(models.ECONFLICT, "id: %q is taken by another user", u.ID).WithDetail("field", "id").WithDetail("user_id", u.ID)
-		}
-		if err := txUserConflict(tx, u); err != nil {
-			return err
-		}
-		return txPutUser(tx, nil, u)
-	})
+	return db.update(ctx, func(tx *bbolt.Tx, _ *writeState) error { return txCreateUser(tx, u) })
+}
+
+// txCreateUser inserts a prepared u with its ID set.
+func txCreateUser(tx *bbolt.Tx, u *models.User) error {
+	if tx.Bucket(bucketUsers).Get([]byte(u.ID)) != nil {
+		return models.Errorf(models.ECONFLICT, "id: %q is taken by another user", u.ID).WithDetail("field", "id").WithDetail("user_id", u.ID)
+	}
+	if err := txUserConflict(tx, u); err != nil {
+		return err
+	}
+	return txPutUser(tx, nil, u)
 }
 
 // UpdateUser replaces the stored user with u (matched by u.ID), setting
@@ -402,16 +405,19 @@ func (db *DB) UpdateUser(ctx context.Context, u *models.User) error {
 		return err
 	}
 	u.UpdatedAt = db.Now().UTC()
-	return db.update(ctx, func(tx *bbolt.Tx, _ *writeState) error {
-		old, err := txGetUser(tx, u.ID)
-		if err != nil {
-			return err
-		}
-		if err := txUserConflict(tx, u); err != nil {
-			return err
-		}
-		return txPutUser(tx, old, u)
-	})
+	return db.update(ctx, func(tx *bbolt.Tx, _ *writeState) error { return txUpdateUser(tx, u) })
+}
+
+// txUpdateUser replaces the stored user with a prepared u.
+func txUpdateUser(tx *bbolt.Tx, u *models.User) error {
+	old, err := txGetUser(tx, u.ID)
+	if err != nil {
+		return err
+	}
+	if err := txUserConflict(tx, u); err != nil {
+		return err
+	}
+	return txPutUser(tx, old, u)
 }
 
 // DeleteUser removes the user and every one of its encodings. The file is
@@ -434,19 +440,22 @@ func (db *DB) AddEncoding(ctx context.Context, enc *models.FaceEncoding) error {
 	if err := prepareEncoding(enc, db.Now().UTC()); err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *bbolt.Tx, _ *writeState) error {
-		if tx.Bucket(bucketUsers).Get([]byte(enc.UserID)) == nil {
-			return models.Errorf(models.ENOTFOUND, "user %q not found", enc.UserID)
-		}
-		if tx.Bucket(bucketEncodingIDs).Get([]byte(enc.ID)) != nil {
-			return models.Errorf(models.ECONFLICT, "encoding.id: %q is taken", enc.ID).WithDetail("field", "encoding.id")
-		}
-		if n := countUserEncodings(tx, enc.UserID); n >= models.MaxEncodingsPerUser {
-			return models.Errorf(models.ETOOLARGE, "encodings: user %q already has %d encodings, the maximum; delete one first", enc.UserID, n).
-				WithDetail("max", models.MaxEncodingsPerUser)
-		}
-		return db.txPutEncoding(tx, enc)
-	})
+	return db.update(ctx, func(tx *bbolt.Tx, _ *writeState) error { return db.txAddEncoding(tx, enc) })
+}
+
+// txAddEncoding stores a prepared enc for an existing user.
+func (db *DB) txAddEncoding(tx *bbolt.Tx, enc *models.FaceEncoding) error {
+	if tx.Bucket(bucketUsers).Get([]byte(enc.UserID)) == nil {
+		return models.Errorf(models.ENOTFOUND, "user %q not found", enc.UserID)
+	}
+	if tx.Bucket(bucketEncodingIDs).Get([]byte(enc.ID)) != nil {
+		return models.Errorf(models.ECONFLICT, "encoding.id: %q is taken", enc.ID).WithDetail("field", "encoding.id")
+	}
+	if n := countUserEncodings(tx, enc.UserID); n >= models.MaxEncodingsPerUser {
+		return models.Errorf(models.ETOOLARGE, "encodings: user %q already has %d encodings, the maximum; delete one first", enc.UserID, n).
+			WithDetail("max", models.MaxEncodingsPerUser)
+	}
+	return db.txPutEncoding(tx, enc)
 }
 
 // ListEncodings returns the encodings of one user, descriptors included,
@@ -469,20 +478,26 @@ func (db *DB) ListEncodings(ctx context.Context, userID string) ([]*models.FaceE
 // like DeleteUser's. Errors: ENOTFOUND.
 func (db *DB) DeleteEncoding(ctx context.Context, id string) error {
 	return db.update(ctx, func(tx *bbolt.Tx, w *writeState) error {
-		ids := tx.Bucket(bucketEncodingIDs)
-		uid := ids.Get([]byte(id))
-		if uid == nil {
-			return models.Errorf(models.ENOTFOUND, "encoding %q not found", id)
-		}
-		if err := tx.Bucket(bucketEncodings).Delete(encodingKey(string(uid), id)); err != nil {
-			return err
-		}
-		if err := ids.Delete([]byte(id)); err != nil {
-			return err
-		}
-		w.scrub, w.prune = true, true
-		return nil
+		_, err := txDeleteEncoding(tx, w, id)
+		return err
 	})
+}
+
+// txDeleteEncoding removes one encoding and returns its user's id.
+func txDeleteEncoding(tx *bbolt.Tx, w *writeState, id string) (string, error) {
+	ids := tx.Bucket(bucketEncodingIDs)
+	uid := string(ids.Get([]byte(id)))
+	if uid == "" {
+		return "", models.Errorf(models.ENOTFOUND, "encoding %q not found", id)
+	}
+	if err := tx.Bucket(bucketEncodings).Delete(encodingKey(uid, id)); err != nil {
+		return "", err
+	}
+	if err := ids.Delete([]byte(id)); err != nil {
+		return "", err
+	}
+	w.scrub, w.prune = true, true
+	return uid, nil
 }
 
 // activeStatusJSON is how an active user's status appears in its record.

@@ -381,7 +381,9 @@ func (db *DB) ReplaceAllUsers(ctx context.Context, recs []models.UserRecord) err
 // (with its ID, or a new UUID). A matched user created on the device gets
 // the record's fields; a matched user owned by central (Version > 0) keeps
 // central's fields and only gains the encodings. Encodings are added as
-// SourceLocal, skipping exact duplicates of stored ones. results[i].Err is
+// SourceLocal, skipping exact duplicates of stored ones, and each written
+// user's OutboxEnrolment message is queued in the same transaction (see
+// Enrol). results[i].Err is
 // the coded error for recs[i] (EINVALID, ECONFLICT, ETOOLARGE), and then
 // nothing was written for it. err reports an I/O failure or cancellation.
 func (db *DB) UpsertLocalUsers(ctx context.Context, recs []models.UserRecord) ([]models.UpsertResult, error) {
@@ -397,6 +399,16 @@ func (db *DB) UpsertLocalUsers(ctx context.Context, recs []models.UserRecord) ([
 					return err
 				}
 				results[i] = res
+				if res.Err != nil {
+					continue
+				}
+				rec, err := db.txLocalRecord(tx, res.UserID)
+				if err != nil {
+					return err
+				}
+				if err := db.txEnqueueEnrolment(tx, rec, now); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
