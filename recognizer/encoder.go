@@ -16,8 +16,8 @@ import (
 	"gocv.io/x/gocv"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/kioskd/kioskd/internal/dlib"
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/recognizer/internal/dlib"
 )
 
 // Encoder defaults.
