@@ -1,0 +1,68 @@
+package device
+
+import (
+	"context"
+	"image/color"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/kioskd/kioskd/models"
+)
+
+// updatePreview keeps a JPEG of the frame with the faces drawn, at most
+// once per PreviewInterval.
+func (p *Pipeline) updatePreview(m gocv.Mat, g *Gate) {
+	now := time.Now()
+	if now.Sub(p.previewLast) < p.cfg.PreviewInterval {
+		return
+	}
+	p.previewLast = now
+	for _, d := range g.Faces {
+		c := color.RGBA{R: 255, G: 160, B: 0}
+		if g.Passed() {
+			c = color.RGBA{G: 220, B: 0}
+		}
+		gocv.Rectangle(&m, d.Box, c, 2)
+	}
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, m, []int{gocv.IMWriteJpegQuality, p.cfg.PreviewQuality})
+	if err != nil {
+		return
+	}
+	b := append([]byte(nil), buf.GetBytes()...)
+	buf.Close()
+	p.previewMu.Lock()
+	p.preview = b
+	p.previewSeq++
+	close(p.previewNext)
+	p.previewNext = make(chan struct{})
+	p.previewMu.Unlock()
+}
+
+// LatestJPEG returns the newest preview frame (JPEG, faces boxed) and its
+// sequence number; nil and 0 before the first.
+func (p *Pipeline) LatestJPEG() ([]byte, uint64) {
+	p.previewMu.Lock()
+	defer p.previewMu.Unlock()
+	return p.preview, p.previewSeq
+}
+
+// NextJPEG waits for a preview newer than after and returns it. It returns
+// EUNAVAILABLE when the pipeline has stopped.
+func (p *Pipeline) NextJPEG(ctx context.Context, after uint64) ([]byte, uint64, error) {
+	for {
+		p.previewMu.Lock()
+		b, seq, next := p.preview, p.previewSeq, p.previewNext
+		p.previewMu.Unlock()
+		if seq > after {
+			return b, seq, nil
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-p.done:
+			return nil, 0, models.Errorf(models.EUNAVAILABLE, "The camera is not running.")
+		}
+	}
+}
