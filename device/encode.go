@@ -152,7 +152,7 @@ func (p *Pipeline) encode(j encodeJob) encodeResult {
 // current one, and decides; the caller holds stateMu.
 func (p *Pipeline) applyResult(r encodeResult) {
 	if r.err != nil {
-		p.logRateLimited("encode", "encode face", "err", r.err)
+		p.warn.Warn("encode", "encode face", "err", r.err)
 		return
 	}
 	t := p.dec.current(r.trackID)
@@ -204,10 +204,10 @@ func (p *Pipeline) inflight() int64 { return p.encInflight.Load() }
 func (p *Pipeline) keepUnknown(jpeg []byte) {
 	name := filepath.Join(p.cfg.UnknownDir, p.Now().UTC().Format("20060102T150405")+"-"+uuid.NewString()[:8]+".jpg")
 	if err := os.MkdirAll(p.cfg.UnknownDir, 0o700); err != nil {
-		p.logRateLimited("unknown", "keep unknown face", "err", err)
+		p.warn.Warn("unknown", "keep unknown face", "err", err)
 		return
 	}
 	if err := os.WriteFile(name, jpeg, 0o600); err != nil {
-		p.logRateLimited("unknown", "keep unknown face", "err", err)
+		p.warn.Warn("unknown", "keep unknown face", "err", err)
 	}
 }

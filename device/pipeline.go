@@ -11,6 +11,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/kioskd/kioskd/internal/ratelog"
 	"github.com/kioskd/kioskd/models"
 )
 
@@ -93,8 +94,7 @@ type Pipeline struct {
 	stateMu sync.Mutex
 	dec     *decider
 
-	errMu     sync.Mutex
-	errLogged map[string]time.Time
+	warn *ratelog.Logger
 
 	// onRecord, when set (tests, benchmarks), is called after each
 	// committed event with the wall time of the track's first gated frame.
@@ -132,7 +132,7 @@ func NewPipeline(cfg Config, gater FrameGater, enc FaceEncoder, matcher models.M
 		OpenSource:  OpenSource,
 		previewNext: make(chan struct{}),
 		waiters:     map[*captureWaiter]struct{}{},
-		errLogged:   map[string]time.Time{},
+		warn:        ratelog.New(logger, errLogEvery, nil),
 		done:        make(chan struct{}),
 		status:      CameraStatus{State: CameraStarting, Source: redactURL(cfg.Source)},
 	}
@@ -158,7 +158,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	}
 	p.ctx, p.cancel = context.WithCancel(ctx)
 	p.dec = &decider{
-		cfg: &p.cfg, store: p.store, say: p.say, logger: p.logger, warn: p.logRateLimited,
+		cfg: &p.cfg, store: p.store, say: p.say, logger: p.logger, warn: p.warn.Warn,
 		ctx: p.ctx, now: p.Now, count: p.count, onTrace: p.onTrace, onRecord: p.onRecord,
 		lastEvents: map[string]lastEvent{},
 	}
@@ -248,7 +248,7 @@ func (p *Pipeline) process(f frame) {
 	g, err := p.gater.Check(f.mat)
 	p.trace("gated-frame", 0, f.seq)
 	if err != nil {
-		p.logRateLimited("gate", "gate frame", "err", err)
+		p.warn.Warn("gate", "gate frame", "err", err)
 		return
 	}
 	p.stateMu.Lock()
@@ -276,15 +276,4 @@ func (p *Pipeline) advance(f frame, g *Gate) {
 	if p.onGate != nil {
 		p.onGate(f.at, g, p.dec.track)
 	}
-}
-
-func (p *Pipeline) logRateLimited(key, msg string, args ...any) {
-	now := time.Now()
-	p.errMu.Lock()
-	defer p.errMu.Unlock()
-	if last, ok := p.errLogged[key]; ok && now.Sub(last) < errLogEvery {
-		return
-	}
-	p.errLogged[key] = now
-	p.logger.Warn(msg, args...)
 }

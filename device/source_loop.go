@@ -3,11 +3,11 @@ package device
 import (
 	"errors"
 	"io"
-	"math/rand/v2"
 	"time"
 
 	"gocv.io/x/gocv"
 
+	"github.com/kioskd/kioskd/internal/backoff"
 	"github.com/kioskd/kioskd/models"
 )
 
@@ -24,7 +24,7 @@ type frame struct {
 // when it fails, and reads frames as fast as the source gives them.
 func (p *Pipeline) captureLoop() {
 	defer close(p.frames)
-	backoff := p.cfg.ReopenMin
+	retry := backoff.Backoff{Min: p.cfg.ReopenMin, Max: p.cfg.ReopenMax}
 	first := true
 	for p.ctx.Err() == nil {
 		if !first {
@@ -34,10 +34,9 @@ func (p *Pipeline) captureLoop() {
 		src, err := p.OpenSource(&p.cfg)
 		if err != nil {
 			p.sourceFailed(err)
-			if !p.sleep(jitter(backoff)) {
+			if !p.sleep(retry.Next()) {
 				return
 			}
-			backoff = min(2*backoff, p.cfg.ReopenMax)
 			continue
 		}
 		p.setState(CameraRunning, "")
@@ -45,7 +44,7 @@ func (p *Pipeline) captureLoop() {
 		n, err := p.readFrames(src)
 		src.Close()
 		if n > 0 {
-			backoff = p.cfg.ReopenMin
+			retry.Reset()
 		}
 		switch {
 		case p.ctx.Err() != nil:
@@ -56,17 +55,16 @@ func (p *Pipeline) captureLoop() {
 			return
 		default:
 			p.sourceFailed(err)
-			if !p.sleep(jitter(backoff)) {
+			if !p.sleep(retry.Next()) {
 				return
 			}
-			backoff = min(2*backoff, p.cfg.ReopenMax)
 		}
 	}
 }
 
 func (p *Pipeline) sourceFailed(err error) {
 	p.setState(CameraReconnecting, err.Error())
-	p.logRateLimited("source", "camera source failed; reopening", "err", err)
+	p.warn.Warn("source", "camera source failed; reopening", "err", err)
 	p.say.publish(models.Feedback{Kind: models.FeedbackCameraLost, Message: "Camera unavailable. Please wait or call a technician."})
 }
 
@@ -139,10 +137,4 @@ func (p *Pipeline) sleep(d time.Duration) bool {
 	case <-p.ctx.Done():
 		return false
 	}
-}
-
-// jitter returns d plus or minus 20%, so that kiosks sharing a stream server
-// do not retry in step.
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
