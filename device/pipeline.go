@@ -82,7 +82,6 @@ type Pipeline struct {
 	previewMu   sync.Mutex
 	preview     []byte
 	previewSeq  uint64
-	previewNext chan struct{} // closed when a new preview is stored
 	previewLast time.Time
 
 	waitMu  sync.Mutex
@@ -128,13 +127,12 @@ func NewPipeline(cfg Config, gater FrameGater, enc FaceEncoder, matcher models.M
 	}
 	p := &Pipeline{
 		cfg: cfg, gater: gater, enc: enc, matcher: matcher, store: store, bus: bus, logger: logger,
-		Now:         time.Now,
-		OpenSource:  OpenSource,
-		previewNext: make(chan struct{}),
-		waiters:     map[*captureWaiter]struct{}{},
-		warn:        ratelog.New(logger, errLogEvery, nil),
-		done:        make(chan struct{}),
-		status:      CameraStatus{State: CameraStarting, Source: redactURL(cfg.Source)},
+		Now:        time.Now,
+		OpenSource: OpenSource,
+		waiters:    map[*captureWaiter]struct{}{},
+		warn:       ratelog.New(logger, errLogEvery, nil),
+		done:       make(chan struct{}),
+		status:     CameraStatus{State: CameraStarting, Source: redactURL(cfg.Source)},
 	}
 	p.say = &announcer{bus: bus, now: func() time.Time { return p.Now() }}
 	return p

@@ -1,13 +1,10 @@
 package device
 
 import (
-	"context"
 	"image/color"
 	"time"
 
 	"gocv.io/x/gocv"
-
-	"github.com/kioskd/kioskd/models"
 )
 
 // updatePreview keeps a JPEG of the frame with the faces drawn, at most
@@ -34,8 +31,6 @@ func (p *Pipeline) updatePreview(m gocv.Mat, g *Gate) {
 	p.previewMu.Lock()
 	p.preview = b
 	p.previewSeq++
-	close(p.previewNext)
-	p.previewNext = make(chan struct{})
 	p.previewMu.Unlock()
 }
 
@@ -45,24 +40,4 @@ func (p *Pipeline) LatestJPEG() ([]byte, uint64) {
 	p.previewMu.Lock()
 	defer p.previewMu.Unlock()
 	return p.preview, p.previewSeq
-}
-
-// NextJPEG waits for a preview newer than after and returns it. It returns
-// EUNAVAILABLE when the pipeline has stopped.
-func (p *Pipeline) NextJPEG(ctx context.Context, after uint64) ([]byte, uint64, error) {
-	for {
-		p.previewMu.Lock()
-		b, seq, next := p.preview, p.previewSeq, p.previewNext
-		p.previewMu.Unlock()
-		if seq > after {
-			return b, seq, nil
-		}
-		select {
-		case <-next:
-		case <-ctx.Done():
-			return nil, 0, ctx.Err()
-		case <-p.done:
-			return nil, 0, models.Errorf(models.EUNAVAILABLE, "The camera is not running.")
-		}
-	}
 }
