@@ -75,7 +75,7 @@ func benchTimeToAttendance(b *testing.B, liveness bool) {
 		cfg.Pace = true
 		cfg.Cooldown = 0
 		cfg.Liveness = liveness
-		p := NewPipeline(cfg, mustEncoder(b), g.matcher, db, NewBus(), nil)
+		p := NewPipeline(cfg, mustOpenGater(b, cfg), mustEncoder(b), g.matcher, db, NewBus(), nil)
 		var got time.Duration
 		p.onRecord = func(_ *models.AttendanceEvent, first time.Time) { got = time.Since(first) }
 		tr := &traceLog{}

@@ -79,9 +79,6 @@ func (g *Gater) Close() error {
 	return nil
 }
 
-// Gray returns the grayscale version of the last frame checked.
-func (g *Gater) Gray() gocv.Mat { return g.gray }
-
 // Check runs the gates on a BGR frame.
 func (g *Gater) Check(frame gocv.Mat) (Gate, error) {
 	var out Gate

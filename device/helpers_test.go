@@ -92,7 +92,7 @@ func (g *gallery) events(tb testing.TB) []string {
 // and returns the people recorded and the final status.
 func (g *gallery) run(tb testing.TB, cfg Config) ([]string, CameraStatus) {
 	tb.Helper()
-	p := NewPipeline(cfg, mustEncoder(tb), g.matcher, g.db, NewBus(), testLogger(tb))
+	p := NewPipeline(cfg, mustOpenGater(tb, cfg), mustEncoder(tb), g.matcher, g.db, NewBus(), testLogger(tb))
 	mustRun(tb, p, time.Minute)
 	return g.events(tb), p.Status()
 }
@@ -173,20 +173,17 @@ func gocvColor(r, g, b uint8) color.RGBA { return color.RGBA{R: r, G: g, B: b} }
 // the real models.
 func mustGater(tb testing.TB) *Gater {
 	tb.Helper()
-	cfg := testConfig(tb, "0")
-	det, err := NewFaceDetector()
+	return mustOpenGater(tb, testConfig(tb, "0"))
+}
+
+// mustOpenGater returns a Gater for cfg with the real models, freed when
+// the test ends.
+func mustOpenGater(tb testing.TB, cfg Config) *Gater {
+	tb.Helper()
+	g, closeGater, err := OpenGater(&cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	shape, err := NewShapePredictor(cfg.ShapePredictorPath)
-	if err != nil {
-		det.Close()
-		tb.Fatal(err)
-	}
-	g, err := NewGater(&cfg, det, shape)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { g.Close(); det.Close(); shape.Close() })
+	tb.Cleanup(func() { closeGater() })
 	return g
 }

@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/google/uuid"
 
+	"github.com/kioskd/kioskd/internal/backoff"
 	"github.com/kioskd/kioskd/models"
 )
 
@@ -238,7 +239,7 @@ func (c *Client) applyUsersMessages(msgs []mqtt.Message) bool {
 // refuses as invalid is retried record by record so one bad record does not
 // sink its neighbours. ok is false when stopping.
 func (c *Client) applyRecords(recs []models.UserRecord) (applied []bool, ok bool) {
-	b := backoff{min: 100 * time.Millisecond, max: 10 * time.Second}
+	b := backoff.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
 	for {
 		applied, err := c.gallery.ApplyUserRecords(c.opCtx, recs)
 		if err == nil {
@@ -263,8 +264,8 @@ func (c *Client) applyRecords(recs []models.UserRecord) (applied []bool, ok bool
 			return nil, false
 		}
 		c.setErr(fmt.Errorf("apply users: %w", err))
-		c.rl.log(slog.LevelError, "apply", "apply users failed; retrying", "err", err)
-		if !sleepCtx(c.opCtx, b.next()) {
+		c.rl.Log(slog.LevelError, "apply", "apply users failed; retrying", "err", err)
+		if !sleepCtx(c.opCtx, b.Next()) {
 			return nil, false
 		}
 	}
@@ -321,7 +322,7 @@ func (c *Client) persistSeq() {
 	seq := c.siteSeq
 	c.mu.Unlock()
 	if err := c.setMetaUint(c.metaKey("seq"), seq); err != nil {
-		c.rl.log(slog.LevelError, "meta", "store site sequence failed", "err", err)
+		c.rl.Log(slog.LevelError, "meta", "store site sequence failed", "err", err)
 	}
 }
 
@@ -359,7 +360,7 @@ func (c *Client) wantSnapshot(reason string) {
 	c.ds.reqIDs, c.ds.reqTries, c.ds.reqSentAt = nil, 0, time.Time{}
 	c.logger.Info("snapshot needed", "reason", reason)
 	if err := c.setMetaUint(c.metaKey("snapshot_needed"), 1); err != nil {
-		c.rl.log(slog.LevelError, "meta", "store snapshot flag failed", "err", err)
+		c.rl.Log(slog.LevelError, "meta", "store snapshot flag failed", "err", err)
 	}
 }
 
@@ -384,7 +385,7 @@ func (c *Client) checkSequence() {
 	if !wanted || !connected {
 		return
 	}
-	wait := backoffDelay(c.cfg.SnapshotTimeout, 4*c.cfg.SnapshotTimeout, ds.reqTries-1)
+	wait := backoff.Delay(c.cfg.SnapshotTimeout, 4*c.cfg.SnapshotTimeout, ds.reqTries-1)
 	if len(ds.reqIDs) > 0 && now.Sub(ds.reqSentAt) < wait {
 		return
 	}
@@ -539,10 +540,10 @@ func (c *Client) applySnapshot(a *snapAssembly) bool {
 	ds.asm, ds.reqIDs, ds.since, ds.sinceN, ds.sinceOver, ds.reqTries = nil, nil, nil, 0, false, 0
 	c.persistSeq()
 	if err := c.setMetaUint(c.metaKey("snapshot_needed"), 0); err != nil {
-		c.rl.log(slog.LevelError, "meta", "store snapshot flag failed", "err", err)
+		c.rl.Log(slog.LevelError, "meta", "store snapshot flag failed", "err", err)
 	}
 	if err := c.store.SetMeta(c.opCtx, c.metaKey("snapshot_at"), []byte(at.UTC().Format(time.RFC3339Nano))); err != nil {
-		c.rl.log(slog.LevelError, "meta", "store snapshot time failed", "err", err)
+		c.rl.Log(slog.LevelError, "meta", "store snapshot time failed", "err", err)
 	}
 	c.logger.Info("snapshot applied", "snapshot_id", a.id, "seq", a.seq, "users", a.users, "later_records", later)
 	if over {

@@ -74,7 +74,7 @@ func (c *Client) handleSigned(m mqtt.Message, purpose string) {
 	// when the kiosk dies half-way.
 	c.ds.sigSeq[purpose] = sm.Seq
 	if err := c.setMetaUint("sync/signed/"+c.cfg.DeviceID+"/"+purpose, sm.Seq); err != nil {
-		c.rl.log(slog.LevelError, "meta", "store signed sequence failed", "err", err)
+		c.rl.Log(slog.LevelError, "meta", "store signed sequence failed", "err", err)
 	}
 	c.mu.Lock()
 	c.counters.Commands++

@@ -79,12 +79,19 @@ func (m *Main) openPipeline(ctx context.Context) error {
 		rec.notify = m.Sync.Notify
 	}
 	m.Bus = device.NewBus()
-	p := device.NewPipeline(m.Config.deviceConfig(), m.Encoder, m.Matcher, rec, m.Bus, m.logger("device"))
+	cfg := m.Config.deviceConfig()
+	gater, closeGater, err := device.OpenGater(&cfg)
+	if err != nil {
+		return fmt.Errorf("start camera pipeline: %w", err)
+	}
+	p := device.NewPipeline(cfg, gater, m.Encoder, m.Matcher, rec, m.Bus, m.logger("device"))
 	p.Observe(m.metrics.observeGate, m.metrics.observeRecord)
 	if err := p.Start(ctx); err != nil {
+		closeGater()
 		return fmt.Errorf("start camera pipeline: %w", err)
 	}
 	m.Pipeline = p
+	m.addCloser(closeGater) // closers run in reverse: after the pipeline's Close
 	if m.Sync != nil {
 		m.Sync.SetUnknownCounter(func() uint64 { return p.Status().Unknown })
 	}

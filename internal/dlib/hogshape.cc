@@ -1,4 +1,4 @@
-// dlibwrap.cc: see dlibwrap.h. Every entry point catches C++ exceptions so
+// hogshape.cc: see hogshape.h. Every entry point catches C++ exceptions so
 // none unwinds into Go.
 #include <dlib/image_processing.h>
 #include <dlib/image_processing/frontal_face_detector.h>
@@ -10,11 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "dlibwrap.h"
+#include "hogshape.h"
+#include "kderr.h"
 
 namespace kioskd {
 
-// gray_view lets dlib read an OpenCV buffer in place through dlib's generic
+// gray_view lets dlib read a caller's grey buffer in place through dlib's generic
 // image interface. Its accessors live in this namespace so that argument-
 // dependent lookup finds them from dlib's templates.
 struct gray_view {
@@ -37,26 +38,19 @@ struct image_traits<kioskd::gray_view> {
 
 using kioskd::gray_view;
 
-struct dd_detector {
+struct kd_detector {
 	dlib::frontal_face_detector det;
 };
 
-struct dd_shaper {
+struct kd_shaper {
 	dlib::shape_predictor sp;
 };
 
-static char* dup_err(const char* msg) {
-	size_t n = std::strlen(msg);
-	char* s = static_cast<char*>(std::malloc(n + 1));
-	if (s) std::memcpy(s, msg, n + 1);
-	return s;
-}
-
 extern "C" {
 
-dd_detector* dd_detector_new(void) {
+kd_detector* kd_detector_new(void) {
 	try {
-		dd_detector* d = new dd_detector;
+		kd_detector* d = new kd_detector;
 		d->det = dlib::get_frontal_face_detector();
 		return d;
 	} catch (...) {
@@ -64,9 +58,9 @@ dd_detector* dd_detector_new(void) {
 	}
 }
 
-void dd_detector_free(dd_detector* d) { delete d; }
+void kd_detector_free(kd_detector* d) { delete d; }
 
-int dd_detect(dd_detector* d, const unsigned char* gray, int w, int h, int stride,
+int kd_detect(kd_detector* d, const unsigned char* gray, int w, int h, int stride,
               double adjust, int* rects, double* scores, int* kinds, int max, char** err) {
 	try {
 		gray_view img{gray, h, w, stride};
@@ -84,17 +78,17 @@ int dd_detect(dd_detector* d, const unsigned char* gray, int w, int h, int strid
 		}
 		return n;
 	} catch (const std::exception& e) {
-		*err = dup_err(e.what());
+		*err = kd_dup_err(e.what());
 		return -1;
 	} catch (...) {
-		*err = dup_err("unknown dlib error");
+		*err = kd_dup_err("unknown dlib error");
 		return -1;
 	}
 }
 
-dd_shaper* dd_shaper_new(const char* path, char** err) {
+kd_shaper* kd_shaper_new(const char* path, char** err) {
 	try {
-		dd_shaper* s = new dd_shaper;
+		kd_shaper* s = new kd_shaper;
 		try {
 			dlib::deserialize(path) >> s->sp;
 		} catch (...) {
@@ -103,19 +97,19 @@ dd_shaper* dd_shaper_new(const char* path, char** err) {
 		}
 		return s;
 	} catch (const std::exception& e) {
-		*err = dup_err(e.what());
+		*err = kd_dup_err(e.what());
 		return nullptr;
 	} catch (...) {
-		*err = dup_err("unknown dlib error");
+		*err = kd_dup_err("unknown dlib error");
 		return nullptr;
 	}
 }
 
-void dd_shaper_free(dd_shaper* s) { delete s; }
+void kd_shaper_free(kd_shaper* s) { delete s; }
 
-int dd_shaper_parts(dd_shaper* s) { return static_cast<int>(s->sp.num_parts()); }
+int kd_shaper_parts(kd_shaper* s) { return static_cast<int>(s->sp.num_parts()); }
 
-int dd_shape(dd_shaper* s, const unsigned char* gray, int w, int h, int stride,
+int kd_shape(kd_shaper* s, const unsigned char* gray, int w, int h, int stride,
              int left, int top, int right, int bottom, int* pts, int max, char** err) {
 	try {
 		gray_view img{gray, h, w, stride};
@@ -127,10 +121,10 @@ int dd_shape(dd_shaper* s, const unsigned char* gray, int w, int h, int stride,
 		}
 		return n;
 	} catch (const std::exception& e) {
-		*err = dup_err(e.what());
+		*err = kd_dup_err(e.what());
 		return -1;
 	} catch (...) {
-		*err = dup_err("unknown dlib error");
+		*err = kd_dup_err("unknown dlib error");
 		return -1;
 	}
 }

@@ -11,6 +11,7 @@
 #include <dlib/image_processing/shape_predictor.h>
 #include <dlib/image_transforms.h>
 #include "dlibface.h"
+#include "kderr.h"
 #include "hogdetect.h"
 
 using namespace dlib;
@@ -42,8 +43,6 @@ struct kd_facerec {
 	anet_type net;
 };
 
-static char* dup_err(const std::string& s) { return strdup(s.c_str()); }
-
 extern "C" kd_facerec* kd_open(const char* dir, char** err) {
 	kd_facerec* rec = nullptr;
 	try {
@@ -55,7 +54,7 @@ extern "C" kd_facerec* kd_open(const char* dir, char** err) {
 		return rec;
 	} catch (std::exception& e) {
 		delete rec;
-		*err = dup_err(e.what());
+		*err = kd_dup_err(e.what());
 		return nullptr;
 	}
 }
@@ -96,7 +95,7 @@ extern "C" int kd_encode_face(kd_facerec* rec, const uint8_t* bgr, int w, int h,
 		describe(rec, img, rectangle(left, top, right, bottom), shape, descr);
 		return 1;
 	} catch (std::exception& e) {
-		*err = dup_err(e.what());
+		*err = kd_dup_err(e.what());
 		return -1;
 	}
 }
@@ -137,7 +136,7 @@ extern "C" int kd_recognize(kd_facerec* rec, const uint8_t* bgr, int w, int h, i
 		}
 		return n;
 	} catch (std::exception& e) {
-		*err = dup_err(e.what());
+		*err = kd_dup_err(e.what());
 		return -1;
 	}
 }

@@ -119,9 +119,8 @@ void parallel_detect(const detector_type& det, const image_type& img,
 	// the next task is rarely kept waiting), extracts level l's FHOG
 	// features, applies every filter to them, and frees the level's image
 	// and features. So at most one or two levels' images and features are
-	// alive per worker, instead of every level's features at once: for
-	// people/biden/1.jpg (2.1 MP, detected on its 8.5 MP 2x copy) `kioskd
-	// encode`'s peak RSS fell from 333 to 304 MB.
+	// alive per worker, instead of every level's features at once (the
+	// memory saved: docs/benchmarks.md).
 	{
 		std::mutex mu;
 		std::condition_variable cv;

@@ -1,7 +1,9 @@
-// Package dlib runs dlib's face pipeline (HOG detector, 5-point landmarks,
-// ResNet descriptor) over raw pixels, exactly as face_recognition drives it
-// through dlib's Python bindings. It is the only cgo in recognizer: kept in
-// its own package so editing the Go around it does not recompile dlib.
+// Package dlib is kioskd's one cgo binding to dlib, over raw pixel buffers:
+// the face pipeline recognizer uses (HOG detector, 5-point landmarks, ResNet
+// descriptor, exactly as face_recognition drives it through dlib's Python
+// bindings) and the single-threaded HOG detector and 68-point shape
+// predictor device gates frames with. It is its own package so editing the
+// Go around it does not recompile dlib.
 package dlib
 
 // #cgo CXXFLAGS: -std=c++17 -O3 -DNDEBUG -Wno-deprecated-declarations
@@ -13,6 +15,7 @@ import "C"
 
 import (
 	"errors"
+	"fmt"
 	"image"
 	"unsafe"
 )
@@ -42,8 +45,7 @@ func Open(dir string) (*Recognizer, error) {
 	var cerr *C.char
 	ptr := C.kd_open(cdir, &cerr)
 	if ptr == nil {
-		defer C.free(unsafe.Pointer(cerr))
-		return nil, errors.New(C.GoString(cerr))
+		return nil, cError("", cerr)
 	}
 	return &Recognizer{ptr: ptr}, nil
 }
@@ -80,8 +82,7 @@ func (r *Recognizer) Recognize(bgr []byte, w, h int, upsample bool, detectThread
 	n := int(C.kd_recognize(r.ptr, (*C.uint8_t)(unsafe.Pointer(&bgr[0])), C.int(w), C.int(h), up,
 		C.int(detectThreads), C.int(MaxFacesPerImage), &rects[0], &shapes[0], &descrs[0], &cerr))
 	if n < 0 {
-		defer C.free(unsafe.Pointer(cerr))
-		return 0, nil, errors.New("dlib: " + C.GoString(cerr))
+		return 0, nil, cError("dlib", cerr)
 	}
 	faces := make([]Face, min(n, MaxFacesPerImage))
 	for i := range faces {
@@ -115,8 +116,7 @@ func (r *Recognizer) EncodeFace(bgr []byte, w, h int, rect image.Rectangle) (Fac
 	if C.kd_encode_face(r.ptr, (*C.uint8_t)(unsafe.Pointer(&bgr[0])), C.int(w), C.int(h),
 		C.long(rect.Min.X), C.long(rect.Min.Y), C.long(rect.Max.X), C.long(rect.Max.Y),
 		&shape[0], &descr[0], &cerr) < 0 {
-		defer C.free(unsafe.Pointer(cerr))
-		return Face{}, errors.New("dlib: " + C.GoString(cerr))
+		return Face{}, cError("dlib", cerr)
 	}
 	f := Face{Rect: rect, Landmarks: make([]image.Point, 5)}
 	for j := range f.Landmarks {
@@ -126,4 +126,20 @@ func (r *Recognizer) EncodeFace(bgr []byte, w, h int, rect image.Rectangle) (Fac
 		f.Descriptor[j] = float32(descr[j])
 	}
 	return f, nil
+}
+
+// cError turns an error string the C++ allocated (kderr.h) into a Go error
+// prefixed with what, and frees it.
+func cError(what string, cerr *C.char) error {
+	if cerr == nil {
+		if what == "" {
+			what = "dlib error"
+		}
+		return errors.New(what)
+	}
+	defer C.free(unsafe.Pointer(cerr))
+	if what == "" {
+		return errors.New(C.GoString(cerr))
+	}
+	return fmt.Errorf("%s: %s", what, C.GoString(cerr))
 }
