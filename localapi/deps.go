@@ -85,6 +85,7 @@ type Deps struct {
 	Feedback FeedbackSource
 	Preview  PreviewSource
 	Capturer FaceCapturer
+	IDClaims IDClaimer      // the keypad's IDs; nil when no camera runs
 	Camera   StatusProvider // the device pipeline's status
 	Sync     StatusProvider // sync's status (connected, last error, ...)
 	Config   ConfigProvider
