@@ -33,18 +33,21 @@ func (d *decider) liveClaim() *idClaim {
 }
 
 // wantsID reports whether an ID should be looked for (a QR code in the
-// frame): always in id_face without a pending claim, in auto only once the
-// screen asked for one.
+// frame): in id_face without a pending claim unless the face in view is
+// already verified, in auto only once the screen asked for one.
 func (d *decider) wantsID() bool {
+	t := d.track
 	switch {
 	case d.cfg.Mode != ModeIDFace && d.cfg.Mode != ModeAuto:
 		return false
 	case d.liveClaim() != nil:
 		return false
+	case t != nil && (t.decided || t.verifiedUser != ""):
+		return false
 	case d.cfg.Mode == ModeIDFace:
 		return true
 	}
-	return d.track != nil && d.track.askedID && !d.track.decided
+	return t != nil && t.askedID
 }
 
 // askID asks t's person for an ID, once per track.

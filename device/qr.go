@@ -1,8 +1,12 @@
 package device
 
 import (
+	"image"
+	"math"
 	"time"
 
+	"github.com/makiuchi-d/gozxing"
+	zxqr "github.com/makiuchi-d/gozxing/qrcode"
 	"gocv.io/x/gocv"
 
 	"github.com/kioskd/kioskd/models"
@@ -13,40 +17,80 @@ import (
 // frame costs a few ms.
 const qrInterval = 250 * time.Millisecond
 
-// qrRetry is how long an ID read and refused is not tried again, so a card
-// held up is refused once, not four times a second.
+// qrRetry is how long an ID read is not claimed again, so a card held up
+// is claimed (or refused) once, not four times a second.
 const qrRetry = 3 * time.Second
 
-// qrReader reads the QR code of an ID card in a frame with OpenCV's
-// detector; used on the processing goroutine only.
+// qrReader reads the QR code of an ID card in a frame: OpenCV's detector
+// finds it, gozxing decodes the crop around it (Debian's OpenCV is built
+// without the quirc decoder). Used on the processing goroutine only.
 type qrReader struct {
-	det       gocv.QRCodeDetector
-	open      bool
-	grey      gocv.Mat
-	points    gocv.Mat
-	straight  gocv.Mat
-	last      time.Time // frame time of the last scan
-	refused   string    // last ID refused, and when
-	refusedAt time.Time
+	det      gocv.QRCodeDetector
+	open     bool
+	grey     gocv.Mat
+	points   gocv.Mat
+	dec      gozxing.Reader
+	last     time.Time // frame time of the last scan
+	lastText string    // last ID read, and when
+	lastAt   time.Time
 }
 
 // read returns the text of a QR code in frame, "" when there is none.
 func (q *qrReader) read(frame gocv.Mat) string {
 	if !q.open {
-		q.det, q.grey, q.points, q.straight = gocv.NewQRCodeDetector(), gocv.NewMat(), gocv.NewMat(), gocv.NewMat()
-		q.open = true
+		q.det, q.grey, q.points = gocv.NewQRCodeDetector(), gocv.NewMat(), gocv.NewMat()
+		q.dec, q.open = zxqr.NewQRCodeReader(), true
 	}
 	src := frame
 	if frame.Channels() == 3 {
 		gocv.CvtColor(frame, &q.grey, gocv.ColorBGRToGray)
 		src = q.grey
 	}
-	// Detect first: gocv's decoding call keeps its answer's C string for
-	// good, so it runs only when a code is in view.
 	if !q.det.Detect(src, &q.points) {
 		return ""
 	}
-	return q.det.DetectAndDecode(src, &q.points, &q.straight)
+	area, ok := qrArea(q.points, src.Cols(), src.Rows())
+	if !ok {
+		return ""
+	}
+	roi := src.Region(area)
+	crop := roi.Clone() // ToImage needs continuous pixels
+	roi.Close()
+	defer crop.Close()
+	img, err := crop.ToImage()
+	if err != nil {
+		return ""
+	}
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		return ""
+	}
+	res, err := q.dec.Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true})
+	if err != nil {
+		return ""
+	}
+	return res.GetText()
+}
+
+// qrArea is the box around the detector's four corners (a CV_32FC2 Mat),
+// with a quarter of its size added on each side for the quiet zone the
+// decoder needs, within a w x h frame.
+func qrArea(points gocv.Mat, w, h int) (image.Rectangle, bool) {
+	if points.Empty() || points.Total() < 4 || points.Type() != gocv.MatTypeCV32FC2 {
+		return image.Rectangle{}, false
+	}
+	xy, err := points.DataPtrFloat32()
+	if err != nil || len(xy) < 8 {
+		return image.Rectangle{}, false
+	}
+	x0, y0, x1, y1 := math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)
+	for i := 0; i+1 < 8; i += 2 {
+		x, y := float64(xy[i]), float64(xy[i+1])
+		x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x), max(y1, y)
+	}
+	mx, my := (x1-x0)/4, (y1-y0)/4
+	r := image.Rect(int(x0-mx), int(y0-my), int(x1+mx)+1, int(y1+my)+1).Intersect(image.Rect(0, 0, w, h))
+	return r, r.Dx() >= 21 && r.Dy() >= 21 // a QR code is at least 21 modules
 }
 
 func (q *qrReader) close() {
@@ -54,7 +98,6 @@ func (q *qrReader) close() {
 		q.det.Close()
 		q.grey.Close()
 		q.points.Close()
-		q.straight.Close()
 		q.open = false
 	}
 }
@@ -68,11 +111,11 @@ func (p *Pipeline) scanID(f frame) {
 	}
 	q.last = f.at
 	text := q.read(f.mat)
-	if text == "" || (text == q.refused && f.at.Sub(q.refusedAt) < qrRetry) {
+	if text == "" || (text == q.lastText && f.at.Sub(q.lastAt) < qrRetry) {
 		return
 	}
+	q.lastText, q.lastAt = text, f.at
 	if _, err := p.claim(p.ctx, text, "qr"); err != nil {
-		q.refused, q.refusedAt = text, f.at
 		if c := models.ErrorCode(err); c != models.ENOTFOUND && c != models.EINVALID {
 			p.warn.Warn("qr", "claim id from qr code", "err", err)
 		}
