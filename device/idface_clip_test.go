@@ -186,3 +186,30 @@ func TestPipelineIDFace(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkQRRead is one scan of a real 512x512 frame for an ID card: bare
+// (the detector alone, what every scan without a card costs) and with a
+// 150 px card (detector and decoder).
+func BenchmarkQRRead(b *testing.B) {
+	frame := clipFrames(b, "video/live/lp-d3.mp4", 1)[0]
+	withCard := frame.Clone()
+	defer withCard.Close()
+	card := mustQR(b, "20417", 150)
+	defer card.Close()
+	pasteCard(withCard, card, 8, 8, 5)
+	for _, bc := range []struct {
+		name string
+		m    gocv.Mat
+		want string
+	}{{"bare", frame, ""}, {"card", withCard, "20417"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var q qrReader
+			defer q.close()
+			for b.Loop() {
+				if got := q.read(bc.m); got != bc.want {
+					b.Fatalf("read %q, want %q", got, bc.want)
+				}
+			}
+		})
+	}
+}
