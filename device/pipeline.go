@@ -274,7 +274,7 @@ func (p *Pipeline) process(f frame) {
 func (p *Pipeline) advance(f frame, g *Gate) {
 	p.count(func(s *CameraStatus) { s.Processed++ })
 	if t := p.dec.gated(f.at, f.captured, f.seq, g); t != nil {
-		p.serveCapture(f.mat, t.box)
+		p.serveCapture(f.mat, t.box, g.Face.Yaw, g.Face.Roll)
 		if p.dec.encodeDue(t, f.at) {
 			if p.queueEncode(f, t) {
 				t.lastEncode = f.at
