@@ -1,9 +1,6 @@
 package device
 
 import (
-	"context"
-	"log/slog"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,63 +38,35 @@ func fakeVerify(userID string, d *models.Descriptor) verdict {
 // recorded and the feedback published.
 func runIDDecider(t *testing.T, mode Mode, steps []idStep) ([]string, []models.Feedback, CameraStatus) {
 	t.Helper()
-	base := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	clock := base
-	bus := NewBus()
-	ch, cancel := bus.Subscribe(256)
-	defer cancel()
 	cfg := DefaultConfig()
 	cfg.Mode, cfg.Liveness, cfg.TrackTimeout = mode, false, time.Minute
-	var status CameraStatus
 	users := map[string]*models.User{}
 	for _, id := range []string{"alice", "bob", "carol", "nobody"} {
 		users[id] = &models.User{ID: id, FullName: strings.ToUpper(id[:1]) + id[1:], Status: models.UserActive}
 	}
-	store := &memStore{users: users}
-	d := &decider{
-		cfg: &cfg, store: store, say: &announcer{bus: bus, now: func() time.Time { return clock }},
-		logger: slog.New(slog.DiscardHandler), warn: func(string, string, ...any) {},
-		ctx: context.Background(), now: func() time.Time { return clock },
-		count: func(fn func(*CameraStatus)) { fn(&status) }, lastEvents: map[string]lastEvent{},
-		verify: fakeVerify,
-	}
+	td := newTestDecider(&cfg, &memStore{users: users})
+	defer td.cancel()
+	td.d.verify = fakeVerify
 	for i, s := range steps {
-		clock = base.Add(s.at)
+		td.at(s.at)
 		if s.claim != "" {
-			d.setClaim(s.claim, "X-"+s.claim, "keypad")
+			td.d.setClaim(s.claim, "X-"+s.claim, "keypad")
 		}
 		g := passes(deciderBox)
-		tr := d.gated(clock, clock, i, &g)
-		for _, e := range s.encs {
-			face, named := strings.CutPrefix(e, "?")
+		tr := td.d.gated(td.clock, td.clock, i, &g)
+		votes := make([]vote, len(s.encs))
+		for j, e := range s.encs {
+			face, unclear := strings.CutPrefix(e, "?")
 			desc := &models.Descriptor{}
 			desc[0] = idFaces[face]
-			v := vote{distance: 0.4, desc: desc}
-			if !named {
-				v.userID = face
-			}
-			if cur := d.current(tr.id); cur != nil {
-				d.vote(cur, v, i)
-				d.decide(cur, cur.lastSeen)
+			votes[j] = vote{distance: 0.4, desc: desc}
+			if !unclear {
+				votes[j].userID = face
 			}
 		}
-		d.decide(tr, clock)
+		td.step(tr, votes, i)
 	}
-	var got []string
-	for _, ev := range store.events {
-		got = append(got, ev.UserID)
-	}
-	var fb []models.Feedback
-	for {
-		select {
-		case f := <-ch:
-			fb = append(fb, f)
-			continue
-		default:
-		}
-		break
-	}
-	return got, fb, status
+	return td.results()
 }
 
 // TestDeciderModes drives the mode logic (face, id_face, auto) and claims
@@ -209,15 +178,7 @@ func TestDeciderModes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			events, fb, st := runIDDecider(t, tc.mode, tc.steps)
-			if !slices.Equal(events, tc.events) {
-				t.Errorf("events = %v, want %v", events, tc.events)
-			}
-			if got := kindsOf(fb); !slices.Equal(got, tc.kinds) {
-				t.Fatalf("feedback = %v, want %v", got, tc.kinds)
-			}
-			if tc.check != nil {
-				tc.check(t, fb, st)
-			}
+			checkDecided(t, events, fb, st, tc.events, tc.kinds, tc.check)
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,12 +19,19 @@ import (
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
 
-// mustPostJSON posts in as JSON with token and decodes the reply into out.
-func mustPostJSON(tb testing.TB, url, token string, in, out any) int {
+// mustDoJSON sends in (nil: no body) as JSON with token and decodes the
+// reply into out (nil: not decoded); it returns the status.
+func mustDoJSON(tb testing.TB, method, url, token string, in, out any) int {
 	tb.Helper()
-	b, _ := json.Marshal(in)
-	req, _ := http.NewRequest("POST", url, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, body)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -72,11 +80,11 @@ func TestDaemon_CaptureSamples(t *testing.T) {
 	m, tok := mustLiveKiosk(t, "video/live/tvl-real.mp4", device.ModeFace)
 	base := m.API.URL()
 	var u models.User
-	if st := mustPostJSON(t, base+"/api/v1/users", tok, localapi.UserInput{FullName: "Tvl Real", Email: "tvl@example.org", Role: models.RoleTrainee}, &u); st != 201 {
+	if st := mustDoJSON(t, "POST", base+"/api/v1/users", tok, localapi.UserInput{FullName: "Tvl Real", Email: "tvl@example.org", Role: models.RoleTrainee}, &u); st != 201 {
 		t.Fatalf("create user: %d", st)
 	}
 	var fr localapi.FaceResponse
-	if st := mustPostJSON(t, base+"/api/v1/users/"+u.ID+"/faces/capture?samples=4", tok, nil, &fr); st != 201 {
+	if st := mustDoJSON(t, "POST", base+"/api/v1/users/"+u.ID+"/faces/capture?samples=4", tok, nil, &fr); st != 201 {
 		t.Fatalf("capture: %d", st)
 	}
 	encs, err := m.DB.ListEncodings(context.Background(), u.ID)
@@ -100,10 +108,10 @@ func TestBrowserKioskIDFace(t *testing.T) {
 	m, tok := mustLiveKiosk(t, "video/live/tvl-real.mp4", device.ModeIDFace)
 	base := m.API.URL()
 	var u models.User
-	if st := mustPostJSON(t, base+"/api/v1/users", tok, localapi.UserInput{FullName: "Tvl Real", Email: "tvl@example.org", ExternalID: "31337", Role: models.RoleTrainee}, &u); st != 201 {
+	if st := mustDoJSON(t, "POST", base+"/api/v1/users", tok, localapi.UserInput{FullName: "Tvl Real", Email: "tvl@example.org", ExternalID: "31337", Role: models.RoleTrainee}, &u); st != 201 {
 		t.Fatalf("create user: %d", st)
 	}
-	if st := mustPostJSON(t, base+"/api/v1/users/"+u.ID+"/faces/capture?samples=1", tok, nil, nil); st != 201 {
+	if st := mustDoJSON(t, "POST", base+"/api/v1/users/"+u.ID+"/faces/capture?samples=1", tok, nil, nil); st != 201 {
 		t.Fatalf("capture: %d", st)
 	}
 	watchKioskScreen(t, browser, base)
