@@ -19,7 +19,8 @@ import (
 // below hands it to the gates (gate.go) and then to the decider
 // (decider.go), which may send a crop to the encoder (encode.go) and, once
 // the votes, liveness and cooldown agree, commits the attendance
-// (record.go). preview.go and enrol.go take side copies of gated frames.
+// (record.go). preview.go and enrol.go take side copies of gated frames;
+// qr.go reads ID cards while the decider wants an ID (idface.go).
 
 // FrameGater runs the per-frame gates; *Gater implements it.
 type FrameGater interface {
