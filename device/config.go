@@ -100,6 +100,11 @@ type Config struct {
 	// Off by default: faces of people who are not enrolled are personal data.
 	UnknownDir string `yaml:"unknown_dir"`
 
+	// Mode is face (1:N), id_face (ID first, then 1:1) or auto (1:N when
+	// clear, else ask for the ID); see mode.go. kioskd's file sets it as
+	// recognizer.mode.
+	Mode Mode `yaml:"-"`
+
 	// ReopenMin and ReopenMax bound the backoff between attempts to reopen
 	// a failed source.
 	ReopenMin time.Duration `yaml:"reopen_min"`
@@ -141,6 +146,7 @@ func DefaultConfig() Config {
 		PreviewQuality:     75,
 		ReopenMin:          250 * time.Millisecond,
 		ReopenMax:          30 * time.Second,
+		Mode:               ModeFace,
 	}
 }
 
@@ -202,6 +208,8 @@ func (c *Config) Validate() error {
 		return bad("preview_interval", "negative")
 	case c.PreviewQuality < 1 || c.PreviewQuality > 100:
 		return bad("preview_quality", "%d is outside 1-100", c.PreviewQuality)
+	case c.Mode != ModeFace && c.Mode != ModeIDFace && c.Mode != ModeAuto:
+		return bad("mode", "%q is not one of face, id_face, auto", c.Mode)
 	case c.ReopenMin <= 0:
 		return bad("reopen_min", "must be positive")
 	case c.ReopenMax < c.ReopenMin:

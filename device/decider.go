@@ -29,6 +29,12 @@ type decider struct {
 	track      *track
 	nextTrack  uint64
 	lastEvents map[string]lastEvent
+
+	// ID + face (idface.go): the 1:1 check, the pending claim and the
+	// last claim's number.
+	verify   func(userID string, d *models.Descriptor) verdict
+	claim    *idClaim
+	claimSeq uint64
 }
 
 // lastEvent is a user's last commit, for the cooldown.
@@ -144,6 +150,12 @@ func (d *decider) decide(t *track, now time.Time) {
 		return
 	}
 	userID, dist, ok := t.votes.winner(d.cfg.ConfirmK)
+	if d.cfg.Mode == ModeIDFace || d.cfg.Mode == ModeAuto {
+		var handled bool
+		if userID, dist, ok, handled = d.idWinner(t, userID, dist, ok); handled && !ok {
+			return
+		}
+	}
 	if !ok {
 		if t.votes.unknown(d.cfg.ConfirmK) && !t.unknownAnnounce {
 			t.unknownAnnounce = true

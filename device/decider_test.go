@@ -77,50 +77,100 @@ func at(d time.Duration, votes ...string) frameStep {
 // the feedback kinds published and the status counters.
 func runDecider(t *testing.T, cfg Config, store *memStore, steps []frameStep) ([]string, []models.Feedback, CameraStatus) {
 	t.Helper()
-	base := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	clock := base
-	bus := NewBus()
-	ch, cancel := bus.Subscribe(256)
-	defer cancel()
-	var status CameraStatus
-	d := &decider{
-		cfg: &cfg, store: store, say: &announcer{bus: bus, now: func() time.Time { return clock }},
-		logger: slog.New(slog.DiscardHandler), warn: func(string, string, ...any) {},
-		ctx: context.Background(), now: func() time.Time { return clock },
-		count: func(fn func(*CameraStatus)) { fn(&status) }, lastEvents: map[string]lastEvent{},
-	}
+	td := newTestDecider(&cfg, store)
+	defer td.cancel()
 	for i, s := range steps {
-		clock = base.Add(s.at)
-		tr := d.gated(clock, clock, i, &s.gate)
+		td.at(s.at)
+		tr := td.d.gated(td.clock, td.clock, i, &s.gate)
 		if tr == nil {
 			if len(s.votes) > 0 {
 				t.Fatalf("step %d: votes for a frame that did not pass", i)
 			}
 			continue
 		}
-		for _, v := range s.votes {
-			if cur := d.current(tr.id); cur != nil {
-				d.vote(cur, vote{userID: v, distance: 0.4}, i)
-				d.decide(cur, cur.lastSeen)
-			}
+		votes := make([]vote, len(s.votes))
+		for j, v := range s.votes {
+			votes[j] = vote{userID: v, distance: 0.4}
 		}
-		d.decide(tr, clock)
+		td.step(tr, votes, i)
 	}
+	return td.results()
+}
+
+// testDecider is a decider on an in-memory store with a clock the test
+// moves, its feedback and its status counters.
+type testDecider struct {
+	d      *decider
+	store  *memStore
+	base   time.Time
+	clock  time.Time
+	ch     <-chan models.Feedback
+	cancel func()
+	status CameraStatus
+}
+
+func newTestDecider(cfg *Config, store *memStore) *testDecider {
+	td := &testDecider{store: store, base: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	td.clock = td.base
+	bus := NewBus()
+	td.ch, td.cancel = bus.Subscribe(256)
+	now := func() time.Time { return td.clock }
+	td.d = &decider{
+		cfg: cfg, store: store, say: &announcer{bus: bus, now: now},
+		logger: slog.New(slog.DiscardHandler), warn: func(string, string, ...any) {},
+		ctx: context.Background(), now: now,
+		count: func(fn func(*CameraStatus)) { fn(&td.status) }, lastEvents: map[string]lastEvent{},
+	}
+	return td
+}
+
+// at sets the clock to offset from the start.
+func (td *testDecider) at(offset time.Duration) { td.clock = td.base.Add(offset) }
+
+// step lands encodings on track tr (frame i) and decides after each and
+// after the frame.
+func (td *testDecider) step(tr *track, votes []vote, i int) {
+	for _, v := range votes {
+		if cur := td.d.current(tr.id); cur != nil {
+			td.d.vote(cur, v, i)
+			td.d.decide(cur, cur.lastSeen)
+		}
+	}
+	td.d.decide(tr, td.clock)
+}
+
+// results are the users recorded, the feedback published and the status.
+func (td *testDecider) results() ([]string, []models.Feedback, CameraStatus) {
 	var users []string
-	for _, ev := range store.events {
+	for _, ev := range td.store.events {
 		users = append(users, ev.UserID)
 	}
 	var fb []models.Feedback
 	for {
 		select {
-		case f := <-ch:
+		case f := <-td.ch:
 			fb = append(fb, f)
 			continue
 		default:
 		}
 		break
 	}
-	return users, fb, status
+	return users, fb, td.status
+}
+
+// checkDecided compares a decider run's events and feedback kinds with the
+// wanted ones, then runs check (may be nil).
+func checkDecided(t *testing.T, events []string, fb []models.Feedback, st CameraStatus, wantEvents []string, wantKinds []models.FeedbackKind, check func(*testing.T, []models.Feedback, CameraStatus)) {
+	t.Helper()
+	if !slices.Equal(events, wantEvents) {
+		t.Errorf("events = %v, want %v", events, wantEvents)
+	}
+	if got := kindsOf(fb); !slices.Equal(got, wantKinds) {
+		t.Fatalf("feedback = %v, want %v", got, wantKinds)
+	}
+	if check != nil {
+		check(t, fb, st)
+	}
 }
 
 func kindsOf(fb []models.Feedback) []models.FeedbackKind {
@@ -246,15 +296,7 @@ func TestDecider(t *testing.T) {
 			}
 			store := &memStore{users: map[string]*models.User{"alice": alice, "gone": gone}, last: tc.last, failGet: tc.failGet}
 			events, fb, st := runDecider(t, cfg, store, tc.steps)
-			if !slices.Equal(events, tc.events) {
-				t.Errorf("events = %v, want %v", events, tc.events)
-			}
-			if got := kindsOf(fb); !slices.Equal(got, tc.kinds) {
-				t.Fatalf("feedback = %v, want %v", got, tc.kinds)
-			}
-			if tc.check != nil {
-				tc.check(t, fb, st)
-			}
+			checkDecided(t, events, fb, st, tc.events, tc.kinds, tc.check)
 		})
 	}
 }

@@ -3,7 +3,9 @@
 // one face, close enough, sharp, well exposed, frontal), follows the face
 // across frames, checks liveness, identifies the person once K of the last M
 // encodings agree, commits the attendance event and only then announces it on
-// an in-process feedback bus.
+// an in-process feedback bus. In modes id_face and auto (mode.go) an ID
+// card's QR code or the kiosk screen's keypad names the user first and the
+// face is verified against that user only.
 //
 // The HOG face detector and the 68-point shape predictor come from dlib
 // through the shared binding in internal/dlib (dlib.go adapts Mats to it);

@@ -136,7 +136,7 @@ func (p *Pipeline) encode(j encodeJob) encodeResult {
 	}
 	m := p.matcher.Identify(&f.Descriptor)
 	r.found = true
-	r.vote = vote{distance: m.Distance}
+	r.vote = vote{distance: m.Distance, desc: &f.Descriptor}
 	if m.Known {
 		r.vote.userID = m.UserID
 	} else if p.cfg.UnknownDir != "" {

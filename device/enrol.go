@@ -9,7 +9,7 @@ import (
 	"github.com/kioskd/kioskd/models"
 )
 
-// captureWaiter is one CaptureFace call waiting for a gated frame.
+// captureWaiter is one capture waiting for a gated frame.
 type captureWaiter struct {
 	ch chan capturedFace
 }
@@ -21,23 +21,33 @@ type capturedFace struct {
 	scale  float64
 	expect image.Rectangle
 	jpeg   []byte
+	// yaw and roll are the gates' pose of the face (landmarks.go).
+	yaw, roll float64
 }
 
-// CaptureFace waits for the next frame with exactly one face that passes
+// captureSample is one enrolment capture: the face, the frame as JPEG and
+// the face's pose.
+type captureSample struct {
+	face      *models.Face
+	jpeg      []byte
+	yaw, roll float64
+}
+
+// captureOne waits for the next frame with exactly one face that passes
 // the gates (liveness is not required: an operator is present) and returns
-// that face, with its descriptor, and the frame as JPEG. Errors:
+// that face, with its descriptor and pose, and the frame as JPEG. Errors:
 // EUNAVAILABLE (not running), ENOFACE (the encoder did not confirm the
 // face), ctx's error.
-func (p *Pipeline) CaptureFace(ctx context.Context) (*models.Face, []byte, error) {
+func (p *Pipeline) captureOne(ctx context.Context) (*captureSample, error) {
 	if !p.started {
-		return nil, nil, models.Errorf(models.EUNAVAILABLE, "The camera is not running.")
+		return nil, models.Errorf(models.EUNAVAILABLE, "The camera is not running.")
 	}
 	w := &captureWaiter{ch: make(chan capturedFace, 1)}
 	p.waitMu.Lock()
 	select {
 	case <-p.done:
 		p.waitMu.Unlock()
-		return nil, nil, models.Errorf(models.EUNAVAILABLE, "The camera is not running.")
+		return nil, models.Errorf(models.EUNAVAILABLE, "The camera is not running.")
 	default:
 	}
 	p.waiters[w] = struct{}{}
@@ -56,18 +66,18 @@ func (p *Pipeline) CaptureFace(ctx context.Context) (*models.Face, []byte, error
 	select {
 	case c = <-w.ch:
 	case <-ctx.Done():
-		return nil, nil, ctx.Err()
+		return nil, ctx.Err()
 	case <-p.done:
-		return nil, nil, models.Errorf(models.EUNAVAILABLE, "The camera is not running.")
+		return nil, models.Errorf(models.EUNAVAILABLE, "The camera is not running.")
 	}
 	defer c.crop.Close()
 	faces, err := p.enc.EncodeMat(ctx, c.crop)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	f := bestFace(faces, c.expect)
 	if f == nil {
-		return nil, nil, models.Errorf(models.ENOFACE, "No face could be encoded. Look at the camera and try again.")
+		return nil, models.Errorf(models.ENOFACE, "No face could be encoded. Look at the camera and try again.")
 	}
 	out := *f
 	tr := func(q image.Point) image.Point {
@@ -78,11 +88,12 @@ func (p *Pipeline) CaptureFace(ctx context.Context) (*models.Face, []byte, error
 	for i, q := range f.Landmarks {
 		out.Landmarks[i] = tr(q)
 	}
-	return &out, c.jpeg, nil
+	return &captureSample{face: &out, jpeg: c.jpeg, yaw: c.yaw, roll: c.roll}, nil
 }
 
-// serveCapture hands a gated frame to CaptureFace callers.
-func (p *Pipeline) serveCapture(m gocv.Mat, box image.Rectangle) {
+// serveCapture hands a gated frame, its face at box with the pose yaw and
+// roll, to waiting captures.
+func (p *Pipeline) serveCapture(m gocv.Mat, box image.Rectangle, yaw, roll float64) {
 	p.waitMu.Lock()
 	defer p.waitMu.Unlock()
 	if len(p.waiters) == 0 {
@@ -97,7 +108,7 @@ func (p *Pipeline) serveCapture(m gocv.Mat, box image.Rectangle) {
 	for w := range p.waiters {
 		crop, origin, scale, expect := p.cropFor(m, box)
 		select {
-		case w.ch <- capturedFace{crop: crop, origin: origin, scale: scale, expect: expect, jpeg: jpeg}:
+		case w.ch <- capturedFace{crop: crop, origin: origin, scale: scale, expect: expect, jpeg: jpeg, yaw: yaw, roll: roll}:
 		default:
 			crop.Close()
 		}

@@ -19,7 +19,8 @@ import (
 // below hands it to the gates (gate.go) and then to the decider
 // (decider.go), which may send a crop to the encoder (encode.go) and, once
 // the votes, liveness and cooldown agree, commits the attendance
-// (record.go). preview.go and enrol.go take side copies of gated frames.
+// (record.go). preview.go and enrol.go take side copies of gated frames;
+// qr.go reads ID cards while the decider wants an ID (idface.go).
 
 // FrameGater runs the per-frame gates; *Gater implements it.
 type FrameGater interface {
@@ -105,6 +106,12 @@ type Pipeline struct {
 	// belongs to. It runs on the pipeline's goroutines.
 	onTrace func(step string, trackID uint64, seq int, wall time.Time)
 
+	// users and verifier serve modes id_face and auto (mode.go); qr reads
+	// ID cards (qr.go), on the processing goroutine only.
+	users    UserFinder
+	verifier IDVerifier
+	qr       qrReader
+
 	// taken is when the gates last took a frame (unix ns), for LastTaken.
 	taken atomic.Int64
 }
@@ -154,11 +161,14 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	if p.gater == nil || p.enc == nil || p.matcher == nil || p.store == nil {
 		return errors.New("pipeline needs a gater, an encoder, a matcher and a store")
 	}
+	if p.cfg.Mode != ModeFace && (p.users == nil || p.verifier == nil) {
+		return errors.New("pipeline: mode " + string(p.cfg.Mode) + " needs UseIDs before Start")
+	}
 	p.ctx, p.cancel = context.WithCancel(ctx)
 	p.dec = &decider{
 		cfg: &p.cfg, store: p.store, say: p.say, logger: p.logger, warn: p.warn.Warn,
 		ctx: p.ctx, now: p.Now, count: p.count, onTrace: p.onTrace, onRecord: p.onRecord,
-		lastEvents: map[string]lastEvent{},
+		lastEvents: map[string]lastEvent{}, verify: p.verifyClaim,
 	}
 	p.frames = make(chan frame, 1)
 	p.jobs = make(chan encodeJob, 1)
@@ -228,6 +238,7 @@ func (p *Pipeline) count(fn func(s *CameraStatus)) {
 func (p *Pipeline) processLoop() {
 	defer close(p.done)
 	defer p.releaseWaiters()
+	defer p.qr.close()
 	for f := range p.frames {
 		p.taken.Store(time.Now().UnixNano())
 		p.drainResults(false)
@@ -251,7 +262,11 @@ func (p *Pipeline) process(f frame) {
 	}
 	p.stateMu.Lock()
 	p.advance(f, &g)
+	wantID := p.dec.wantsID()
 	p.stateMu.Unlock()
+	if wantID {
+		p.scanID(f)
+	}
 	p.updatePreview(f.mat, &g)
 }
 
@@ -260,7 +275,7 @@ func (p *Pipeline) process(f frame) {
 func (p *Pipeline) advance(f frame, g *Gate) {
 	p.count(func(s *CameraStatus) { s.Processed++ })
 	if t := p.dec.gated(f.at, f.captured, f.seq, g); t != nil {
-		p.serveCapture(f.mat, t.box)
+		p.serveCapture(f.mat, t.box, g.Face.Yaw, g.Face.Roll)
 		if p.dec.encodeDue(t, f.at) {
 			if p.queueEncode(f, t) {
 				t.lastEncode = f.at

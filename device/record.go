@@ -51,6 +51,10 @@ func (d *decider) record(t *track, userID string, dist float64, proof string, no
 	if pt := ev.PunctualityText(); pt != "" { // the recorder stamps central's class session
 		msg += " - " + pt
 	}
-	d.say.publish(models.Feedback{Kind: models.FeedbackRecognised, UserID: userID, Name: user.FullName, EventID: ev.ID,
+	kind := models.FeedbackRecognised
+	if t.verifiedUser != "" {
+		kind, msg = models.FeedbackVerified, "ID verified. "+msg
+	}
+	d.say.publish(models.Feedback{Kind: kind, UserID: userID, Name: user.FullName, EventID: ev.ID,
 		Time: ev.Time, Message: msg})
 }

@@ -36,6 +36,9 @@ type CameraStatus struct {
 	// AppearanceBreaks counts tracks ended because the face's appearance
 	// changed at once (a photo swapped for another, or a camera cut).
 	AppearanceBreaks uint64 `json:"appearance_breaks"`
+	// NotVerified counts ID claims refused: the face did not match the ID
+	// (or the ID has no enrolled face).
+	NotVerified uint64 `json:"not_verified"`
 	// FeedbackDropped counts feedback lost by slow bus subscribers.
 	FeedbackDropped uint64 `json:"feedback_dropped"`
 }

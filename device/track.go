@@ -3,6 +3,8 @@ package device
 import (
 	"image"
 	"time"
+
+	"github.com/kioskd/kioskd/models"
 )
 
 // iou returns the intersection over union of two boxes.
@@ -37,12 +39,23 @@ type track struct {
 	unknownAnnounce bool
 	livenessFailed  bool
 	recognisedAt    time.Time // frame time K-of-M first agreed, waiting for liveness
+	// ID + face (idface.go): the screen asked for an ID; the claimed user
+	// the face was verified as, with the mean distance.
+	askedID      bool
+	verifiedUser string
+	verifiedDist float64
 }
 
 // vote is one encoding's identification.
 type vote struct {
 	userID   string // "" for unknown
 	distance float64
+	// desc is the encoding, kept for a 1:1 check against a claimed ID;
+	// checked is the claim it was last checked against, with the answer.
+	desc    *models.Descriptor
+	checked uint64
+	match   bool
+	vdist   float64
 }
 
 // votes keeps the last M identifications of a track.

@@ -23,11 +23,12 @@ type PreviewSource interface {
 	LatestJPEG() ([]byte, uint64)
 }
 
-// FaceCapturer waits for the next frame that passes the pipeline's gates
-// (one face, large enough, sharp, lit) and returns the face and that frame as
-// JPEG. Errors: ENOFACE etc. as models.Encoder, EUNAVAILABLE (no camera).
+// FaceCapturer takes up to n faces of one person, of distinct small poses,
+// from the next frames that pass the pipeline's gates (one face, large
+// enough, sharp, lit), and the first frame as JPEG. Errors: ENOFACE etc. as
+// models.Encoder, EUNAVAILABLE (no camera).
 type FaceCapturer interface {
-	CaptureFace(ctx context.Context) (*models.Face, []byte, error)
+	CaptureFaces(ctx context.Context, n int) ([]models.Face, []byte, error)
 }
 
 // StatusProvider reports a component's state for /api/v1/status, as any
@@ -85,6 +86,7 @@ type Deps struct {
 	Feedback FeedbackSource
 	Preview  PreviewSource
 	Capturer FaceCapturer
+	IDClaims IDClaimer      // the keypad's IDs; nil when no camera runs
 	Camera   StatusProvider // the device pipeline's status
 	Sync     StatusProvider // sync's status (connected, last error, ...)
 	Config   ConfigProvider

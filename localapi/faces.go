@@ -13,6 +13,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -114,6 +115,9 @@ type FaceResponse struct {
 	// Confirmed is set when the face resembled another user and was
 	// enrolled on a confirmation or an admin's force.
 	Confirmed *Confirmation `json:"confirmed,omitempty"`
+	// Samples are every encoding a camera capture of several samples
+	// enrolled (Encoding is the first).
+	Samples []*models.FaceEncoding `json:"samples,omitempty"`
 }
 
 // Confirmation records who let a face similar to another user's be enrolled.
@@ -185,7 +189,12 @@ func (s *Server) handleCaptureFace(c *gin.Context) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CaptureTimeout)
 	defer cancel()
-	face, _, err := s.deps.Capturer.CaptureFace(cctx)
+	n, err := captureSamples(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	faces, _, err := s.deps.Capturer.CaptureFaces(cctx, n)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = models.Errorf(models.ENOFACE, "No usable face within %s: one person, facing the camera, close enough and well lit.", s.cfg.CaptureTimeout)
@@ -193,7 +202,24 @@ func (s *Server) handleCaptureFace(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	s.enrolFace(c, u, face, force, confirmDifferent(c, nil))
+	s.enrolFaces(c, u, faces, force, confirmDifferent(c, nil))
+}
+
+// DefaultCaptureSamples is how many samples a camera enrolment takes
+// unless ?samples= says otherwise (1-5).
+const DefaultCaptureSamples = 3
+
+// captureSamples reads ?samples=.
+func captureSamples(c *gin.Context) (int, error) {
+	q := c.Query("samples")
+	if q == "" {
+		return DefaultCaptureSamples, nil
+	}
+	n, err := strconv.Atoi(q)
+	if err != nil || n < 1 || n > 5 {
+		return 0, models.Errorf(models.EINVALID, "samples: want 1-5").WithDetail("field", "samples")
+	}
+	return n, nil
 }
 
 // forceFlag reads ?force=true, which only admins may set.
@@ -312,39 +338,62 @@ func (s *Server) sameFace(encs []*models.FaceEncoding, d *models.Descriptor) *mo
 }
 
 func (s *Server) enrolFace(c *gin.Context, u *models.User, face *models.Face, force bool, confirm string) {
+	s.enrolFaces(c, u, []models.Face{*face}, force, confirm)
+}
+
+// enrolFaces enrols faces (several samples of one person from the camera,
+// or one photo) for u. Every face is judged by the duplicate rule before
+// any is written: one refused refuses all.
+func (s *Server) enrolFaces(c *gin.Context, u *models.User, faces []models.Face, force bool, confirm string) {
 	ctx := c.Request.Context()
-	sim, err := s.similarUser(ctx, u.ID, &face.Descriptor)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
 	var confirmed *Confirmation
-	if sim != nil {
+	for i := range faces {
+		sim, err := s.similarUser(ctx, u.ID, &faces[i].Descriptor)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if sim == nil {
+			continue
+		}
 		if !sim.allowed(force, confirm) {
 			s.metrics.enrolments.WithLabelValues(map[bool]string{true: "possible_duplicate", false: "duplicate"}[sim.verdict == dupPossible]).Inc()
 			s.writeError(c, duplicateError(sim))
 			return
 		}
-		confirmed = &Confirmation{SimilarUserID: sim.user.ID, Distance: math.Round(sim.dist*1000) / 1000, Force: force, By: actor(c)}
+		if confirmed == nil {
+			confirmed = &Confirmation{SimilarUserID: sim.user.ID, Distance: math.Round(sim.dist*1000) / 1000, Force: force, By: actor(c)}
+		}
 		s.logger.Warn("enrolment of a face similar to another user", slog.String("user", u.ID), slog.String("similar_user", sim.user.ID),
-			slog.Float64("distance", sim.dist), slog.String("verdict", sim.verdict), slog.Bool("force", force), slog.String("by", confirmed.By))
+			slog.Float64("distance", sim.dist), slog.String("verdict", sim.verdict), slog.Bool("force", force), slog.String("by", actor(c)))
 	}
 	encs, err := s.deps.Store.ListEncodings(ctx, u.ID)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	if e := s.sameFace(encs, &face.Descriptor); e != nil {
-		s.writeError(c, models.Errorf(models.ECONFLICT, "This photo is already enrolled for %s.", u.FullName).WithDetail("encoding_id", e.ID))
-		return
+	for i := range faces {
+		if e := s.sameFace(encs, &faces[i].Descriptor); e != nil {
+			s.writeError(c, models.Errorf(models.ECONFLICT, "This photo is already enrolled for %s.", u.FullName).WithDetail("encoding_id", e.ID))
+			return
+		}
 	}
-	enc := &models.FaceEncoding{UserID: u.ID, Descriptor: face.Descriptor, Source: models.SourceLocal, Model: models.DefaultModelName, CreatedAt: s.now().UTC()}
-	if _, err := s.deps.Enroller.Enrol(ctx, &models.Enrolment{Op: models.EnrolAddFace, Encoding: enc}); err != nil {
-		s.writeError(c, err)
-		return
+	resp := FaceResponse{Box: faces[0].Box, Confirmed: confirmed}
+	for i := range faces {
+		enc := &models.FaceEncoding{UserID: u.ID, Descriptor: faces[i].Descriptor, Source: models.SourceLocal, Model: models.DefaultModelName, CreatedAt: s.now().UTC()}
+		if _, err := s.deps.Enroller.Enrol(ctx, &models.Enrolment{Op: models.EnrolAddFace, Encoding: enc}); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		s.metrics.enrolments.WithLabelValues("ok").Inc()
+		if i == 0 {
+			resp.Encoding = enc
+		}
+		if len(faces) > 1 {
+			resp.Samples = append(resp.Samples, enc)
+		}
 	}
-	s.metrics.enrolments.WithLabelValues("ok").Inc()
-	c.JSON(http.StatusCreated, FaceResponse{Encoding: enc, Box: face.Box, Confirmed: confirmed})
+	c.JSON(http.StatusCreated, resp)
 }
 
 func (s *Server) handleListFaces(c *gin.Context) {

@@ -45,6 +45,7 @@ func (s *Server) routes() *gin.Engine {
 	live := e.Group("", s.authenticate(true))
 	live.GET("/kiosk/events", s.handleFeedbackSSE)
 	live.GET("/kiosk/preview.mjpeg", s.handlePreview)
+	live.POST("/kiosk/claim", s.handleClaim)
 	live.GET("/metrics", s.handleMetrics)
 
 	api := e.Group("/api/v1", s.authenticate(false))

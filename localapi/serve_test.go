@@ -68,9 +68,12 @@ type photoCapturer struct {
 	img []byte
 }
 
-func (p photoCapturer) CaptureFace(ctx context.Context) (*models.Face, []byte, error) {
+func (p photoCapturer) CaptureFaces(ctx context.Context, _ int) ([]models.Face, []byte, error) {
 	f, err := p.enc.EncodeOne(ctx, p.img)
-	return f, p.img, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return []models.Face{*f}, p.img, nil
 }
 
 // memConfig is a ConfigProvider holding a JSON object; UpdateConfig applies

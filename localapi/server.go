@@ -40,6 +40,7 @@ type Server struct {
 	classes   map[string]string // password cost class -> a hash of it (costClasses)
 	classesAt time.Time
 	streams   chan struct{} // a slot per open live stream
+	claims    claimLimiter  // keypad IDs (idclaim.go)
 	jobs      *jobRegistry
 	cache     *respCache
 	accounts  *accountCache

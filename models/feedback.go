@@ -18,6 +18,12 @@ const (
 	FeedbackUnknown        FeedbackKind = "unknown"
 	FeedbackLivenessFailed FeedbackKind = "liveness_failed"
 	FeedbackCameraLost     FeedbackKind = "camera_lost"
+	// ID + face (device.ModeIDFace, device.ModeAuto).
+	FeedbackNeedID      FeedbackKind = "need_id"      // show the ID card or type the ID
+	FeedbackIDAccepted  FeedbackKind = "id_accepted"  // an ID was read or typed: now the face
+	FeedbackUnknownID   FeedbackKind = "unknown_id"   // no active user has that ID
+	FeedbackVerified    FeedbackKind = "verified"     // face matched the ID; attendance recorded
+	FeedbackNotVerified FeedbackKind = "not_verified" // face does not match the ID: nothing recorded
 )
 
 // Feedback is one message for the kiosk screen (and for sync's status).

@@ -67,6 +67,10 @@ type RecognizerConfig struct {
 	// at once (a 2x detection counts four times): the knob for the
 	// encoders' peak memory (docs/benchmarks.md, "Abuse campaign").
 	MaxConcurrentPixels int `yaml:"max_concurrent_pixels"`
+	// Mode is how the kiosk decides who is in front of it: face (1:N),
+	// id_face (ID card or keypad first, then 1:1) or auto (1:N when clear,
+	// else ask for the ID; "" is face); docs/accuracy.md, "Choosing a mode".
+	Mode string `yaml:"mode"`
 }
 
 // JobsConfig configures scheduled jobs (robfig/cron specs, local time).
@@ -117,6 +121,7 @@ func DefaultConfig() Config {
 			MaxPixels:            recognizer.DefaultMaxPixels,
 
 			MaxConcurrentPixels: recognizer.DefaultMaxConcurrentPixels,
+			Mode:                string(device.ModeFace),
 		},
 		Device: dev,
 		API:    APIConfig(api),
@@ -293,6 +298,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("recognizer.max_pixels: %d is outside [1e6, 2e8]", c.Recognizer.MaxPixels)
 	case c.Recognizer.MaxConcurrentPixels < 1_000_000 || c.Recognizer.MaxConcurrentPixels > 400_000_000:
 		return fmt.Errorf("recognizer.max_concurrent_pixels: %d is outside [1e6, 4e8]", c.Recognizer.MaxConcurrentPixels)
+	case c.Recognizer.Mode != "" && c.Recognizer.Mode != string(device.ModeFace) && c.Recognizer.Mode != string(device.ModeIDFace) && c.Recognizer.Mode != string(device.ModeAuto):
+		return fmt.Errorf("recognizer.mode: %q is not one of face, id_face, auto", c.Recognizer.Mode)
 	case c.Jobs.RetentionDays < 1:
 		return fmt.Errorf("jobs.retention_days: %d must be at least 1", c.Jobs.RetentionDays)
 	case c.Jobs.BackupKeep < 1:
@@ -347,6 +354,9 @@ func (c *Config) deviceConfig() device.Config {
 	}
 	if d.ShapePredictorPath == "" || d.ShapePredictorPath == device.DefaultConfig().ShapePredictorPath {
 		d.ShapePredictorPath = filepath.Join(c.Models.Dir, "shape_predictor_68_face_landmarks.dat")
+	}
+	if d.Mode = device.Mode(c.Recognizer.Mode); d.Mode == "" {
+		d.Mode = device.ModeFace
 	}
 	return d
 }

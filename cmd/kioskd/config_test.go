@@ -72,6 +72,7 @@ func TestParseConfig_Errors(t *testing.T) {
 		{"bad broker", "sync:\n  broker: http://x\n", "sync.broker"},
 		{"broker without key", "sync:\n  broker: tcp://127.0.0.1:1883\n", "sync.registry_public_key"},
 		{"bad log level", "log_level: loud\n", "log_level"},
+		{"bad mode", "recognizer:\n  mode: id\n", "recognizer.mode"},
 		{"session without cron", "jobs:\n  sessions:\n    - id: s1\n      duration: 1h\n", "jobs.sessions[0].cron"},
 		{"negative cooldown", "device:\n  source: \"0\"\n  cooldown: -1s\n", "device.cooldown"},
 		{"bad api addr", "api:\n  addr: nowhere\n", "api.addr"},

@@ -59,19 +59,7 @@ func MustLogin(tb testing.TB, base, email, password string) string {
 
 func mustGetJSON(tb testing.TB, url, token string, v any) int {
 	tb.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if v != nil {
-		_ = json.NewDecoder(resp.Body).Decode(v)
-	}
-	return resp.StatusCode
+	return mustDoJSON(tb, "GET", url, token, nil, v)
 }
 
 // TestDaemon_NoCamera runs kioskd as `make run` does (no camera, no broker)

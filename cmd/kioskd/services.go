@@ -86,6 +86,7 @@ func (m *Main) openPipeline(ctx context.Context) error {
 	}
 	p := device.NewPipeline(cfg, gater, m.Encoder, m.Matcher, rec, m.Bus, m.logger("device"))
 	p.Observe(m.metrics.observeGate, m.metrics.observeRecord)
+	p.UseIDs(m.DB, m.Calibrator)
 	if err := p.Start(ctx); err != nil {
 		closeGater()
 		return fmt.Errorf("start camera pipeline: %w", err)
@@ -185,6 +186,7 @@ func (m *Main) openAPI() error {
 		deps.Feedback = m.Bus
 		deps.Preview = m.Pipeline
 		deps.Capturer = m.Pipeline
+		deps.IDClaims = m.Pipeline
 		deps.Camera = localapi.StatusFunc(func() any { return m.Pipeline.Status() })
 	}
 	if m.Sync != nil {

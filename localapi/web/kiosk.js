@@ -18,13 +18,51 @@
     recognised: "Welcome",
     unknown: "Not recognised",
     liveness_failed: "Please try again",
-    camera_lost: "Camera offline"
+    camera_lost: "Camera offline",
+    need_id: "Show your ID card or type your ID",
+    id_accepted: "Now look at the camera",
+    unknown_id: "Unknown ID",
+    verified: "ID verified",
+    not_verified: "ID and face do not match"
+  };
+  // ID + face: the keypad opens when the kiosk asks for an ID (or on
+  // "Type ID") and posts the typed ID to /kiosk/claim.
+  var keypad = document.getElementById("keypad");
+  var idInput = document.getElementById("id-input");
+  var keypadTimer = null;
+  function openKeypad(open) {
+    keypad.hidden = !open;
+    clearTimeout(keypadTimer);
+    if (open) { keypadTimer = setTimeout(function () { openKeypad(false); }, 30000); }
+    else { idInput.value = ""; }
+  }
+  document.getElementById("id-open").onclick = function () { openKeypad(keypad.hidden); };
+  keypad.addEventListener("click", function (e) {
+    var k = e.target.getAttribute && e.target.getAttribute("data-key");
+    if (!k) { return; }
+    if (k === "back") { idInput.value = idInput.value.slice(0, -1); }
+    else if (idInput.value.length < 64) { idInput.value += k; }
+    openKeypad(true);
+  });
+  keypad.onsubmit = function (e) {
+    e.preventDefault();
+    var id = idInput.value.trim();
+    if (!id) { return; }
+    fetch("/kiosk/claim", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ id: id }) })
+      .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, b: b }; }); })
+      .then(function (res) {
+        if (res.ok) { openKeypad(false); show({ kind: "id_accepted", message: res.b.message }); }
+        else { idInput.value = ""; show({ kind: "unknown_id", message: (res.b.error && res.b.error.message) || "Unknown ID" }); }
+      })
+      .catch(function () { show({ kind: "unknown_id", message: "Please try again" }); });
   };
   function pad(n) { return (n < 10 ? "0" : "") + n; }
   function hhmm(t) { var d = t ? new Date(t) : new Date(); return pad(d.getHours()) + ":" + pad(d.getMinutes()); }
   function show(f) {
     var text = f.message || words[f.kind] || "";
     if (!f.message && f.kind === "recognised" && f.name) { text = "Welcome, " + f.name + " - " + hhmm(f.time); }
+    if (f.kind === "need_id" || f.kind === "not_verified") { openKeypad(true); }
+    if (f.kind === "verified" || f.kind === "recognised") { openKeypad(false); }
     fb.textContent = text;
     fb.className = "feedback " + (f.kind || "idle");
     nocam.hidden = f.kind !== "camera_lost";

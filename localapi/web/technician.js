@@ -138,7 +138,10 @@
       $("gallery-warning").hidden = !w;
     }).catch(function () {});
   }
-  function enrolled(r) { $("similar").hidden = true; say("enrol-msg", "Enrolled " + current.full_name + ".", true); faces(); galleryWarning(); }
+  function enrolled(r) {
+    var n = r && r.samples ? r.samples.length : 1;
+    $("similar").hidden = true; say("enrol-msg", "Enrolled " + current.full_name + (n > 1 ? " (" + n + " samples)" : "") + ".", true); faces(); galleryWarning();
+  }
   // enrolFailed shows a possible duplicate's similar person with a button
   // that repeats the enrolment confirming a different person.
   function enrolFailed(e, retry) {
