@@ -23,6 +23,9 @@ type Config struct {
 	// folder uses FPS) instead of as fast as frames can be processed; paced
 	// and live sources drop frames the pipeline is too busy for.
 	Pace bool `yaml:"pace"`
+	// Loop restarts a video file or image folder at its end instead of
+	// ending: the replay demo keeps playing until somebody is enrolled.
+	Loop bool `yaml:"loop"`
 
 	// KioskID goes into every AttendanceEvent.
 	KioskID string `yaml:"kiosk_id"`
@@ -115,6 +118,7 @@ func DefaultConfig() Config {
 		Height:             480,
 		FPS:                30,
 		Pace:               false,
+		Loop:               false,
 		KioskID:            "kiosk",
 		DetectWidth:        640,
 		DetectAdjust:       0,
@@ -211,5 +215,5 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) String() string {
-	return fmt.Sprintf("source=%q %dx%d@%v pace=%v", c.Source, c.Width, c.Height, c.FPS, c.Pace)
+	return fmt.Sprintf("source=%q %dx%d@%v pace=%v loop=%v", c.Source, c.Width, c.Height, c.FPS, c.Pace, c.Loop)
 }

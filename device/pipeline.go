@@ -185,7 +185,8 @@ func (p *Pipeline) Close() error {
 }
 
 // Done is closed when a file or folder source has been played to its end
-// and every frame processed (never for cameras and streams), or after Close.
+// and every frame processed (never for cameras, streams and looping files),
+// or after Close.
 func (p *Pipeline) Done() <-chan struct{} { return p.done }
 
 // LastTaken returns when the gates last took a frame (zero before the
