@@ -103,6 +103,19 @@ type Config struct {
 	// Off by default: faces of people who are not enrolled are personal data.
 	UnknownDir string `yaml:"unknown_dir"`
 
+	// IdleChange is the mean absolute grey difference (0-255, on an 80x60
+	// copy) from the frame last given to the face detector that counts as
+	// change while nobody is in view; IdleHeartbeat is the longest gap
+	// between two frames given to the detector then (0: every frame goes
+	// to it). See idle.go and docs/pipeline.md.
+	IdleChange    float64       `yaml:"idle_change"`
+	IdleHeartbeat time.Duration `yaml:"idle_heartbeat"`
+
+	// CameraCheck is how long frames must stay black or unchanged before
+	// the camera is reported black or frozen (camhealth.go); 0 turns the
+	// check off.
+	CameraCheck time.Duration `yaml:"camera_check"`
+
 	// ReopenMin and ReopenMax bound the backoff between attempts to reopen
 	// a failed source.
 	ReopenMin time.Duration `yaml:"reopen_min"`
@@ -143,6 +156,9 @@ func DefaultConfig() Config {
 		LivenessTimeout:    5 * time.Second,
 		PreviewInterval:    100 * time.Millisecond,
 		PreviewQuality:     75,
+		IdleChange:         2,
+		IdleHeartbeat:      250 * time.Millisecond,
+		CameraCheck:        5 * time.Second,
 		ReopenMin:          250 * time.Millisecond,
 		ReopenMax:          30 * time.Second,
 	}
@@ -206,6 +222,12 @@ func (c *Config) Validate() error {
 		return bad("preview_interval", "negative")
 	case c.PreviewQuality < 1 || c.PreviewQuality > 100:
 		return bad("preview_quality", "%d is outside 1-100", c.PreviewQuality)
+	case c.IdleChange <= 0 || c.IdleChange > 255:
+		return bad("idle_change", "%v is outside (0, 255]", c.IdleChange)
+	case c.IdleHeartbeat < 0 || c.IdleHeartbeat > 5*time.Second:
+		return bad("idle_heartbeat", "%v is outside 0-5s (0 gives every frame to the face detector)", c.IdleHeartbeat)
+	case c.CameraCheck < 0:
+		return bad("camera_check", "negative")
 	case c.ReopenMin <= 0:
 		return bad("reopen_min", "must be positive")
 	case c.ReopenMax < c.ReopenMin:

@@ -93,6 +93,14 @@ type Pipeline struct {
 	stateMu sync.Mutex
 	dec     *decider
 
+	// idle and change decide which frames the gates see while nobody is
+	// in view; sawFace: the last gated frame had a face; health tells a
+	// black or frozen camera. All belong to the processing goroutine.
+	idle    idleGate
+	change  *changeMeter
+	sawFace bool
+	health  cameraHealth
+
 	warn *ratelog.Logger
 
 	// onRecord, when set (tests, benchmarks), is called after each
@@ -160,6 +168,9 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		ctx: p.ctx, now: p.Now, count: p.count, onTrace: p.onTrace, onRecord: p.onRecord,
 		lastEvents: map[string]lastEvent{},
 	}
+	p.idle = idleGate{threshold: p.cfg.IdleChange, heartbeat: p.cfg.IdleHeartbeat}
+	p.change = newChangeMeter()
+	p.health = cameraHealth{after: p.cfg.CameraCheck}
 	p.frames = make(chan frame, 1)
 	p.jobs = make(chan encodeJob, 1)
 	p.results = make(chan encodeResult, 4)
@@ -213,6 +224,7 @@ func (p *Pipeline) setState(st CameraState, lastErr string) {
 	if p.status.State != st {
 		p.status.State = st
 		p.status.Since = p.Now()
+		p.status.Message = cameraMessages[st]
 	}
 	if lastErr != "" {
 		p.status.LastError = lastErr
@@ -229,6 +241,7 @@ func (p *Pipeline) count(fn func(s *CameraStatus)) {
 func (p *Pipeline) processLoop() {
 	defer close(p.done)
 	defer p.releaseWaiters()
+	defer p.change.Close()
 	for f := range p.frames {
 		p.taken.Store(time.Now().UnixNano())
 		p.drainResults(false)
@@ -241,8 +254,16 @@ func (p *Pipeline) processLoop() {
 	p.drainResults(true)
 }
 
-// process gates one frame and moves the decision on.
+// process gates one frame and moves the decision on; a frame the idle gate
+// holds back only goes to the preview.
 func (p *Pipeline) process(f frame) {
+	diff := p.change.measure(f.mat)
+	p.checkCamera(f)
+	if !p.admit(f, diff) {
+		p.count(func(s *CameraStatus) { s.Idle++ })
+		p.updatePreview(f.mat, &Gate{})
+		return
+	}
 	p.trace("gate", 0, f.seq)
 	g, err := p.gater.Check(f.mat)
 	p.trace("gated-frame", 0, f.seq)
@@ -250,6 +271,7 @@ func (p *Pipeline) process(f frame) {
 		p.warn.Warn("gate", "gate frame", "err", err)
 		return
 	}
+	p.sawFace = len(g.Faces) > 0
 	p.stateMu.Lock()
 	p.advance(f, &g)
 	p.stateMu.Unlock()
