@@ -84,7 +84,7 @@ func mustStillScene(tb testing.TB, n int) string {
 	room := gocv.NewMat()
 	defer room.Close()
 	gocv.Resize(first, &room, image.Pt(640, 480), 0, 0, gocv.InterpolationArea)
-	gocv.GaussianBlur(room, &room, image.Pt(0, 0), 25, 25, gocv.BorderReflect)
+	gocv.GaussianBlur(room, &room, image.Pt(0, 0), 60, 60, gocv.BorderReflect)
 	if g, err := mustGater(tb).Check(room); err != nil || len(g.Faces) != 0 {
 		tb.Fatalf("the blurred room still holds %d faces (%v)", len(g.Faces), err)
 	}

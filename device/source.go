@@ -41,12 +41,19 @@ const (
 )
 
 // ParseSource says what kind of source s names and returns the camera index
-// for cameras ("0", "/dev/video2").
+// for cameras ("0", "/dev/video2"); a stable path (/dev/v4l/by-id/...,
+// /dev/v4l/by-path/...) is a camera whose index, -1 here, is resolved each
+// time it is opened (the same camera may come back under another index).
 func ParseSource(s string) (SourceKind, int, error) {
 	s = strings.TrimSpace(s)
 	switch {
 	case s == "":
 		return "", 0, errors.New("empty source")
+	case strings.HasPrefix(s, "/dev/v4l/by-id/") || strings.HasPrefix(s, "/dev/v4l/by-path/"):
+		if filepath.Clean(s) != s || strings.Count(s, "/") != 4 {
+			return "", 0, fmt.Errorf("source %q: not a /dev/v4l/by-id/ or /dev/v4l/by-path/ device link", s)
+		}
+		return SourceCamera, -1, nil
 	case strings.HasPrefix(s, "/dev/video"):
 		n, err := strconv.Atoi(strings.TrimPrefix(s, "/dev/video"))
 		if err != nil || n < 0 {
@@ -83,6 +90,11 @@ func OpenSource(cfg *Config) (FrameSource, error) {
 	case SourceFolder:
 		return openFolder(cfg.Source, cfg.FPS, cfg.Pace, cfg.Loop)
 	case SourceCamera:
+		if index < 0 {
+			if index, err = resolveCamera(cfg.Source); err != nil {
+				return nil, err
+			}
+		}
 		vc, err := gocv.OpenVideoCapture(index)
 		if err != nil {
 			return nil, fmt.Errorf("open camera %d: %w", index, err)
@@ -127,6 +139,19 @@ func OpenSource(cfg *Config) (FrameSource, error) {
 		}
 		return s, nil
 	}
+}
+
+// resolveCamera follows a stable device link to /dev/videoN and returns N.
+func resolveCamera(link string) (int, error) {
+	dev, err := filepath.EvalSymlinks(link)
+	if err != nil {
+		return 0, fmt.Errorf("open camera %s: %w (unplugged?)", link, err)
+	}
+	kind, index, err := ParseSource(dev)
+	if err != nil || kind != SourceCamera || index < 0 {
+		return 0, fmt.Errorf("open camera %s: it points to %s, not a /dev/videoN device", link, dev)
+	}
+	return index, nil
 }
 
 // captureSource reads through an OpenCV VideoCapture.
