@@ -1,13 +1,17 @@
 package device
 
-import "time"
+import (
+	"time"
+
+	"gocv.io/x/gocv"
+)
 
 // Thresholds of a camera that delivers nothing usable, on the 80x60 grey
 // copy the change detector already takes (idle.go): black is a mean luma
 // under blackMean with a standard deviation under blackStd (a capped lens
 // or a dead sensor; a dark room with a person still varies more); frozen
-// is the copy identical to the previous frame's, which a live sensor's
-// noise never gives for seconds.
+// is a frame identical to the previous one, which a live sensor's noise
+// never gives for seconds.
 const (
 	blackMean = 12.0
 	blackStd  = 4.0
@@ -63,7 +67,7 @@ var cameraMessages = map[CameraState]string{CameraBlack: msgBlack, CameraFrozen:
 // camera's state to or from black or frozen (only from running: a source
 // failing or ending says more); it runs on the processing goroutine.
 func (p *Pipeline) checkCamera(f frame) {
-	mean, std, same := p.change.stats()
+	mean, std, same := p.change.stats(f.mat)
 	problem := p.health.observe(f.at, mean, std, same)
 	p.mu.Lock()
 	cur := p.status.State
@@ -82,4 +86,25 @@ func (p *Pipeline) checkCamera(f frame) {
 	case cleared:
 		p.logger.Info("camera frames usable again", "source", redactURL(p.cfg.Source))
 	}
+}
+
+// CheckFrames judges at least three frames read in a row from one source
+// (kioskd doctor): CameraBlack or CameraFrozen, with what to check, when
+// every one is black or equal to the one before; "" otherwise.
+func CheckFrames(frames []gocv.Mat) (CameraState, string) {
+	if len(frames) < 3 {
+		return "", ""
+	}
+	c := newChangeMeter()
+	defer c.Close()
+	// One frame a nanosecond: a problem shown by every frame holds.
+	h := cameraHealth{after: time.Duration(len(frames) - 2)}
+	t0 := time.Unix(0, 0)
+	var st CameraState
+	for i, m := range frames {
+		c.measure(m)
+		mean, std, same := c.stats(m)
+		st = h.observe(t0.Add(time.Duration(i)), mean, std, same)
+	}
+	return st, cameraMessages[st]
 }

@@ -107,7 +107,7 @@ type Config struct {
 	// copy) from the frame last given to the face detector that counts as
 	// change while nobody is in view; IdleHeartbeat is the longest gap
 	// between two frames given to the detector then (0: every frame goes
-	// to it). See idle.go and docs/pipeline.md.
+	// to it). See idle.go and docs/camera.md.
 	IdleChange    float64       `yaml:"idle_change"`
 	IdleHeartbeat time.Duration `yaml:"idle_heartbeat"`
 

@@ -40,7 +40,7 @@ func (g *idleGate) admit(now time.Time, diff float64, busy bool) bool {
 // Mats and is used by the processing goroutine only.
 type changeMeter struct {
 	small, grey, ref, diff gocv.Mat
-	prev, mean, std        gocv.Mat // the previous frame's copy; MeanStdDev's outputs
+	prev, mean, std        gocv.Mat // the previous frame, whole; MeanStdDev's outputs
 	haveRef, havePrev      bool
 }
 
@@ -65,17 +65,17 @@ func (c *changeMeter) measure(m gocv.Mat) float64 {
 	return c.diff.Mean().Val1
 }
 
-// stats returns the mean and standard deviation of the frame last
-// measured and whether its copy equals the previous frame's, and makes it
-// the previous frame (camhealth.go).
-func (c *changeMeter) stats() (mean, std float64, same bool) {
+// stats returns the mean and standard deviation of the small grey copy of
+// m, the frame last measured, and whether m equals the previous frame to
+// the last pixel (a live sensor's noise never gives that; the small copy
+// could, for a quiet camera); m becomes the previous frame (camhealth.go).
+func (c *changeMeter) stats(m gocv.Mat) (mean, std float64, same bool) {
 	gocv.MeanStdDev(c.grey, &c.mean, &c.std)
 	mean, std = c.mean.GetDoubleAt(0, 0), c.std.GetDoubleAt(0, 0)
-	if c.havePrev {
-		gocv.AbsDiff(c.grey, c.prev, &c.diff)
-		same = gocv.CountNonZero(c.diff) == 0
+	if c.havePrev && c.prev.Rows() == m.Rows() && c.prev.Cols() == m.Cols() && c.prev.Type() == m.Type() {
+		same = gocv.NormWithMats(m, c.prev, gocv.NormInf) == 0
 	}
-	c.grey.CopyTo(&c.prev)
+	m.CopyTo(&c.prev)
 	c.havePrev = true
 	return mean, std, same
 }

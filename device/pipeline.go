@@ -254,14 +254,14 @@ func (p *Pipeline) processLoop() {
 	p.drainResults(true)
 }
 
-// process gates one frame and moves the decision on; a frame the idle gate
-// holds back only goes to the preview.
+// process gates one frame and moves the decision on. A frame the idle gate
+// holds back goes nowhere, not even to the preview: the scene has not
+// changed, and the preview refreshes with each heartbeat.
 func (p *Pipeline) process(f frame) {
 	diff := p.change.measure(f.mat)
 	p.checkCamera(f)
 	if !p.admit(f, diff) {
 		p.count(func(s *CameraStatus) { s.Idle++ })
-		p.updatePreview(f.mat, &Gate{})
 		return
 	}
 	p.trace("gate", 0, f.seq)
