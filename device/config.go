@@ -47,8 +47,9 @@ type Config struct {
 	// MinBrightness and MaxBrightness bound the face's mean luma (0-255).
 	MinBrightness float64
 	MaxBrightness float64
-	// MaxYaw bounds how far the nose may sit from the eyes' midline, as a
-	// fraction of the distance between the eyes (0 = perfectly frontal).
+	// MaxYaw bounds the face's turn as facePose measures it: |dl-dr|/(dl+dr),
+	// dl and dr the nose tip's distances to the two ends of the jaw line
+	// (0 = frontal, towards 1 = profile).
 	MaxYaw float64
 	// MaxRoll bounds the eyes' tilt in degrees.
 	MaxRoll float64

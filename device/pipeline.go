@@ -36,7 +36,8 @@ type FaceEncoder interface {
 }
 
 // AttendanceRecorder commits attendance and looks users and their last
-// event up (so the cooldown survives a restart); *models.DB implements it.
+// event up (so the cooldown survives a restart); *bolt.DB (models/bolt)
+// implements it.
 type AttendanceRecorder interface {
 	RecordAttendance(ctx context.Context, ev *models.AttendanceEvent) error
 	GetUser(ctx context.Context, id string) (*models.User, error)
