@@ -38,8 +38,9 @@ func TestLeak10000Frames(t *testing.T) {
 	cfg.MinFaceSize = 80
 	cfg.DetectWidth = 0
 	cfg.PreviewInterval = 5 * time.Millisecond
+	gater := mustOpenGater(t, cfg) // its scratch Mats live until the test's cleanup
 	start := liveMats()
-	p := NewPipeline(cfg, mustOpenGater(t, cfg), nopEncoder{}, nopMatcher{}, nopStore{}, NewBus(), nil)
+	p := NewPipeline(cfg, gater, nopEncoder{}, nopMatcher{}, nopStore{}, NewBus(), nil)
 	var rss1 int64
 	p.onGate = func(time.Time, *Gate, *track) {
 		if rss1 == 0 && p.status.Processed+p.status.Idle >= 2000 { // read on the processing goroutine
