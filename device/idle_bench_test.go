@@ -115,3 +115,18 @@ func mustStillScene(tb testing.TB, n int) string {
 	}
 	return path
 }
+
+// BenchmarkChangeMeter640x480: the idle gate's and the camera check's own
+// cost on every frame (80x60 grey copy, difference, mean and deviation,
+// whole-frame comparison with the previous frame).
+func BenchmarkChangeMeter640x480(b *testing.B) {
+	f := background()
+	defer f.Close()
+	c := newChangeMeter()
+	defer c.Close()
+	for i := 0; i < b.N; i++ {
+		c.measure(f)
+		c.stats(f)
+		c.keep()
+	}
+}
