@@ -9,106 +9,125 @@ import (
 )
 
 // Config says where frames come from and how strict the kiosk is. Zero values
-// are not defaults: start from DefaultConfig.
+// are not defaults: start from DefaultConfig. Validation errors name the
+// yaml field cmd/kioskd maps each field from (device.<field>).
 type Config struct {
-	// Source is where frames come from: a camera index ("0") or device
-	// ("/dev/video0"), an rtsp://, http:// or https:// URL, a video file, or a
-	// folder of images (played in name order).
-	Source string `yaml:"source"`
+	// Source is where frames come from: a camera index ("0"), device
+	// ("/dev/video0") or stable link (/dev/v4l/by-id/...), an rtsp://,
+	// http:// or https:// URL, a video file, or a folder of images (played
+	// in name order).
+	Source string
 	// Width, Height and FPS are requested from cameras; files keep their own.
-	Width  int     `yaml:"width"`
-	Height int     `yaml:"height"`
-	FPS    float64 `yaml:"fps"`
+	Width  int
+	Height int
+	FPS    float64
 	// Pace replays video files and image folders at their frame rate (a
 	// folder uses FPS) instead of as fast as frames can be processed; paced
 	// and live sources drop frames the pipeline is too busy for.
-	Pace bool `yaml:"pace"`
+	Pace bool
+	// Loop restarts a video file or image folder at its end instead of
+	// ending: the replay demo keeps playing until somebody is enrolled.
+	Loop bool
 
 	// KioskID goes into every AttendanceEvent.
-	KioskID string `yaml:"kiosk_id"`
+	KioskID string
 
 	// DetectWidth downscales wider frames before the HOG scan (dlib finds
 	// faces from about 80 px, so faces smaller than 80*width/DetectWidth px
 	// are not seen). 0 scans at full size.
-	DetectWidth int `yaml:"detect_width"`
+	DetectWidth int
 	// DetectAdjust shifts dlib's HOG threshold: positive is stricter.
-	DetectAdjust float64 `yaml:"detect_adjust"`
+	DetectAdjust float64
 	// MinFaceSize is the smallest face width, in frame pixels, worth
 	// identifying; smaller faces get "move closer".
-	MinFaceSize int `yaml:"min_face_size"`
+	MinFaceSize int
 	// MinSharpness is the least variance of the Laplacian of the face,
 	// measured at a fixed face width of 128 px; below it: "hold still".
-	MinSharpness float64 `yaml:"min_sharpness"`
+	MinSharpness float64
 	// MinBrightness and MaxBrightness bound the face's mean luma (0-255).
-	MinBrightness float64 `yaml:"min_brightness"`
-	MaxBrightness float64 `yaml:"max_brightness"`
-	// MaxYaw bounds how far the nose may sit from the eyes' midline, as a
-	// fraction of the distance between the eyes (0 = perfectly frontal).
-	MaxYaw float64 `yaml:"max_yaw"`
+	MinBrightness float64
+	MaxBrightness float64
+	// MaxYaw bounds the face's turn as facePose measures it: |dl-dr|/(dl+dr),
+	// dl and dr the nose tip's distances to the two ends of the jaw line
+	// (0 = frontal, towards 1 = profile).
+	MaxYaw float64
 	// MaxRoll bounds the eyes' tilt in degrees.
-	MaxRoll float64 `yaml:"max_roll"`
+	MaxRoll float64
 
 	// EncodeFaceSize is the face width the crop handed to the encoder is
 	// upscaled to when the face is smaller (dlib's HOG misses faces under
 	// about 80 px, and descriptors get noisy below about 100 px).
-	EncodeFaceSize int `yaml:"encode_face_size"`
+	EncodeFaceSize int
 	// EncodeInterval spaces encodings of one track; 0 encodes every gated
 	// frame the encoder has time for.
-	EncodeInterval time.Duration `yaml:"encode_interval"`
+	EncodeInterval time.Duration
 	// ConfirmK of the last ConfirmM encodings of a track must name the same
 	// user before attendance is recorded.
-	ConfirmK int `yaml:"confirm_k"`
-	ConfirmM int `yaml:"confirm_m"`
+	ConfirmK int
+	ConfirmM int
 	// Cooldown is the least time between two events for one user.
-	Cooldown time.Duration `yaml:"cooldown"`
+	Cooldown time.Duration
 	// TrackIoU is the least overlap between the face's boxes in consecutive
 	// frames for them to be the same person.
-	TrackIoU float64 `yaml:"track_iou"`
+	TrackIoU float64
 	// TrackTimeout ends a track after this long without its face.
-	TrackTimeout time.Duration `yaml:"track_timeout"`
+	TrackTimeout time.Duration
 	// TrackContinuity is the least similarity (normalised cross-correlation
 	// of the eye-aligned grey face, -1..1) between a track's consecutive
 	// faces; below it the track ends and its votes and liveness evidence
 	// start over, so one photo swapped for another in place cannot pass
 	// for a live face's motion. 0 turns the check off.
-	TrackContinuity float64 `yaml:"track_continuity"`
+	TrackContinuity float64
 
 	// Liveness requires proof that the face is a live person (a blink or
 	// non-rigid facial motion) before recording attendance.
-	Liveness bool `yaml:"liveness"`
+	Liveness bool
 	// ShapePredictorPath is dlib's shape_predictor_68_face_landmarks.dat,
 	// used for the pose gate and for liveness.
-	ShapePredictorPath string `yaml:"shape_predictor"`
+	ShapePredictorPath string
 	// LivenessMotion is the least non-rigid landmark motion (RMS residual
 	// after fitting a homography, in inter-ocular distances) that counts as
 	// a live face in 3 frames; a photo moved, turned or tilted stays below
 	// it (measured: <= 0.02), a person talking or turning exceeds it within
 	// a few frames (0.05-0.16 in the Hamilton clip).
-	LivenessMotion float64 `yaml:"liveness_motion"`
+	LivenessMotion float64
 	// BlinkEAR is the eye aspect ratio below which an eye counts as closed;
 	// a blink is a closed eye between open ones.
-	BlinkEAR float64 `yaml:"blink_ear"`
+	BlinkEAR float64
 	// LivenessTimeout is how long a recognised track may go without proof
 	// of liveness before the screen says "liveness failed".
-	LivenessTimeout time.Duration `yaml:"liveness_timeout"`
+	LivenessTimeout time.Duration
 
 	// PreviewInterval spaces the JPEG previews kept for the kiosk screen.
-	PreviewInterval time.Duration `yaml:"preview_interval"`
+	PreviewInterval time.Duration
 	// PreviewQuality is the preview's JPEG quality (1-100).
-	PreviewQuality int `yaml:"preview_quality"`
+	PreviewQuality int
 	// UnknownDir, when set, keeps a JPEG crop of each unknown face there.
 	// Off by default: faces of people who are not enrolled are personal data.
-	UnknownDir string `yaml:"unknown_dir"`
+	UnknownDir string
+
+	// IdleChange is the mean absolute grey difference (0-255, on an 80x60
+	// copy) from the frame last given to the face detector that counts as
+	// change while nobody is in view; IdleHeartbeat is the longest gap
+	// between two frames given to the detector then (0: every frame goes
+	// to it). See idle.go and docs/camera.md.
+	IdleChange    float64
+	IdleHeartbeat time.Duration
+
+	// CameraCheck is how long frames must stay black or unchanged before
+	// the camera is reported black or frozen (camhealth.go); 0 turns the
+	// check off.
+	CameraCheck time.Duration
 
 	// Mode is face (1:N), id_face (ID first, then 1:1) or auto (1:N when
 	// clear, else ask for the ID); see mode.go. kioskd's file sets it as
 	// recognizer.mode.
-	Mode Mode `yaml:"-"`
+	Mode Mode
 
 	// ReopenMin and ReopenMax bound the backoff between attempts to reopen
 	// a failed source.
-	ReopenMin time.Duration `yaml:"reopen_min"`
-	ReopenMax time.Duration `yaml:"reopen_max"`
+	ReopenMin time.Duration
+	ReopenMax time.Duration
 }
 
 // DefaultConfig returns settings for a USB webcam at 640x480 and 30 fps with
@@ -120,6 +139,7 @@ func DefaultConfig() Config {
 		Height:             480,
 		FPS:                30,
 		Pace:               false,
+		Loop:               false,
 		KioskID:            "kiosk",
 		DetectWidth:        640,
 		DetectAdjust:       0,
@@ -144,6 +164,9 @@ func DefaultConfig() Config {
 		LivenessTimeout:    5 * time.Second,
 		PreviewInterval:    100 * time.Millisecond,
 		PreviewQuality:     75,
+		IdleChange:         2,
+		IdleHeartbeat:      250 * time.Millisecond,
+		CameraCheck:        5 * time.Second,
 		ReopenMin:          250 * time.Millisecond,
 		ReopenMax:          30 * time.Second,
 		Mode:               ModeFace,
@@ -210,6 +233,12 @@ func (c *Config) Validate() error {
 		return bad("preview_quality", "%d is outside 1-100", c.PreviewQuality)
 	case c.Mode != ModeFace && c.Mode != ModeIDFace && c.Mode != ModeAuto:
 		return bad("mode", "%q is not one of face, id_face, auto", c.Mode)
+	case c.IdleChange <= 0 || c.IdleChange > 255:
+		return bad("idle_change", "%v is outside (0, 255]", c.IdleChange)
+	case c.IdleHeartbeat < 0 || c.IdleHeartbeat > 5*time.Second:
+		return bad("idle_heartbeat", "%v is outside 0-5s (0 gives every frame to the face detector)", c.IdleHeartbeat)
+	case c.CameraCheck < 0:
+		return bad("camera_check", "negative")
 	case c.ReopenMin <= 0:
 		return bad("reopen_min", "must be positive")
 	case c.ReopenMax < c.ReopenMin:
@@ -219,5 +248,5 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) String() string {
-	return fmt.Sprintf("source=%q %dx%d@%v pace=%v", c.Source, c.Width, c.Height, c.FPS, c.Pace)
+	return fmt.Sprintf("source=%q %dx%d@%v pace=%v loop=%v", c.Source, c.Width, c.Height, c.FPS, c.Pace, c.Loop)
 }

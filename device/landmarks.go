@@ -8,7 +8,6 @@ type Point struct{ X, Y float64 }
 
 func (p Point) sub(q Point) Point     { return Point{p.X - q.X, p.Y - q.Y} }
 func (p Point) dist(q Point) float64  { return math.Hypot(p.X-q.X, p.Y-q.Y) }
-func mid(p, q Point) Point            { return Point{(p.X + q.X) / 2, (p.Y + q.Y) / 2} }
 func (p Point) scale(s float64) Point { return Point{p.X * s, p.Y * s} }
 func (p Point) add(q Point) Point     { return Point{p.X + q.X, p.Y + q.Y} }
 func centroid(pts []Point) (c Point) {

@@ -37,7 +37,8 @@ type FaceEncoder interface {
 }
 
 // AttendanceRecorder commits attendance and looks users and their last
-// event up (so the cooldown survives a restart); *models.DB implements it.
+// event up (so the cooldown survives a restart); *bolt.DB (models/bolt)
+// implements it.
 type AttendanceRecorder interface {
 	RecordAttendance(ctx context.Context, ev *models.AttendanceEvent) error
 	GetUser(ctx context.Context, id string) (*models.User, error)
@@ -93,6 +94,14 @@ type Pipeline struct {
 	// Gating itself runs unlocked.
 	stateMu sync.Mutex
 	dec     *decider
+
+	// idle and change decide which frames the gates see while nobody is
+	// in view; sawFace: the last gated frame had a face; health tells a
+	// black or frozen camera. All belong to the processing goroutine.
+	idle    idleGate
+	change  *changeMeter
+	sawFace bool
+	health  cameraHealth
 
 	warn *ratelog.Logger
 
@@ -170,6 +179,9 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		ctx: p.ctx, now: p.Now, count: p.count, onTrace: p.onTrace, onRecord: p.onRecord,
 		lastEvents: map[string]lastEvent{}, verify: p.verifyClaim,
 	}
+	p.idle = idleGate{threshold: p.cfg.IdleChange, heartbeat: p.cfg.IdleHeartbeat}
+	p.change = newChangeMeter()
+	p.health = cameraHealth{after: p.cfg.CameraCheck}
 	p.frames = make(chan frame, 1)
 	p.jobs = make(chan encodeJob, 1)
 	p.results = make(chan encodeResult, 4)
@@ -195,7 +207,8 @@ func (p *Pipeline) Close() error {
 }
 
 // Done is closed when a file or folder source has been played to its end
-// and every frame processed (never for cameras and streams), or after Close.
+// and every frame processed (never for cameras, streams and looping files),
+// or after Close.
 func (p *Pipeline) Done() <-chan struct{} { return p.done }
 
 // LastTaken returns when the gates last took a frame (zero before the
@@ -222,6 +235,7 @@ func (p *Pipeline) setState(st CameraState, lastErr string) {
 	if p.status.State != st {
 		p.status.State = st
 		p.status.Since = p.Now()
+		p.status.Message = cameraMessages[st]
 	}
 	if lastErr != "" {
 		p.status.LastError = lastErr
@@ -239,6 +253,7 @@ func (p *Pipeline) processLoop() {
 	defer close(p.done)
 	defer p.releaseWaiters()
 	defer p.qr.close()
+	defer p.change.Close()
 	for f := range p.frames {
 		p.taken.Store(time.Now().UnixNano())
 		p.drainResults(false)
@@ -251,8 +266,16 @@ func (p *Pipeline) processLoop() {
 	p.drainResults(true)
 }
 
-// process gates one frame and moves the decision on.
+// process gates one frame and moves the decision on. A frame the idle gate
+// holds back goes nowhere, not even to the preview: the scene has not
+// changed, and the preview refreshes with each heartbeat.
 func (p *Pipeline) process(f frame) {
+	diff := p.change.measure(f.mat)
+	p.checkCamera(f)
+	if !p.admit(f, diff) {
+		p.count(func(s *CameraStatus) { s.Idle++ })
+		return
+	}
 	p.trace("gate", 0, f.seq)
 	g, err := p.gater.Check(f.mat)
 	p.trace("gated-frame", 0, f.seq)
@@ -260,6 +283,7 @@ func (p *Pipeline) process(f frame) {
 		p.warn.Warn("gate", "gate frame", "err", err)
 		return
 	}
+	p.sawFace = len(g.Faces) > 0
 	p.stateMu.Lock()
 	p.advance(f, &g)
 	wantID := p.dec.wantsID()

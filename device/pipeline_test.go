@@ -56,7 +56,7 @@ func TestHamiltonClip(t *testing.T) {
 		t.Errorf("event = %+v", evs[0])
 	}
 	st := p.Status()
-	if st.State != CameraStopped || st.Frames != 275 || st.Processed != 275 {
+	if st.State != CameraStopped || st.Frames != 275 || st.Processed+st.Idle != 275 {
 		t.Errorf("status = %+v", st)
 	}
 }
@@ -75,7 +75,7 @@ func TestHamiltonPaced(t *testing.T) {
 	if got := g.events(t); !slices.Equal(got, []string{"lin_manuel_miranda"}) {
 		t.Errorf("events = %v, want exactly one for lin_manuel_miranda", got)
 	}
-	if st := p.Status(); st.Frames != 90 || st.Processed+st.Dropped != st.Frames || st.Encodings == 0 {
+	if st := p.Status(); st.Frames != 90 || st.Processed+st.Idle+st.Dropped != st.Frames || st.Encodings == 0 {
 		t.Errorf("status = %+v", st)
 	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // FrameSource yields frames. Read fills m with the next frame; it returns
-// io.EOF at the end of a file or folder and another error when the source
+// io.EOF at the end of a file or folder (unless it loops) and another error when the source
 // failed (a camera unplugged, a stream dropped): the pipeline then closes it
 // and opens a new one with backoff.
 type FrameSource interface {
@@ -41,12 +41,19 @@ const (
 )
 
 // ParseSource says what kind of source s names and returns the camera index
-// for cameras ("0", "/dev/video2").
+// for cameras ("0", "/dev/video2"); a stable path (/dev/v4l/by-id/...,
+// /dev/v4l/by-path/...) is a camera whose index, -1 here, is resolved each
+// time it is opened (the same camera may come back under another index).
 func ParseSource(s string) (SourceKind, int, error) {
 	s = strings.TrimSpace(s)
 	switch {
 	case s == "":
 		return "", 0, errors.New("empty source")
+	case strings.HasPrefix(s, "/dev/v4l/by-id/") || strings.HasPrefix(s, "/dev/v4l/by-path/"):
+		if filepath.Clean(s) != s || strings.Count(s, "/") != 4 {
+			return "", 0, fmt.Errorf("source %q: not a /dev/v4l/by-id/ or /dev/v4l/by-path/ device link", s)
+		}
+		return SourceCamera, -1, nil
 	case strings.HasPrefix(s, "/dev/video"):
 		n, err := strconv.Atoi(strings.TrimPrefix(s, "/dev/video"))
 		if err != nil || n < 0 {
@@ -81,8 +88,13 @@ func OpenSource(cfg *Config) (FrameSource, error) {
 	}
 	switch kind {
 	case SourceFolder:
-		return openFolder(cfg.Source, cfg.FPS, cfg.Pace)
+		return openFolder(cfg.Source, cfg.FPS, cfg.Pace, cfg.Loop)
 	case SourceCamera:
+		if index < 0 {
+			if index, err = resolveCamera(cfg.Source); err != nil {
+				return nil, err
+			}
+		}
 		vc, err := gocv.OpenVideoCapture(index)
 		if err != nil {
 			return nil, fmt.Errorf("open camera %d: %w", index, err)
@@ -121,12 +133,25 @@ func OpenSource(cfg *Config) (FrameSource, error) {
 			}
 			return nil, fmt.Errorf("open video file %s: cannot decode", cfg.Source)
 		}
-		s := &captureSource{vc: vc, name: cfg.Source, file: true, fps: vc.Get(gocv.VideoCaptureFPS)}
+		s := &captureSource{vc: vc, name: cfg.Source, file: true, loop: cfg.Loop, fps: vc.Get(gocv.VideoCaptureFPS)}
 		if cfg.Pace {
 			s.pacer = newPacer(s.fps)
 		}
 		return s, nil
 	}
+}
+
+// resolveCamera follows a stable device link to /dev/videoN and returns N.
+func resolveCamera(link string) (int, error) {
+	dev, err := filepath.EvalSymlinks(link)
+	if err != nil {
+		return 0, fmt.Errorf("open camera %s: %w (unplugged?)", link, err)
+	}
+	kind, index, err := ParseSource(dev)
+	if err != nil || kind != SourceCamera || index < 0 {
+		return 0, fmt.Errorf("open camera %s: it points to %s, not a /dev/videoN device", link, dev)
+	}
+	return index, nil
 }
 
 // captureSource reads through an OpenCV VideoCapture.
@@ -135,20 +160,34 @@ type captureSource struct {
 	name  string
 	live  bool
 	file  bool
+	loop  bool // a file starts over at its end
 	fps   float64
 	pacer *pacer
+	// read counts frames since the last start over: a looping file that
+	// yields none ends instead of spinning.
+	read int
 }
 
 func (s *captureSource) Read(m *gocv.Mat) error {
 	if s.pacer != nil {
 		s.pacer.wait()
 	}
-	if !s.vc.Read(m) || m.Empty() {
-		if s.file {
-			return io.EOF
-		}
+	if s.vc.Read(m) && !m.Empty() {
+		s.read++
+		return nil
+	}
+	if !s.file {
 		return fmt.Errorf("read %s: no frame", s.name)
 	}
+	if !s.loop || s.read == 0 {
+		return io.EOF
+	}
+	s.read = 0
+	s.vc.Set(gocv.VideoCapturePosFrames, 0)
+	if !s.vc.Read(m) || m.Empty() {
+		return io.EOF
+	}
+	s.read++
 	return nil
 }
 
@@ -161,18 +200,19 @@ type folderSource struct {
 	dir   string
 	files []string
 	next  int
+	loop  bool // start over after the last image
 	fps   float64
 	pacer *pacer
 }
 
 var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".bmp": true, ".webp": true}
 
-func openFolder(dir string, fps float64, pace bool) (*folderSource, error) {
+func openFolder(dir string, fps float64, pace, loop bool) (*folderSource, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open image folder: %w", err)
 	}
-	s := &folderSource{dir: dir, fps: fps}
+	s := &folderSource{dir: dir, fps: fps, loop: loop}
 	for _, e := range ents {
 		if !e.IsDir() && imageExts[strings.ToLower(filepath.Ext(e.Name()))] {
 			s.files = append(s.files, e.Name())
@@ -190,7 +230,10 @@ func openFolder(dir string, fps float64, pace bool) (*folderSource, error) {
 
 func (s *folderSource) Read(m *gocv.Mat) error {
 	if s.next >= len(s.files) {
-		return io.EOF
+		if !s.loop {
+			return io.EOF
+		}
+		s.next = 0
 	}
 	if s.pacer != nil {
 		s.pacer.wait()

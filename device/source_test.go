@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +25,11 @@ func TestParseSource(t *testing.T) {
 		{"2", SourceCamera, 2, false},
 		{"/dev/video1", SourceCamera, 1, false},
 		{"/dev/videox", "", 0, true},
+		{"/dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920-video-index0", SourceCamera, -1, false},
+		{"/dev/v4l/by-path/pci-0000:00:14.0-usb-0:2:1.0-video-index0", SourceCamera, -1, false},
+		{"/dev/v4l/by-id/../../video0", "", 0, true},
+		{"/dev/v4l/by-id/", "", 0, true},
+		{"/home/kiosk/clip.mp4", SourceFile, 0, false},
 		{"-1", "", 0, true},
 		{"rtsp://user:pw@cam/stream", SourceURL, 0, false},
 		{"http://cam/mjpg", SourceURL, 0, false},
@@ -48,7 +54,8 @@ func FuzzParseSource(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		kind, index, err := ParseSource(s)
-		if err == nil && kind == SourceCamera && (index < 0 || index > 63) {
+		stable := strings.HasPrefix(s, "/dev/v4l/")
+		if err == nil && kind == SourceCamera && (index < -1 || index > 63 || (index == -1) != stable) {
 			t.Fatalf("camera index %d accepted", index)
 		}
 		_ = redactURL(s)

@@ -10,6 +10,8 @@ const (
 	CameraStarting     CameraState = "starting"     // opening the source for the first time
 	CameraRunning      CameraState = "running"      // frames arriving
 	CameraReconnecting CameraState = "reconnecting" // the source failed; reopening with backoff
+	CameraBlack        CameraState = "black"        // frames arrive but have been black for Config.CameraCheck
+	CameraFrozen       CameraState = "frozen"       // frames arrive but have not changed for Config.CameraCheck
 	CameraEnded        CameraState = "ended"        // a file or folder played to its end
 	CameraStopped      CameraState = "stopped"      // Close was called
 )
@@ -21,12 +23,17 @@ type CameraStatus struct {
 	Since       time.Time   `json:"since"` // when State was entered
 	LastFrameAt time.Time   `json:"last_frame_at"`
 	LastError   string      `json:"last_error,omitempty"`
+	// Message says what to check when State is black or frozen.
+	Message string `json:"message,omitempty"`
 	// Frames read, frames gated (processed), frames dropped because the
 	// pipeline was busy, and how many times the source was reopened.
 	Frames    uint64 `json:"frames"`
 	Processed uint64 `json:"processed"`
-	Dropped   uint64 `json:"dropped"`
-	Reopens   uint64 `json:"reopens"`
+	// Idle counts frames not gated because nobody was in view and nothing
+	// changed (idle.go).
+	Idle    uint64 `json:"idle"`
+	Dropped uint64 `json:"dropped"`
+	Reopens uint64 `json:"reopens"`
 	// Encodings run, attendance events recorded, unknown faces seen,
 	// tracks refused for lack of liveness.
 	Encodings      uint64 `json:"encodings"`

@@ -22,10 +22,10 @@ import (
 
 // Config is kioskd's whole configuration, as read from YAML (see
 // configs/kioskd.yaml for the annotated sample). Only cmd knows yaml: the
-// api and sync sections mirror localapi.Config and sync.Config field for
-// field (config_sections.go), so every knob they have is reachable from the
-// file; kioskd fills in what they share (device id, site, model paths) from
-// the top level.
+// device, api and sync sections mirror device.Config, localapi.Config and
+// sync.Config field for field (config_sections.go), so every knob they have
+// is reachable from the file; kioskd fills in what they share (device id,
+// site, model paths) from the top level.
 type Config struct {
 	DeviceID string `yaml:"device_id"`
 	SiteID   string `yaml:"site_id"`
@@ -36,7 +36,7 @@ type Config struct {
 	Recognizer RecognizerConfig `yaml:"recognizer"`
 	// Device is the camera pipeline; an empty device.source runs kioskd
 	// without a camera (API and sync only).
-	Device device.Config `yaml:"device"`
+	Device DeviceConfig `yaml:"device"`
 	// API is the local HTTP API and pages.
 	API APIConfig `yaml:"api"`
 	// Sync is the MQTT link to central; an empty sync.broker runs kioskd
@@ -123,7 +123,7 @@ func DefaultConfig() Config {
 			MaxConcurrentPixels: recognizer.DefaultMaxConcurrentPixels,
 			Mode:                string(device.ModeFace),
 		},
-		Device: dev,
+		Device: DeviceConfig(dev),
 		API:    APIConfig(api),
 		Sync:   SyncConfig(ksync.DefaultConfig()),
 		Jobs: JobsConfig{
@@ -348,7 +348,7 @@ func (c *Config) Validate() error {
 // deviceConfig is the pipeline's configuration with the shared fields
 // filled in from the top level.
 func (c *Config) deviceConfig() device.Config {
-	d := c.Device
+	d := device.Config(c.Device)
 	if d.KioskID == "" || d.KioskID == device.DefaultConfig().KioskID {
 		d.KioskID = c.DeviceID
 	}

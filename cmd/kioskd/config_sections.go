@@ -1,6 +1,10 @@
 package main
 
-import "time"
+import (
+	"time"
+
+	"github.com/kioskd/kioskd/device"
+)
 
 // APIConfig is the yaml form of the api section: localapi.Config field for
 // field (documented there), converted with localapi.Config(c.API).
@@ -69,4 +73,46 @@ type SyncConfig struct {
 	CloseTimeout      time.Duration `yaml:"close_timeout"`
 	UnknownInterval   time.Duration `yaml:"unknown_interval"`
 	SummaryPoll       time.Duration `yaml:"summary_poll"`
+}
+
+// DeviceConfig is the yaml form of the device section: device.Config field
+// for field (documented there), converted with device.Config(c.Device).
+type DeviceConfig struct {
+	Source             string        `yaml:"source"`
+	Width              int           `yaml:"width"`
+	Height             int           `yaml:"height"`
+	FPS                float64       `yaml:"fps"`
+	Pace               bool          `yaml:"pace"`
+	Loop               bool          `yaml:"loop"`
+	KioskID            string        `yaml:"kiosk_id"`
+	DetectWidth        int           `yaml:"detect_width"`
+	DetectAdjust       float64       `yaml:"detect_adjust"`
+	MinFaceSize        int           `yaml:"min_face_size"`
+	MinSharpness       float64       `yaml:"min_sharpness"`
+	MinBrightness      float64       `yaml:"min_brightness"`
+	MaxBrightness      float64       `yaml:"max_brightness"`
+	MaxYaw             float64       `yaml:"max_yaw"`
+	MaxRoll            float64       `yaml:"max_roll"`
+	EncodeFaceSize     int           `yaml:"encode_face_size"`
+	EncodeInterval     time.Duration `yaml:"encode_interval"`
+	ConfirmK           int           `yaml:"confirm_k"`
+	ConfirmM           int           `yaml:"confirm_m"`
+	Cooldown           time.Duration `yaml:"cooldown"`
+	TrackIoU           float64       `yaml:"track_iou"`
+	TrackTimeout       time.Duration `yaml:"track_timeout"`
+	TrackContinuity    float64       `yaml:"track_continuity"`
+	Liveness           bool          `yaml:"liveness"`
+	ShapePredictorPath string        `yaml:"shape_predictor"`
+	LivenessMotion     float64       `yaml:"liveness_motion"`
+	BlinkEAR           float64       `yaml:"blink_ear"`
+	LivenessTimeout    time.Duration `yaml:"liveness_timeout"`
+	PreviewInterval    time.Duration `yaml:"preview_interval"`
+	PreviewQuality     int           `yaml:"preview_quality"`
+	UnknownDir         string        `yaml:"unknown_dir"`
+	IdleChange         float64       `yaml:"idle_change"`
+	IdleHeartbeat      time.Duration `yaml:"idle_heartbeat"`
+	CameraCheck        time.Duration `yaml:"camera_check"`
+	Mode               device.Mode   `yaml:"-"` // set from recognizer.mode
+	ReopenMin          time.Duration `yaml:"reopen_min"`
+	ReopenMax          time.Duration `yaml:"reopen_max"`
 }

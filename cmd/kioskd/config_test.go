@@ -149,4 +149,7 @@ func TestParseConfig_ReplaySample(t *testing.T) {
 	if d := cfg.deviceConfig(); d.KioskID != "demo-kiosk" || d.ShapePredictorPath != "var/models/shape_predictor_68_face_landmarks.dat" {
 		t.Fatalf("shared fields not filled in: kiosk %q shape %q", d.KioskID, d.ShapePredictorPath)
 	}
+	if d := cfg.deviceConfig(); !d.Loop || !d.Pace {
+		t.Fatalf("the replay demo must loop at the clip's pace: loop %v pace %v", d.Loop, d.Pace)
+	}
 }

@@ -172,6 +172,8 @@ func (m *Main) doctorCamera(ctx context.Context, daemon *controlStatus) (string,
 		switch {
 		case c == nil:
 			return "", "the running daemon has no camera pipeline: restart it after setting device.source"
+		case c.Message != "":
+			return "", fmt.Sprintf("%s is %s in the running daemon: %s", c.Source, c.State, c.Message)
 		case c.State != device.CameraRunning && c.State != device.CameraEnded:
 			return "", fmt.Sprintf("%s is %s in the running daemon (%s): check the cable and `ls /dev/video*`", c.Source, c.State, c.LastError)
 		case time.Since(c.LastFrameAt) > 5*time.Second && c.State == device.CameraRunning:
@@ -188,6 +190,12 @@ func (m *Main) doctorCamera(ctx context.Context, daemon *controlStatus) (string,
 	defer mat.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	frames := 0
+	var seen []gocv.Mat // for the black/frozen check
+	defer func() {
+		for _, f := range seen {
+			f.Close()
+		}
+	}()
 	for frames < 5 && time.Now().Before(deadline) && ctx.Err() == nil {
 		if err := src.Read(&mat); errors.Is(err, io.EOF) && frames > 0 {
 			break // a short file or folder
@@ -196,6 +204,7 @@ func (m *Main) doctorCamera(ctx context.Context, daemon *controlStatus) (string,
 		}
 		if !mat.Empty() {
 			frames++
+			seen = append(seen, mat.Clone())
 		}
 	}
 	if frames == 0 {
@@ -204,6 +213,9 @@ func (m *Main) doctorCamera(ctx context.Context, daemon *controlStatus) (string,
 	w, h := mat.Cols(), mat.Rows()
 	if kind, _, _ := device.ParseSource(cfg.Source); kind == device.SourceCamera && (w != cfg.Width || h != cfg.Height) {
 		return "", fmt.Sprintf("%s delivers %dx%d, configured %dx%d: set device.width/height to a size it supports (v4l2-ctl --list-formats-ext)", cfg.Source, w, h, cfg.Width, cfg.Height)
+	}
+	if st, msg := device.CheckFrames(seen); st != "" {
+		return "", fmt.Sprintf("%s delivered %d %s frames: %s", cfg.Source, frames, st, msg)
 	}
 	return fmt.Sprintf("%s delivered %d frames of %dx%d", cfg.Source, frames, w, h), ""
 }

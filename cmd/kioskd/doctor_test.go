@@ -42,11 +42,13 @@ func TestDoctor(t *testing.T) {
 		t.Fatalf("exit %v does not match the lines:\n%s", err, out.String())
 	}
 
-	// A camera source (a folder of 320x240 frames) and a real broker; then
-	// a broker nobody listens on.
-	frames := t.TempDir()
+	// A camera source (a folder of 320x240 frames of noise) and a real
+	// broker; then black frames; then a broker nobody listens on.
+	frames, black := t.TempDir(), t.TempDir()
 	for i := 0; i < 3; i++ {
 		img := gocv.NewMatWithSize(240, 320, gocv.MatTypeCV8UC3)
+		gocv.IMWrite(filepath.Join(black, fmt.Sprintf("%03d.jpg", i)), img)
+		gocv.RandU(&img, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(255, 255, 255, 0))
 		gocv.IMWrite(filepath.Join(frames, fmt.Sprintf("%03d.jpg", i)), img)
 		img.Close()
 	}
@@ -65,6 +67,16 @@ func TestDoctor(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("missing %q in:\n%s", want, out.String())
 		}
+	}
+	out.Reset()
+	m5 := MustMain(t, &out)
+	m5.Config.DataDir = dir
+	m5.Config.Device.Source = black
+	m5.Command = "doctor"
+	err = m5.Run(context.Background())
+	m5.Close()
+	if err == nil || !strings.Contains(out.String(), "FAIL  camera:") || !strings.Contains(out.String(), "black frames") || !strings.Contains(out.String(), "lens cover") {
+		t.Fatalf("black frames not reported:\n%s", out.String())
 	}
 	out.Reset()
 	m4 := MustMain(t, &out)

@@ -35,6 +35,7 @@ type outboxReader interface {
 var (
 	descFrames    = prometheus.NewDesc("kioskd_camera_frames_total", "Frames read from the camera.", nil, nil)
 	descProcessed = prometheus.NewDesc("kioskd_camera_frames_gated_total", "Frames the gates examined.", nil, nil)
+	descIdle      = prometheus.NewDesc("kioskd_camera_frames_idle_total", "Frames not gated: nobody in view and nothing changed.", nil, nil)
 	descDropped   = prometheus.NewDesc("kioskd_camera_frames_dropped_total", "Frames dropped because the pipeline was busy.", nil, nil)
 	descReopens   = prometheus.NewDesc("kioskd_camera_reopens_total", "Times the camera was reopened after a failure.", nil, nil)
 	descCamState  = prometheus.NewDesc("kioskd_camera_state", "1 for the camera's current state (starting, running, reconnecting, ended, stopped).", []string{"state"}, nil)
@@ -58,7 +59,7 @@ var (
 )
 
 var (
-	cameraStates  = []device.CameraState{device.CameraStarting, device.CameraRunning, device.CameraReconnecting, device.CameraEnded, device.CameraStopped}
+	cameraStates  = []device.CameraState{device.CameraStarting, device.CameraRunning, device.CameraReconnecting, device.CameraBlack, device.CameraFrozen, device.CameraEnded, device.CameraStopped}
 	syncStates    = []string{"online", "degraded", "offline"}
 	rejectReasons = []string{ksync.RejectForged, ksync.RejectReplay, ksync.RejectExpired, ksync.RejectOtherDevice,
 		ksync.RejectMalformed, ksync.RejectOversized, ksync.RejectNoKey}
@@ -105,7 +106,7 @@ func (k *kioskMetrics) observeRecord(ev *models.AttendanceEvent, firstGated time
 
 // Describe sends the descriptions of every metric.
 func (k *kioskMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descFrames, descProcessed, descDropped, descReopens, descCamState, descLastFrame,
+	for _, d := range []*prometheus.Desc{descFrames, descProcessed, descIdle, descDropped, descReopens, descCamState, descLastFrame,
 		descEncodes, descDecisions, descLiveness, descBreaks, descFbDropped, descOutboxLen, descOutboxAge,
 		descConnected, descSyncState, descInflight, descPublished, descResent, descAcks, descConnects, descLost, descRejected} {
 		ch <- d
@@ -126,6 +127,7 @@ func (k *kioskMetrics) Collect(ch chan<- prometheus.Metric) {
 		s := p.Status()
 		counter(descFrames, float64(s.Frames))
 		counter(descProcessed, float64(s.Processed))
+		counter(descIdle, float64(s.Idle))
 		counter(descDropped, float64(s.Dropped))
 		counter(descReopens, float64(s.Reopens))
 		for _, st := range cameraStates {
