@@ -162,8 +162,9 @@ type Pipeline struct {
 	errLogged  map[string]time.Time
 
 	// onRecord, when set (tests, benchmarks), is called after each
-	// committed event with the wall time of the track's first gated frame.
-	onRecord func(ev *models.AttendanceEvent, firstGated time.Time)
+	// committed event with the track that earned it and the frame time of
+	// the decision.
+	onRecord func(ev *models.AttendanceEvent, t *track, at time.Time)
 	// onGate, when set (tests), sees every gated frame's verdict.
 	onGate func(at time.Time, g *Gate, t *track)
 	// onTrace, when set (benchmarks), is called at each step of a track's
@@ -516,13 +517,16 @@ func (p *Pipeline) advance(f frame, g *Gate) {
 		}
 		if len(g.Face.Landmarks) == lmCount {
 			was := t.live.proof()
-			t.live.add(g.Face.Landmarks)
+			t.live.add(now, g.Face.Landmarks)
 			if was == "" && t.live.proof() != "" {
 				p.trace("live", t.id, f.seq)
 			}
 		}
 		if !g.Passed() {
 			p.feedback(g.Problem, "")
+			// Evidence often comes while the face is turned (a head turn):
+			// a track already identified on gated frames may be recorded.
+			p.decide(t, now)
 			break
 		}
 		if t.firstGated.IsZero() {
@@ -779,12 +783,17 @@ func (p *Pipeline) decide(t *track, now time.Time) {
 		if proof == "" {
 			if t.recognisedAt.IsZero() {
 				t.recognisedAt = now
-				p.publish(models.Feedback{Kind: models.FeedbackLookAtCamera, Message: "Look at the camera and blink."})
+			}
+			// Most people show passive evidence within a second; ask the
+			// rest for what a photo cannot do.
+			if !t.prompted && now.Sub(t.recognisedAt) >= livenessPromptAfter {
+				t.prompted = true
+				p.publish(models.Feedback{Kind: models.FeedbackLookAtCamera, Message: "Please blink, or turn your head a little."})
 			}
 			if !t.livenessFailed && now.Sub(t.recognisedAt) > p.cfg.LivenessTimeout {
 				t.livenessFailed = true
 				p.count(func(s *CameraStatus) { s.LivenessFailed++ })
-				p.logger.Info("liveness not shown", "track", t.id, "motion", t.live.maxMotion)
+				p.logger.Info("liveness not shown", "track", t.id, "expression_change", t.live.maxRange)
 				p.publish(models.Feedback{Kind: models.FeedbackLivenessFailed, Message: "Liveness check failed. Please blink or move naturally; photos are not accepted."})
 			}
 			return
@@ -828,7 +837,7 @@ func (p *Pipeline) decide(t *track, now time.Time) {
 	p.count(func(s *CameraStatus) { s.Events++ })
 	p.logger.Info("attendance recorded", "user", userID, "event", ev.ID, "distance", dist, "liveness", proof)
 	if p.onRecord != nil {
-		p.onRecord(ev, t.firstGated)
+		p.onRecord(ev, t, now)
 	}
 	p.publish(models.Feedback{Kind: models.FeedbackRecognised, UserID: userID, Name: user.FullName, EventID: ev.ID,
 		Time: ev.Time, Message: fmt.Sprintf("Welcome, %s - %s", user.FullName, ev.Time.Local().Format("15:04"))})

@@ -104,8 +104,14 @@ type scene struct {
 // mustWriteVideo writes the scenes to an MJPEG AVI in a temp folder.
 func mustWriteVideo(tb testing.TB, name string, scenes ...scene) string {
 	tb.Helper()
+	return mustWriteVideoAt(tb, name, scenFPS, scenes...)
+}
+
+// mustWriteVideoAt is mustWriteVideo at fps frames per second.
+func mustWriteVideoAt(tb testing.TB, name string, fps float64, scenes ...scene) string {
+	tb.Helper()
 	path := filepath.Join(tb.TempDir(), name+".avi")
-	vw, err := gocv.VideoWriterFile(path, "MJPG", scenFPS, scenW, scenH, true)
+	vw, err := gocv.VideoWriterFile(path, "MJPG", fps, scenW, scenH, true)
 	if err != nil || !vw.IsOpened() {
 		tb.Fatalf("video writer: %v", err)
 	}

@@ -36,6 +36,7 @@ type track struct {
 	decided         bool
 	unknownAnnounce bool
 	livenessFailed  bool
+	prompted        bool      // asked for a blink or a head turn
 	recognisedAt    time.Time // frame time K-of-M first agreed, waiting for liveness
 }
 
