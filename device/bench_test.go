@@ -212,28 +212,7 @@ func mustTrimClip(tb testing.TB, from, to int) string {
 // for more frames (the caller closes it), the last frame read and the rate.
 func mustCopyClip(tb testing.TB, path string, from, to int) (*gocv.VideoWriter, gocv.Mat, float64) {
 	tb.Helper()
-	src, err := gocv.VideoCaptureFile(recognizertest.Testdata(tb, "video/short_hamilton_clip.mp4"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer src.Close()
-	fps := src.Get(gocv.VideoCaptureFPS)
-	vw, err := gocv.VideoWriterFile(path, "MJPG", fps, 640, 360, true)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	m := gocv.NewMat()
-	for i := 0; i < to && src.Read(&m); i++ {
-		if i < from {
-			continue
-		}
-		if err := vw.Write(m); err != nil {
-			m.Close()
-			vw.Close()
-			tb.Fatal(err)
-		}
-	}
-	return vw, m, fps
+	return mustCopyClipFrom(tb, "video/short_hamilton_clip.mp4", path, clipCopy{from: from, to: to})
 }
 
 // TestExtractFrames writes the Hamilton clip's frames as JPEGs into

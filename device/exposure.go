@@ -1,8 +1,6 @@
 package device
 
 import (
-	"math"
-
 	"gocv.io/x/gocv"
 )
 
@@ -13,26 +11,32 @@ const exposureTarget = 110.0
 // exposureLiftBelow is the face luma under which a face is lifted: faces
 // above it reach the landmark predictor and the encoder untouched, so
 // descriptors of well-exposed faces stay exactly what face_recognition
-// computes.
+// computes. Below it the lift helps the encoder: on the 53 photos of
+// faces-dark darkened to a face luma of 20 (12), descriptors lie 0.212
+// (0.255) from the well-lit ones lifted, 0.254 (0.343) unlifted; at 40 it
+// makes no difference (0.151 and 0.150).
 const exposureLiftBelow = 80.0
 
-// liftExposure writes src to dst through the gamma curve that carries the
-// face luma faceMean to exposureTarget (a copy when faceMean is not under
-// exposureLiftBelow). A gamma curve stretches the dark tones, where a dim
-// face's detail is, and keeps black black and white white.
+// liftExposure writes src to dst with its values multiplied so that the
+// face luma faceMean becomes exposureTarget (a copy when faceMean is not
+// under exposureLiftBelow): what a camera's own exposure would have done.
+// Bright parts clip, but a dim face has few.
 func liftExposure(src gocv.Mat, dst *gocv.Mat, faceMean float64) {
 	if faceMean >= exposureLiftBelow || faceMean <= 1 {
-		src.CopyTo(dst)
+		if src.Ptr() != dst.Ptr() {
+			src.CopyTo(dst)
+		}
 		return
 	}
-	g := math.Log(exposureTarget/255) / math.Log(faceMean/255)
-	lut := gocv.NewMatWithSize(1, 256, gocv.MatTypeCV8U)
-	defer lut.Close()
-	for i := 0; i < 256; i++ {
-		lut.SetUCharAt(0, i, uint8(math.Round(255*math.Pow(float64(i)/255, g))))
-	}
-	gocv.LUT(src, lut, dst)
+	src.ConvertToWithParams(dst, src.Type(), float32(exposureTarget/faceMean), 0)
 }
 
 // DefaultMinContrast is the default Config.MinContrast.
 const DefaultMinContrast = 6
+
+// backlit reports whether a face too dark to use sits in a much brighter
+// scene: the light is behind the person, and turning helps more than
+// waiting for more light.
+func backlit(q *FaceQuality) bool {
+	return q != nil && q.Scene > 2*q.Brightness+20
+}

@@ -181,6 +181,9 @@ func (g *Gater) measure(q *FaceQuality, box image.Rectangle) error {
 	gocv.Threshold(g.crop, &g.lap, 250, 255, gocv.ThresholdBinary)
 	q.BrightClipped = float64(gocv.CountNonZero(g.lap)) / n
 	q.Scene = g.gray.Mean().Val1
+	// Sharpness on the lifted face: the Laplacian of a dim face shrinks
+	// with its exposure, and blur is what this gate is for.
+	liftExposure(g.crop, &g.crop, q.Brightness)
 	gocv.Laplacian(g.crop, &g.lap, gocv.MatTypeCV16S, 1, 1, 0, gocv.BorderDefault)
 	gocv.MeanStdDev(g.lap, &mu, &sd)
 	q.Sharpness = sd.GetDoubleAt(0, 0) * sd.GetDoubleAt(0, 0)

@@ -523,7 +523,11 @@ func (p *Pipeline) advance(f frame, g *Gate) {
 			}
 		}
 		if !g.Passed() {
-			p.feedback(g.Problem, "")
+			msg := ""
+			if g.Problem == models.FeedbackTooDark && backlit(g.Face) {
+				msg = "Light behind you: turn so the light falls on your face."
+			}
+			p.feedback(g.Problem, msg)
 			// Evidence often comes while the face is turned (a head turn):
 			// a track already identified on gated frames may be recorded.
 			p.decide(t, now)
@@ -535,7 +539,8 @@ func (p *Pipeline) advance(f frame, g *Gate) {
 				p.onTrace("gated", t.id, f.seq, f.captured)
 			}
 		}
-		p.serveCapture(f.mat, box)
+		t.luma = g.Face.Brightness
+		p.serveCapture(f.mat, box, t.luma)
 		if !t.decided && (t.lastEncode.IsZero() || now.Sub(t.lastEncode) >= p.cfg.EncodeInterval) {
 			if p.queueEncode(f, t) {
 				t.lastEncode = now
@@ -603,9 +608,10 @@ func (p *Pipeline) publish(f models.Feedback) {
 }
 
 // cropFor cuts the face with a margin out of frame and scales it so that
-// the face is at least EncodeFaceSize wide. It returns the crop, its origin
-// in the frame, the scale and the face's box in crop pixels.
-func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle) (gocv.Mat, image.Point, float64, image.Rectangle) {
+// the face is at least EncodeFaceSize wide; a dim face (mean luma faceLuma)
+// is lifted as for the landmarks (see liftExposure). It returns the crop,
+// its origin in the frame, the scale and the face's box in crop pixels.
+func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle, faceLuma float64) (gocv.Mat, image.Point, float64, image.Rectangle) {
 	m := int(float64(box.Dx()) * encodeMargin)
 	area := image.Rect(box.Min.X-m, box.Min.Y-m, box.Max.X+m, box.Max.Y+m).Intersect(image.Rect(0, 0, frame.Cols(), frame.Rows()))
 	roi := frame.Region(area)
@@ -620,6 +626,7 @@ func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle) (gocv.Mat, image
 	} else {
 		gocv.Resize(roi, &crop, image.Point{}, scale, scale, gocv.InterpolationLinear)
 	}
+	liftExposure(crop, &crop, faceLuma)
 	expect := box.Sub(area.Min)
 	expect = image.Rect(int(float64(expect.Min.X)*scale), int(float64(expect.Min.Y)*scale),
 		int(float64(expect.Max.X)*scale), int(float64(expect.Max.Y)*scale))
@@ -630,7 +637,7 @@ func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle) (gocv.Mat, image
 // for the result (deterministic); live sources skip the frame when the
 // encoder is busy, so gating keeps up with the camera.
 func (p *Pipeline) queueEncode(f frame, t *track) bool {
-	crop, _, _, expect := p.cropFor(f.mat, t.box)
+	crop, _, _, expect := p.cropFor(f.mat, t.box, t.luma)
 	job := encodeJob{trackID: t.id, crop: crop, expect: expect, at: f.at, seq: f.seq, live: f.live}
 	p.encInflight.Add(1)
 	select {
@@ -1010,7 +1017,7 @@ func (p *Pipeline) CaptureFace(ctx context.Context) (*models.Face, []byte, error
 }
 
 // serveCapture hands a gated frame to CaptureFace callers.
-func (p *Pipeline) serveCapture(m gocv.Mat, box image.Rectangle) {
+func (p *Pipeline) serveCapture(m gocv.Mat, box image.Rectangle, faceLuma float64) {
 	p.waitMu.Lock()
 	defer p.waitMu.Unlock()
 	if len(p.waiters) == 0 {
@@ -1023,7 +1030,7 @@ func (p *Pipeline) serveCapture(m gocv.Mat, box image.Rectangle) {
 	jpeg := append([]byte(nil), buf.GetBytes()...)
 	buf.Close()
 	for w := range p.waiters {
-		crop, origin, scale, expect := p.cropFor(m, box)
+		crop, origin, scale, expect := p.cropFor(m, box, faceLuma)
 		select {
 		case w.ch <- capturedFace{crop: crop, origin: origin, scale: scale, expect: expect, jpeg: jpeg}:
 		default:

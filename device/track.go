@@ -29,6 +29,9 @@ type track struct {
 	lastEncode time.Time
 	votes      votes
 	live       *liveness
+	// luma is the last gated face's mean luma: dim faces are lifted before
+	// encoding.
+	luma float64
 	// patch is the last face's aligned appearance, for the continuity check.
 	patch facePatch
 	// decided: attendance recorded (or refused by cooldown) for this track;
