@@ -60,14 +60,9 @@ func mustPerson(tb testing.TB, rel string, faceW int) *person {
 // names the image in the failure.
 func mustOneFace(tb testing.TB, gray gocv.Mat, what string) image.Rectangle {
 	tb.Helper()
-	det, err := NewFaceDetector()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer det.Close()
-	ds, err := det.Detect(gray, 0)
-	if err != nil || len(ds) != 1 {
-		tb.Fatalf("%s: want one face, got %d (%v)", what, len(ds), err)
+	ds := mustDetect(tb, gray)
+	if len(ds) != 1 {
+		tb.Fatalf("%s: want one face, got %d", what, len(ds))
 	}
 	return ds[0].Box
 }
