@@ -25,8 +25,10 @@ type Gate struct {
 	// Face is the one face when there is exactly one.
 	Face *FaceQuality
 	// Problem is what stops this frame from being identified: idle (no
-	// face), one person please, move closer, too dark, too bright, hold
-	// still (blurred), look at camera (turned); "" when it passes.
+	// face), one person please, move closer, too dark or too bright (too
+	// little contrast on the face, or too much of it clipped: not the
+	// skin's lightness), hold still (blurred), look at camera (turned); ""
+	// when it passes.
 	Problem models.FeedbackKind
 }
 
@@ -40,8 +42,19 @@ type FaceQuality struct {
 	Landmarks  []Point // dlib's 68 points in frame pixels
 	Sharpness  float64 // variance of the Laplacian at sharpFaceWidth
 	Brightness float64 // mean luma of the face box
-	Yaw, Roll  float64
-	EAR        float64
+	// Contrast is the standard deviation of the face's luma (at
+	// sharpFaceWidth): the signal the landmarks and the encoder work with,
+	// whatever the skin's own lightness.
+	Contrast float64
+	// DarkClipped and BrightClipped are the fractions of the face's pixels
+	// crushed to black (luma <= 4) or burnt to white (>= 251): detail there
+	// is lost, and no normalisation brings it back.
+	DarkClipped, BrightClipped float64
+	// Scene is the mean luma of the whole frame, to tell a backlit face
+	// (the scene much brighter than the face) from a dark room.
+	Scene     float64
+	Yaw, Roll float64
+	EAR       float64
 	// Patch is the face's grey appearance aligned on its eyes, compared
 	// between frames so a track follows one face (see continuity.go); nil
 	// when it could not be taken or the check is off.
@@ -137,9 +150,9 @@ func (g *Gater) Check(frame gocv.Mat) (Gate, error) {
 		return out, err
 	}
 	switch {
-	case q.Brightness < g.cfg.MinBrightness:
+	case q.DarkClipped > g.cfg.MaxClipped, q.Contrast < g.cfg.MinContrast && q.Brightness < 128:
 		out.Problem = models.FeedbackTooDark
-	case q.Brightness > g.cfg.MaxBrightness:
+	case q.BrightClipped > g.cfg.MaxClipped, q.Contrast < g.cfg.MinContrast:
 		out.Problem = models.FeedbackTooBright
 	case dets[0].Kind == HOGLeftProfile || dets[0].Kind == HOGRightProfile,
 		math.Abs(q.Yaw) > g.cfg.MaxYaw, math.Abs(q.Roll) > g.cfg.MaxRoll:
@@ -150,23 +163,32 @@ func (g *Gater) Check(frame gocv.Mat) (Gate, error) {
 	return out, nil
 }
 
-// measure fills q's brightness, sharpness, landmarks and pose for the face
-// in box (inside the frame).
+// measure fills q's exposure, contrast, clipping, sharpness, landmarks and
+// pose for the face in box (inside the frame).
 func (g *Gater) measure(q *FaceQuality, box image.Rectangle) error {
 	roi := g.gray.Region(box)
-	mean := roi.Mean()
-	q.Brightness = mean.Val1
 	s := float64(sharpFaceWidth) / float64(box.Dx())
 	gocv.Resize(roi, &g.crop, image.Point{}, s, s, gocv.InterpolationArea)
 	roi.Close()
-	gocv.Laplacian(g.crop, &g.lap, gocv.MatTypeCV16S, 1, 1, 0, gocv.BorderDefault)
 	mu, sd := gocv.NewMat(), gocv.NewMat()
+	defer mu.Close()
+	defer sd.Close()
+	gocv.MeanStdDev(g.crop, &mu, &sd)
+	q.Brightness, q.Contrast = mu.GetDoubleAt(0, 0), sd.GetDoubleAt(0, 0)
+	n := float64(g.crop.Rows() * g.crop.Cols())
+	gocv.Threshold(g.crop, &g.lap, 4, 255, gocv.ThresholdBinaryInv)
+	q.DarkClipped = float64(gocv.CountNonZero(g.lap)) / n
+	gocv.Threshold(g.crop, &g.lap, 250, 255, gocv.ThresholdBinary)
+	q.BrightClipped = float64(gocv.CountNonZero(g.lap)) / n
+	q.Scene = g.gray.Mean().Val1
+	// Sharpness on the lifted face: the Laplacian of a dim face shrinks
+	// with its exposure, and blur is what this gate is for.
+	liftExposure(g.crop, &g.crop, q.Brightness)
+	gocv.Laplacian(g.crop, &g.lap, gocv.MatTypeCV16S, 1, 1, 0, gocv.BorderDefault)
 	gocv.MeanStdDev(g.lap, &mu, &sd)
 	q.Sharpness = sd.GetDoubleAt(0, 0) * sd.GetDoubleAt(0, 0)
-	mu.Close()
-	sd.Close()
 
-	lm, err := g.landmarks(box)
+	lm, err := g.landmarks(box, q.Brightness)
 	if err != nil {
 		return err
 	}
@@ -181,7 +203,7 @@ func (g *Gater) measure(q *FaceQuality, box image.Rectangle) error {
 
 // landmarks predicts the 68 points on a crop around box scaled so that the
 // face is shapeFaceWidth wide, and maps them back to frame pixels.
-func (g *Gater) landmarks(box image.Rectangle) ([]Point, error) {
+func (g *Gater) landmarks(box image.Rectangle, faceMean float64) ([]Point, error) {
 	bounds := image.Rect(0, 0, g.gray.Cols(), g.gray.Rows())
 	m := box.Dx() / 4
 	area := image.Rect(box.Min.X-m, box.Min.Y-m, box.Max.X+m, box.Max.Y+m).Intersect(bounds)
@@ -193,6 +215,8 @@ func (g *Gater) landmarks(box image.Rectangle) ([]Point, error) {
 		interp = gocv.InterpolationArea
 	}
 	gocv.Resize(roi, &g.crop, image.Point{}, s, s, interp)
+	// A dim face's landmarks are predicted on its lifted tones.
+	liftExposure(g.crop, &g.crop, faceMean)
 	rb := image.Rect(int(float64(box.Min.X-area.Min.X)*s), int(float64(box.Min.Y-area.Min.Y)*s),
 		int(float64(box.Max.X-area.Min.X)*s), int(float64(box.Max.Y-area.Min.Y)*s))
 	pts, err := g.shape.Shape(g.crop, rb)

@@ -162,8 +162,9 @@ type Pipeline struct {
 	errLogged  map[string]time.Time
 
 	// onRecord, when set (tests, benchmarks), is called after each
-	// committed event with the wall time of the track's first gated frame.
-	onRecord func(ev *models.AttendanceEvent, firstGated time.Time)
+	// committed event with the track that earned it and the frame time of
+	// the decision.
+	onRecord func(ev *models.AttendanceEvent, t *track, at time.Time)
 	// onGate, when set (tests), sees every gated frame's verdict.
 	onGate func(at time.Time, g *Gate, t *track)
 	// onTrace, when set (benchmarks), is called at each step of a track's
@@ -529,13 +530,20 @@ func (p *Pipeline) advance(f frame, g *Gate) {
 		}
 		if len(g.Face.Landmarks) == lmCount {
 			was := t.live.proof()
-			t.live.add(g.Face.Landmarks)
+			t.live.add(now, g.Face.Landmarks)
 			if was == "" && t.live.proof() != "" {
 				p.trace("live", t.id, f.seq)
 			}
 		}
 		if !g.Passed() {
-			p.feedback(g.Problem, "")
+			msg := ""
+			if g.Problem == models.FeedbackTooDark && backlit(g.Face) {
+				msg = "Light behind you: turn so the light falls on your face."
+			}
+			p.feedback(g.Problem, msg)
+			// Evidence often comes while the face is turned (a head turn):
+			// a track already identified on gated frames may be recorded.
+			p.decide(t, now)
 			break
 		}
 		if t.firstGated.IsZero() {
@@ -544,7 +552,8 @@ func (p *Pipeline) advance(f frame, g *Gate) {
 				p.onTrace("gated", t.id, f.seq, f.captured)
 			}
 		}
-		p.serveCapture(f.mat, box)
+		t.luma = g.Face.Brightness
+		p.serveCapture(f.mat, box, t.luma)
 		if !t.decided && (t.lastEncode.IsZero() || now.Sub(t.lastEncode) >= p.cfg.EncodeInterval) {
 			if p.queueEncode(f, t) {
 				t.lastEncode = now
@@ -612,9 +621,10 @@ func (p *Pipeline) publish(f models.Feedback) {
 }
 
 // cropFor cuts the face with a margin out of frame and scales it so that
-// the face is at least EncodeFaceSize wide. It returns the crop, its origin
-// in the frame, the scale and the face's box in crop pixels.
-func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle) (gocv.Mat, image.Point, float64, image.Rectangle) {
+// the face is at least EncodeFaceSize wide; a dim face (mean luma faceLuma)
+// is lifted as for the landmarks (see liftExposure). It returns the crop,
+// its origin in the frame, the scale and the face's box in crop pixels.
+func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle, faceLuma float64) (gocv.Mat, image.Point, float64, image.Rectangle) {
 	m := int(float64(box.Dx()) * encodeMargin)
 	area := image.Rect(box.Min.X-m, box.Min.Y-m, box.Max.X+m, box.Max.Y+m).Intersect(image.Rect(0, 0, frame.Cols(), frame.Rows()))
 	roi := frame.Region(area)
@@ -629,6 +639,7 @@ func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle) (gocv.Mat, image
 	} else {
 		gocv.Resize(roi, &crop, image.Point{}, scale, scale, gocv.InterpolationLinear)
 	}
+	liftExposure(crop, &crop, faceLuma)
 	expect := box.Sub(area.Min)
 	expect = image.Rect(int(float64(expect.Min.X)*scale), int(float64(expect.Min.Y)*scale),
 		int(float64(expect.Max.X)*scale), int(float64(expect.Max.Y)*scale))
@@ -639,7 +650,7 @@ func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle) (gocv.Mat, image
 // for the result (deterministic); live sources skip the frame when the
 // encoder is busy, so gating keeps up with the camera.
 func (p *Pipeline) queueEncode(f frame, t *track) bool {
-	crop, _, _, expect := p.cropFor(f.mat, t.box)
+	crop, _, _, expect := p.cropFor(f.mat, t.box, t.luma)
 	job := encodeJob{trackID: t.id, crop: crop, expect: expect, at: f.at, seq: f.seq, live: f.live}
 	p.encInflight.Add(1)
 	select {
@@ -792,12 +803,17 @@ func (p *Pipeline) decide(t *track, now time.Time) {
 		if proof == "" {
 			if t.recognisedAt.IsZero() {
 				t.recognisedAt = now
-				p.publish(models.Feedback{Kind: models.FeedbackLookAtCamera, Message: "Look at the camera and blink."})
+			}
+			// Most people show passive evidence within a second; ask the
+			// rest for what a photo cannot do.
+			if !t.prompted && now.Sub(t.recognisedAt) >= livenessPromptAfter {
+				t.prompted = true
+				p.publish(models.Feedback{Kind: models.FeedbackLookAtCamera, Message: "Please blink, or turn your head a little."})
 			}
 			if !t.livenessFailed && now.Sub(t.recognisedAt) > p.cfg.LivenessTimeout {
 				t.livenessFailed = true
 				p.count(func(s *CameraStatus) { s.LivenessFailed++ })
-				p.logger.Info("liveness not shown", "track", t.id, "motion", t.live.maxMotion)
+				p.logger.Info("liveness not shown", "track", t.id, "expression_change", t.live.maxRange)
 				p.publish(models.Feedback{Kind: models.FeedbackLivenessFailed, Message: "Liveness check failed. Please blink or move naturally; photos are not accepted."})
 			}
 			return
@@ -841,7 +857,7 @@ func (p *Pipeline) decide(t *track, now time.Time) {
 	p.count(func(s *CameraStatus) { s.Events++ })
 	p.logger.Info("attendance recorded", "user", userID, "event", ev.ID, "distance", dist, "liveness", proof)
 	if p.onRecord != nil {
-		p.onRecord(ev, t.firstGated)
+		p.onRecord(ev, t, now)
 	}
 	msg := fmt.Sprintf("Welcome, %s - %s", user.FullName, ev.Time.Local().Format("15:04"))
 	if pt := ev.PunctualityText(); pt != "" { // the recorder stamps central's class session
@@ -1018,7 +1034,7 @@ func (p *Pipeline) CaptureFace(ctx context.Context) (*models.Face, []byte, error
 }
 
 // serveCapture hands a gated frame to CaptureFace callers.
-func (p *Pipeline) serveCapture(m gocv.Mat, box image.Rectangle) {
+func (p *Pipeline) serveCapture(m gocv.Mat, box image.Rectangle, faceLuma float64) {
 	p.waitMu.Lock()
 	defer p.waitMu.Unlock()
 	if len(p.waiters) == 0 {
@@ -1031,7 +1047,7 @@ func (p *Pipeline) serveCapture(m gocv.Mat, box image.Rectangle) {
 	jpeg := append([]byte(nil), buf.GetBytes()...)
 	buf.Close()
 	for w := range p.waiters {
-		crop, origin, scale, expect := p.cropFor(m, box)
+		crop, origin, scale, expect := p.cropFor(m, box, faceLuma)
 		select {
 		case w.ch <- capturedFace{crop: crop, origin: origin, scale: scale, expect: expect, jpeg: jpeg}:
 		default:
