@@ -58,6 +58,10 @@ central-py: venv
 build: deps
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kioskd
 
+## registry-sim: compile bin/registry-sim, central's simulator for demos (docs/mqtt.md)
+registry-sim: deps
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/registry-sim ./cmd/registry-sim
+
 ## deb: the Debian package in dist/ (nfpm from the Go module proxy)
 deb: build
 	@mkdir -p dist
@@ -77,7 +81,7 @@ test: deps models venv central-py $(if $(wildcard ../shared/testdata),,testdata)
 	@rm -f $(SKIP_LOG)
 	$(GO) vet ./...
 	$(GO) test $(GOFLAGS_TEST) -timeout 30m ./...
-	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./models/ ./recognizer/ -run 'Race|Concurrent|Matcher|Store'
+	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./models/... ./recognizer/ -run 'Race|Concurrent|Matcher|Store'
 	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./device/ -run '^(TestHamilton.*|TestScenario.*|TestLivenessRefusesPhotos|TestBus.*)$$'
 	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./localapi/ -run 'Token|AccountCache|Auth|Throttl'
 	$(GO) test $(GOFLAGS_TEST) -tags matprofile -timeout 20m -run Leak ./device/

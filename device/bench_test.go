@@ -24,7 +24,7 @@ func BenchmarkGate640x480Empty(b *testing.B) {
 	defer f.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := g.Check(f); err != nil {
+		if _, err := g.Check(f, time.Time{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -40,7 +40,7 @@ func BenchmarkGate640x480OnePerson(b *testing.B) {
 	paste(&f, mustPerson(b, "people/obama/1.jpg", 160), scenW/2, scenH/2)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		gt, err := g.Check(f)
+		gt, err := g.Check(f, time.Time{})
 		if err != nil || !gt.Passed() {
 			b.Fatalf("gate: %v %v", gt.Problem, err)
 		}
@@ -75,7 +75,7 @@ func benchTimeToAttendance(b *testing.B, liveness bool) {
 		cfg.Pace = true
 		cfg.Cooldown = 0
 		cfg.Liveness = liveness
-		p := NewPipeline(cfg, mustEncoder(b), g.matcher, db, NewBus(), nil)
+		p := NewPipeline(cfg, mustOpenGater(b, cfg), mustEncoder(b), g.matcher, db, NewBus(), nil)
 		var got time.Duration
 		p.onRecord = func(_ *models.AttendanceEvent, t *track, _ time.Time) { got = time.Since(t.firstGated) }
 		tr := &traceLog{}
@@ -287,7 +287,7 @@ func benchTimeToAttendanceLive(b *testing.B, faceLuma float64) {
 			if c.minFace > 0 {
 				cfg.MinFaceSize = c.minFace
 			}
-			p := NewPipeline(cfg, mustEncoder(b), c.g.matcher, c.g.db, NewBus(), nil)
+			p := NewPipeline(cfg, mustOpenGater(b, cfg), mustEncoder(b), c.g.matcher, c.g.db, NewBus(), nil)
 			var first time.Time
 			var got time.Duration
 			p.onGate = func(at time.Time, gt *Gate, _ *track) {

@@ -69,10 +69,3 @@ func (b *Bus) Subscribe(buffer int) (<-chan models.Feedback, func()) {
 
 // Dropped returns how many messages slow subscribers have lost.
 func (b *Bus) Dropped() uint64 { return b.dropped.Load() }
-
-// Subscribers returns the number of current subscribers.
-func (b *Bus) Subscribers() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.subs)
-}

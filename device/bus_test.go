@@ -52,7 +52,10 @@ func TestBusConcurrentPublishCancel(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if b.Subscribers() != 0 {
-		t.Errorf("subscribers left: %d", b.Subscribers())
+	b.mu.Lock()
+	left := len(b.subs)
+	b.mu.Unlock()
+	if left != 0 {
+		t.Errorf("subscribers left: %d", left)
 	}
 }

@@ -20,12 +20,9 @@ import (
 // and a track ends when the patch stops resembling the one before it.
 
 // patchSize is the side, in pixels, of the aligned face patch. Coarse on
-// purpose: what tells two photos apart is their lighting, hair and
-// background, which survive at this size, while the small misalignments and
-// expression changes of a moving face are mostly averaged away (on the
-// Hamilton clip, 16 px kept the lowest frame-to-frame similarity of a
-// singing, moving performer higher than 40 px did (0.50 against 0.42 at
-// 133 ms apart), for about the same separation from photo swaps).
+// purpose: lighting, hair and background, which tell two photos apart,
+// survive at this size, while a moving face's small misalignments and
+// expressions average away (16 against 40 px: docs/liveness.md).
 const patchSize = 16
 
 // patchEyeY and patchEyeX place the eye centres in the patch (fractions of
@@ -38,15 +35,10 @@ const (
 	patchEyeX1 = 0.65
 )
 
-// DefaultTrackContinuity is the default Config.TrackContinuity. Measured
-// (TestContinuityMeasured): a singing, moving performer under stage light
-// keeps a similarity of at least 0.50 between frames up to 133 ms apart (a
-// kiosk gating at 7.5 fps), 0.85 at 33 ms; a photo moved or tilted stays
-// above 0.94; two different photos of one person pasted in the same place
-// score 0.19-0.70, three pairs of the five under 0.4. 0.45 ends the track on
-// those three and almost never on a live face. It is not a complete defence:
-// photos that look alike pass (0.57 and 0.70 here), and a video replay shows
-// a live face; see docs/liveness.md.
+// DefaultTrackContinuity is the default Config.TrackContinuity: it ends a
+// track on most in-place photo swaps and almost never on a live face
+// (measured by TestContinuityMeasured; figures and limits in
+// docs/liveness.md).
 const DefaultTrackContinuity = 0.45
 
 // facePatch is an aligned patch, zero mean and unit norm: the dot product of

@@ -15,7 +15,7 @@ import (
 // mustPatch gates frame and returns its one face's patch.
 func mustPatch(tb testing.TB, g *Gater, frame gocv.Mat) facePatch {
 	tb.Helper()
-	gt, err := g.Check(frame)
+	gt, err := g.Check(frame, time.Time{})
 	if err != nil || gt.Face == nil || gt.Face.Patch == nil {
 		tb.Fatalf("no face patch (faces %d, err %v)", len(gt.Faces), err)
 	}
@@ -92,7 +92,7 @@ func TestContinuityMeasured(t *testing.T) {
 	g := mustGallery(t, "lin_manuel_miranda")
 	cfg := testConfig(t, recognizertest.Testdata(t, "video/short_hamilton_clip.mp4"))
 	cfg.MinFaceSize = 70
-	p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, NewBus(), nil)
+	p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, NewBus(), nil)
 	var live []facePatch // by frame number, nil when no single face
 	var trackID uint64
 	var restarts []int

@@ -6,6 +6,7 @@
 // an in-process feedback bus.
 //
 // The HOG face detector and the 68-point shape predictor come from dlib
-// through a small cgo wrapper (dlibwrap.cc); frames come from OpenCV through
-// gocv.
+// through the shared binding in internal/dlib (dlib.go adapts Mats to it);
+// frames come from OpenCV through gocv. A frame's route through the files
+// is described at the top of pipeline.go.
 package device

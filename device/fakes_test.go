@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"image"
 
 	"gocv.io/x/gocv"
 
@@ -14,6 +15,9 @@ import (
 type nopEncoder struct{}
 
 func (nopEncoder) EncodeMat(context.Context, gocv.Mat) ([]models.Face, error) { return nil, nil }
+func (nopEncoder) EncodeFace(context.Context, gocv.Mat, image.Rectangle) (*models.Face, error) {
+	return nil, nil
+}
 
 type nopMatcher struct{}
 
@@ -29,4 +33,7 @@ func (nopStore) RecordAttendance(context.Context, *models.AttendanceEvent) error
 }
 func (nopStore) GetUser(context.Context, string) (*models.User, error) {
 	return nil, models.Errorf(models.ENOTFOUND, "no users")
+}
+func (nopStore) LastAttendance(context.Context, string) (*models.AttendanceEvent, error) {
+	return nil, models.Errorf(models.ENOTFOUND, "no events")
 }

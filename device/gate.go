@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"time"
 
 	"gocv.io/x/gocv"
 
@@ -59,6 +60,10 @@ type FaceQuality struct {
 	// between frames so a track follows one face (see continuity.go); nil
 	// when it could not be taken or the check is off.
 	Patch facePatch
+	// Planarity is the face's pixels tracked from an earlier frame's face
+	// (at least parallaxLag before; see parallax.go); nil when there was
+	// none or too few points could be tracked.
+	Planarity *planarity
 }
 
 // Gater runs the per-frame checks. It owns scratch Mats and is not safe for
@@ -70,6 +75,9 @@ type Gater struct {
 
 	gray, small, crop, lap gocv.Mat
 	patchTmp, patchOut     gocv.Mat
+	// views are the single faces of the last frames (newest last), to
+	// track their pixels into the next.
+	views []*faceView
 }
 
 // NewGater returns a Gater using det and shape (68 points); it does not own them.
@@ -89,14 +97,43 @@ func (g *Gater) Close() error {
 			m.Close()
 		}
 	}
+	g.dropViews(len(g.views))
 	return nil
 }
 
-// Gray returns the grayscale version of the last frame checked.
-func (g *Gater) Gray() gocv.Mat { return g.gray }
+// dropViews frees the n oldest views.
+func (g *Gater) dropViews(n int) {
+	for _, v := range g.views[:n] {
+		v.close()
+	}
+	g.views = append(g.views[:0], g.views[n:]...)
+}
 
-// Check runs the gates on a BGR frame.
-func (g *Gater) Check(frame gocv.Mat) (Gate, error) {
+// trackPixels measures q's face against the newest earlier face at least
+// parallaxLag before at, and keeps q's face for the next frames.
+func (g *Gater) trackPixels(q *FaceQuality, at time.Time) {
+	old := 0
+	for old < len(g.views) && at.Sub(g.views[old].at) > parallaxKeep {
+		old++
+	}
+	g.dropViews(old)
+	for i := len(g.views) - 1; i >= 0; i-- {
+		if at.Sub(g.views[i].at) >= parallaxLag {
+			if pl, ok := measurePlanarity(g.views[i], g.gray); ok {
+				q.Planarity = &pl
+			}
+			break
+		}
+	}
+	if v := newFaceView(g.gray, q.Box, q.Landmarks, q.Brightness, at); v != nil {
+		g.views = append(g.views, v)
+	}
+}
+
+// Check runs the gates on a BGR frame taken at frame time at. Successive
+// calls with increasing times also track the face's pixels from frame to
+// frame (FaceQuality.Planarity); a zero at skips that.
+func (g *Gater) Check(frame gocv.Mat, at time.Time) (Gate, error) {
 	var out Gate
 	if frame.Empty() {
 		return out, fmt.Errorf("empty frame")
@@ -125,6 +162,10 @@ func (g *Gater) Check(frame gocv.Mat) (Gate, error) {
 		}
 	}
 	out.Faces = dets
+	if len(dets) != 1 || at.IsZero() {
+		// Another face, or none: nothing to track the next face from.
+		g.dropViews(len(g.views))
+	}
 	switch {
 	case len(dets) == 0:
 		out.Problem = models.FeedbackIdle
@@ -148,6 +189,9 @@ func (g *Gater) Check(frame gocv.Mat) (Gate, error) {
 	}
 	if err := g.measure(q, inner); err != nil {
 		return out, err
+	}
+	if !at.IsZero() {
+		g.trackPixels(q, at)
 	}
 	switch {
 	case q.DarkClipped > g.cfg.MaxClipped, q.Contrast < g.cfg.MinContrast && q.Brightness < 128:

@@ -4,6 +4,7 @@ import (
 	"image"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"gocv.io/x/gocv"
 
@@ -39,7 +40,7 @@ func TestGateJudgesSignalNotSkin(t *testing.T) {
 		}
 		frame := background()
 		paste(&frame, mustPerson(t, rel, 150), scenW/2, scenH/2-20)
-		lit, err := g.Check(frame)
+		lit, err := g.Check(frame, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +55,7 @@ func TestGateJudgesSignalNotSkin(t *testing.T) {
 		}{{40, true}, {3, false}} {
 			dark := gocv.NewMat()
 			frame.ConvertToWithParams(&dark, gocv.MatTypeCV8UC3, float32(c.luma/lit.Face.Brightness), 0)
-			gt, err := g.Check(dark)
+			gt, err := g.Check(dark, time.Time{})
 			dark.Close()
 			if err != nil {
 				t.Fatal(err)

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	"github.com/kioskd/kioskd/recognizer"
 	"github.com/kioskd/kioskd/recognizer/encodertest"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
@@ -38,7 +39,7 @@ func mustEncoder(tb testing.TB) *recognizer.Encoder {
 // gallery is a real store and matcher with people enrolled from the shared
 // photos.
 type gallery struct {
-	db      *models.DB
+	db      *bolt.DB
 	matcher *recognizer.Matcher
 	ids     map[string]string // person folder -> user id
 	names   map[string]string // user id -> person folder
@@ -48,11 +49,11 @@ type gallery struct {
 func mustGallery(tb testing.TB, people ...string) *gallery {
 	tb.Helper()
 	enc := mustEncoder(tb)
-	g := &gallery{db: modelstest.MustOpenDB(tb), matcher: recognizer.NewMatcher(recognizer.DefaultMatcherConfig()),
+	g := &gallery{db: bolttest.MustOpenDB(tb), matcher: recognizer.NewMatcher(recognizer.DefaultMatcherConfig()),
 		ids: map[string]string{}, names: map[string]string{}}
 	for _, name := range people {
 		files := recognizertest.Glob(tb, filepath.Join("people", name, "*")) // skips without them
-		u := modelstest.MustCreateUser(tb, g.db, &models.User{FullName: name})
+		u := bolttest.MustCreateUser(tb, g.db, &models.User{FullName: name})
 		var ds []models.Descriptor
 		for _, f := range files {
 			b, err := os.ReadFile(f)
@@ -63,7 +64,7 @@ func mustGallery(tb testing.TB, people ...string) *gallery {
 			if err != nil {
 				tb.Fatalf("enrol %s: %v", f, err)
 			}
-			modelstest.MustAddEncoding(tb, g.db, u.ID, face.Descriptor)
+			bolttest.MustAddEncoding(tb, g.db, u.ID, face.Descriptor)
 			ds = append(ds, face.Descriptor)
 		}
 		g.matcher.SetUser(u.ID, ds)
@@ -91,7 +92,7 @@ func (g *gallery) events(tb testing.TB) []string {
 // and returns the people recorded and the final status.
 func (g *gallery) run(tb testing.TB, cfg Config) ([]string, CameraStatus) {
 	tb.Helper()
-	p := NewPipeline(cfg, mustEncoder(tb), g.matcher, g.db, NewBus(), testLogger(tb))
+	p := NewPipeline(cfg, mustOpenGater(tb, cfg), mustEncoder(tb), g.matcher, g.db, NewBus(), testLogger(tb))
 	mustRun(tb, p, time.Minute)
 	return g.events(tb), p.Status()
 }
@@ -172,20 +173,17 @@ func gocvColor(r, g, b uint8) color.RGBA { return color.RGBA{R: r, G: g, B: b} }
 // the real models.
 func mustGater(tb testing.TB) *Gater {
 	tb.Helper()
-	cfg := testConfig(tb, "0")
-	det, err := NewFaceDetector()
+	return mustOpenGater(tb, testConfig(tb, "0"))
+}
+
+// mustOpenGater returns a Gater for cfg with the real models, freed when
+// the test ends.
+func mustOpenGater(tb testing.TB, cfg Config) *Gater {
+	tb.Helper()
+	g, closeGater, err := OpenGater(&cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	shape, err := NewShapePredictor(cfg.ShapePredictorPath)
-	if err != nil {
-		det.Close()
-		tb.Fatal(err)
-	}
-	g, err := NewGater(&cfg, det, shape)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { g.Close(); det.Close(); shape.Close() })
+	tb.Cleanup(func() { closeGater() })
 	return g
 }

@@ -78,19 +78,19 @@ func TestEARAndBlink(t *testing.T) {
 		return out
 	}
 	for _, sh := range [][]Point{s, s, closed, closed} {
-		l.add(at(), jitter(sh))
+		l.add(at(), jitter(sh), nil)
 	}
 	if l.proof() == LivenessBlink {
 		t.Fatal("blink before the eyes reopened")
 	}
-	l.add(at(), jitter(s))
+	l.add(at(), jitter(s), nil)
 	if l.proof() != LivenessBlink {
 		t.Errorf("proof = %q, want blink", l.proof())
 	}
 	// A photo: the same shape moved rigidly never proves anything.
 	still := newLiveness(0.19, 0.15)
 	for i := 0; i < 60; i++ {
-		still.add(at(), jitter(affine(s, 1, 0, 0, 1, float64(i%5), float64(i%3))))
+		still.add(at(), jitter(affine(s, 1, 0, 0, 1, float64(i%5), float64(i%3))), nil)
 	}
 	if still.proof() != "" {
 		t.Errorf("rigid motion proved liveness: %q (motion %v)", still.proof(), still.maxRange)

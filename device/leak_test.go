@@ -39,7 +39,7 @@ func TestLeak10000Frames(t *testing.T) {
 	cfg.DetectWidth = 0
 	cfg.PreviewInterval = 5 * time.Millisecond
 	start := liveMats()
-	p := NewPipeline(cfg, nopEncoder{}, nopMatcher{}, nopStore{}, NewBus(), nil)
+	p := NewPipeline(cfg, mustOpenGater(t, cfg), nopEncoder{}, nopMatcher{}, nopStore{}, NewBus(), nil)
 	var rss1 int64
 	p.onGate = func(time.Time, *Gate, *track) {
 		if p.status.Processed == 2000 { // read on the processing goroutine

@@ -12,7 +12,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	"github.com/kioskd/kioskd/recognizer"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
@@ -118,8 +118,8 @@ func (g *gallery) enrolFrame(tb testing.TB, name, rel string, i int) {
 			best = k
 		}
 	}
-	u := modelstest.MustCreateUser(tb, g.db, &models.User{FullName: name})
-	modelstest.MustAddEncoding(tb, g.db, u.ID, faces[best].Descriptor)
+	u := bolttest.MustCreateUser(tb, g.db, &models.User{FullName: name})
+	bolttest.MustAddEncoding(tb, g.db, u.ID, faces[best].Descriptor)
 	g.matcher.SetUser(u.ID, []models.Descriptor{faces[best].Descriptor})
 	g.ids[name] = u.ID
 	g.names[u.ID] = name
@@ -128,7 +128,7 @@ func (g *gallery) enrolFrame(tb testing.TB, name, rel string, i int) {
 // mustLiveGallery enrols every live clip's person from its enrolment frame.
 func mustLiveGallery(tb testing.TB) *gallery {
 	tb.Helper()
-	g := &gallery{db: modelstest.MustOpenDB(tb), matcher: recognizer.NewMatcher(recognizer.DefaultMatcherConfig()),
+	g := &gallery{db: bolttest.MustOpenDB(tb), matcher: recognizer.NewMatcher(recognizer.DefaultMatcherConfig()),
 		ids: map[string]string{}, names: map[string]string{}}
 	for _, c := range liveClips {
 		g.enrolFrame(tb, c.name, "video/live/"+c.name+".mp4", c.enrol)
@@ -148,7 +148,7 @@ type clipRun struct {
 // replay runs cfg's source through a pipeline with g's store and matcher.
 func (g *gallery) replay(tb testing.TB, cfg Config) clipRun {
 	tb.Helper()
-	p := NewPipeline(cfg, mustEncoder(tb), g.matcher, g.db, NewBus(), testLogger(tb))
+	p := NewPipeline(cfg, mustOpenGater(tb, cfg), mustEncoder(tb), g.matcher, g.db, NewBus(), testLogger(tb))
 	var firstFace, decided time.Time
 	p.onGate = func(at time.Time, gt *Gate, _ *track) {
 		if firstFace.IsZero() && len(gt.Faces) > 0 {
@@ -218,8 +218,8 @@ func (g *gallery) enrolPhoto(tb testing.TB, name, rel string) {
 	if err != nil {
 		tb.Fatalf("enrol %s: %v", rel, err)
 	}
-	u := modelstest.MustCreateUser(tb, g.db, &models.User{FullName: name})
-	modelstest.MustAddEncoding(tb, g.db, u.ID, face.Descriptor)
+	u := bolttest.MustCreateUser(tb, g.db, &models.User{FullName: name})
+	bolttest.MustAddEncoding(tb, g.db, u.ID, face.Descriptor)
 	g.matcher.SetUser(u.ID, []models.Descriptor{face.Descriptor})
 	g.ids[name] = u.ID
 	g.names[u.ID] = name
@@ -249,7 +249,7 @@ func TestLivenessRefusesPhotoAttacks(t *testing.T) {
 		{"faces-dark/denzel_washington/4.jpg", true},
 	} {
 		t.Run(filepath.Base(filepath.Dir(ph.rel))+"/"+filepath.Base(ph.rel), func(t *testing.T) {
-			g := &gallery{db: modelstest.MustOpenDB(t), matcher: recognizer.NewMatcher(recognizer.DefaultMatcherConfig()),
+			g := &gallery{db: bolttest.MustOpenDB(t), matcher: recognizer.NewMatcher(recognizer.DefaultMatcherConfig()),
 				ids: map[string]string{}, names: map[string]string{}}
 			g.enrolPhoto(t, "attacker", ph.rel)
 			a := mustPerson(t, ph.rel, 150)
@@ -264,7 +264,7 @@ func TestLivenessRefusesPhotoAttacks(t *testing.T) {
 			cfg.Cooldown = 0
 			// Votes only need to agree once; liveness decides the rest.
 			cfg.EncodeInterval = time.Second
-			p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, NewBus(), testLogger(t))
+			p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, NewBus(), testLogger(t))
 			var maxRange float64
 			p.onGate = func(_ time.Time, _ *Gate, tr *track) {
 				if tr != nil {

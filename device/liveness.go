@@ -26,6 +26,21 @@ const livenessWindow = time.Second
 // evidence before the screen asks for a blink or a small head turn.
 const livenessPromptAfter = time.Second
 
+// flatMinDeform is how much a face must change shape in the image within
+// livenessWindow (the sum of the tracked pixels' deformation, beyond
+// moving, in inter-ocular distances; see planarity) before its pixels can
+// tell a picture from a face. Under it the face hardly moved, and the
+// expression cue decides alone (a still photo shows no expression change).
+const flatMinDeform = 0.05
+
+// flatMaxResidual is the largest ratio of the halves' homography residual
+// to the deformation, summed over livenessWindow, of a flat picture: a
+// picture, held, tilted or folded along a line near the nose, moves as one
+// homography per half (residual at tracking noise); a face has depth and
+// changes shape. Measured (docs/liveness.md): folded photos up to 0.25,
+// live faces 0.73 and up, a small stage face 0.46.
+const flatMaxResidual = 0.4
+
 // exprCount is the number of expression measures (see expression).
 const exprCount = 5
 
@@ -35,12 +50,21 @@ type exprSample struct {
 	v  [exprCount]float64
 }
 
+// planarSample is one frame's planarity and frame time.
+type planarSample struct {
+	at time.Time
+	p  planarity
+}
+
 // liveness accumulates evidence that a track's face is a live person: a
 // blink (eye aspect ratio open -> closed -> open, after aligning the face on
 // its other points) or a change of expression that no motion of a flat or
 // folded picture produces (see expression). Each frame's measures are
 // median-filtered over three consecutive frames, so one frame the landmark
-// predictor gets wrong is not evidence.
+// predictor gets wrong is not evidence. A change of expression does not
+// count while the face's pixels move as a flat picture's (see flat): on a
+// blurred picture folded and rocked, the landmark predictor misplaces
+// points as much as a live face moves them.
 type liveness struct {
 	blinkEAR float64
 	exprMin  float64
@@ -53,21 +77,48 @@ type liveness struct {
 
 	raw      []exprSample // the last three frames, unfiltered
 	filtered []exprSample // median-filtered, within livenessWindow
+	planar   []planarSample
 	moved    bool
 	maxRange float64 // largest change seen within the window, for logs
+	// vetoed counts frames whose change of expression exceeded exprMin
+	// while the face moved as a flat picture, for logs and tests.
+	vetoed int
 }
 
 func newLiveness(blinkEAR, exprMin float64) *liveness {
 	return &liveness{blinkEAR: blinkEAR, exprMin: exprMin}
 }
 
-// add takes one frame's 68 landmarks and its frame time.
-func (l *liveness) add(at time.Time, s []Point) {
+// add takes one frame's 68 landmarks, its frame time and the face's
+// planarity (nil when not measured).
+func (l *liveness) add(at time.Time, s []Point, pl *planarity) {
 	if len(s) < lmCount {
 		return
 	}
+	keep := l.planar[:0]
+	for _, x := range l.planar {
+		if at.Sub(x.at) < livenessWindow {
+			keep = append(keep, x)
+		}
+	}
+	l.planar = keep
+	if pl != nil {
+		l.planar = append(l.planar, planarSample{at: at, p: *pl})
+	}
 	l.addBlink(s)
 	l.addExpression(at, s)
+}
+
+// flat reports whether, within livenessWindow, the face changed shape in
+// the image enough to tell and its pixels stayed on one homography per
+// half: a picture, flat or folded.
+func (l *liveness) flat() bool {
+	var def, res float64
+	for _, x := range l.planar {
+		def += x.p.Deform
+		res += x.p.Residual
+	}
+	return def >= flatMinDeform && res < flatMaxResidual*def
 }
 
 // addBlink: the eyes must be seen open, then closed, then open again.
@@ -120,17 +171,21 @@ func (l *liveness) addExpression(at time.Time, s []Point) {
 		}
 	}
 	l.filtered = append(keep, f)
+	var change float64
 	for k := 0; k < exprCount; k++ {
 		lo, hi := math.Inf(1), math.Inf(-1)
 		for _, x := range l.filtered {
 			lo, hi = min(lo, x.v[k]), max(hi, x.v[k])
 		}
-		if r := hi - lo; r > l.maxRange {
-			l.maxRange = r
-		}
+		change = max(change, hi-lo)
 	}
-	if l.maxRange > l.exprMin {
-		l.moved = true
+	l.maxRange = max(l.maxRange, change)
+	if change > l.exprMin {
+		if l.flat() {
+			l.vetoed++
+		} else {
+			l.moved = true
+		}
 	}
 }
 

@@ -31,7 +31,7 @@ func TestHamiltonClip(t *testing.T) {
 	cfg.MinFaceSize = 70
 	bus := NewBus()
 	fb := collectFeedback(t, bus)
-	p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
+	p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
 	var twoFaceTracks []uint64
 	p.onGate = func(_ time.Time, gt *Gate, tr *track) {
 		if len(gt.Faces) > 1 && tr != nil {
@@ -70,7 +70,7 @@ func TestHamiltonPaced(t *testing.T) {
 	cfg := testConfig(t, mustTrimClip(t, 70, 160))
 	cfg.MinFaceSize = 70
 	cfg.Pace = true
-	p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, NewBus(), testLogger(t))
+	p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, NewBus(), testLogger(t))
 	mustRun(t, p, time.Minute)
 	if got := g.events(t); !slices.Equal(got, []string{"lin_manuel_miranda"}) {
 		t.Errorf("events = %v, want exactly one for lin_manuel_miranda", got)
@@ -103,7 +103,7 @@ func TestScenarioOneEventPerPerson(t *testing.T) {
 	cfg.Liveness = false
 	bus := NewBus()
 	fb := collectFeedback(t, bus)
-	p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
+	p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
 	var pairFrames, pairEncodes int
 	p.onGate = func(_ time.Time, gt *Gate, tr *track) {
 		if len(gt.Faces) == 2 {
@@ -153,7 +153,7 @@ func TestLivenessRefusesPhotos(t *testing.T) {
 	cfg.LivenessTimeout = 2 * time.Second
 	bus := NewBus()
 	fb := collectFeedback(t, bus)
-	p := NewPipeline(cfg, mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
+	p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
 	motion := map[uint64]float64{}
 	p.onGate = func(_ time.Time, _ *Gate, tr *track) {
 		if tr != nil {

@@ -82,7 +82,7 @@ func TestSourceFailsMidStream(t *testing.T) {
 	cfg.FPS = 40
 	bus := NewBus()
 	fb := collectFeedback(t, bus)
-	p := NewPipeline(cfg, nopEncoder{}, nopMatcher{}, nopStore{}, bus, testLogger(t))
+	p := NewPipeline(cfg, mustOpenGater(t, cfg), nopEncoder{}, nopMatcher{}, nopStore{}, bus, testLogger(t))
 	if err := p.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestSourceFailsMidStream(t *testing.T) {
 // TestSourceMissingAtStart: kioskd starts without its camera and reports it.
 func TestSourceMissingAtStart(t *testing.T) {
 	cfg := testConfig(t, filepath.Join(t.TempDir(), "missing.mp4"))
-	p := NewPipeline(cfg, nopEncoder{}, nopMatcher{}, nopStore{}, NewBus(), testLogger(t))
+	p := NewPipeline(cfg, mustOpenGater(t, cfg), nopEncoder{}, nopMatcher{}, nopStore{}, NewBus(), testLogger(t))
 	if err := p.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 // account another request just read. Every request re-reads the account so
 // that deleting or disabling it (locally or from central) ends its
 // sessions; a second of delay keeps that promise while sparing the store a
-// read transaction per request under load (~9 us of ~80). Writes through
+// read transaction per request (docs/benchmarks.md, "Local API"). Writes through
 // the API clear the cache, so a local change applies at once.
 const accountCacheTTL = time.Second
 

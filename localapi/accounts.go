@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/password"
 )
 
 // AccountInput is the body of POST /api/v1/accounts and PUT
@@ -58,7 +59,7 @@ func (s *Server) handleCreateAccount(c *gin.Context) {
 		s.writeError(c, models.Errorf(models.EINVALID, "role: want technician or admin").WithDetail("field", "role"))
 		return
 	}
-	if err := models.ValidatePassword(in.Password, email); err != nil {
+	if err := password.ValidatePassword(in.Password, email); err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -69,7 +70,7 @@ func (s *Server) handleCreateAccount(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	h, err := models.HashPassword(in.Password)
+	h, err := password.HashPassword(in.Password)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -107,11 +108,11 @@ func (s *Server) handleUpdateAccount(c *gin.Context) {
 	}
 	var hash string
 	if in.Password != "" {
-		if err := models.ValidatePassword(in.Password, a.Email); err != nil {
+		if err := password.ValidatePassword(in.Password, a.Email); err != nil {
 			s.writeError(c, err)
 			return
 		}
-		if hash, err = models.HashPassword(in.Password); err != nil {
+		if hash, err = password.HashPassword(in.Password); err != nil {
 			s.writeError(c, err)
 			return
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/password"
+	"github.com/kioskd/kioskd/recognizer"
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
@@ -24,7 +26,8 @@ func centralLink(t *testing.T, e *testEnv) *registrysim.Registry {
 	cfg.Broker, cfg.DeviceID, cfg.SiteID = b.URL, "kiosk-test", "site1"
 	cfg.RegistryPublicKey = base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
 	cfg.ConnectTimeout, cfg.MinBackoff, cfg.CloseTimeout = 3*time.Second, 100*time.Millisecond, 3*time.Second
-	client := ksync.NewClient(cfg, e.db, e.matcher, synctest.Logger(t, "sync"))
+	client := ksync.NewClient(cfg, e.db, recognizer.NewGallery(e.db, e.matcher, nil), synctest.Logger(t, "sync"))
+	client.PasswordHashSupported = password.PasswordHashSupported
 	if err := client.Open(context.Background()); err != nil {
 		t.Fatalf("open sync client: %v", err)
 	}
@@ -74,7 +77,7 @@ func TestCentralAccountLocalOverride(t *testing.T) {
 	e := mustServer(t, nil)
 	reg := centralLink(t, e)
 	const email, pw, newPW = "trainer@example.org", "copper-lantern-48-meadow", "silver-orchard-27-violin"
-	h, err := models.HashPassword(pw)
+	h, err := password.HashPassword(pw)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/password"
 )
 
 // tokenCookie carries the token for what a browser loads without headers
@@ -183,21 +184,21 @@ func (s *Server) hashSlot(ctx context.Context) (release func(), err error) {
 }
 
 // verifyPassword runs one hash verification in a hashing slot.
-func (s *Server) verifyPassword(ctx context.Context, hash, password string) (bool, error) {
+func (s *Server) verifyPassword(ctx context.Context, hash, pw string) (bool, error) {
 	release, err := s.hashSlot(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer release()
-	return models.VerifyPassword(hash, password)
+	return password.VerifyPassword(hash, pw)
 }
 
-// checkLogin verifies password against a's hash (a nil or disabled a
+// checkLogin verifies pw against a's hash (a nil or disabled a
 // matches nothing) and, when it fails, spends the work of one hash of every
 // other cost class in use, so a failed login costs the same whether the
 // email is unknown, a device account (argon2id) or a central one (pbkdf2,
 // bcrypt, ...). A success returns early: only the password's holder sees it.
-func (s *Server) checkLogin(ctx context.Context, a *models.LocalAccount, password string) (bool, error) {
+func (s *Server) checkLogin(ctx context.Context, a *models.LocalAccount, pw string) (bool, error) {
 	release, err := s.hashSlot(ctx)
 	if err != nil {
 		return false, err
@@ -205,18 +206,18 @@ func (s *Server) checkLogin(ctx context.Context, a *models.LocalAccount, passwor
 	defer release()
 	class := ""
 	if a != nil && !a.Disabled {
-		ok, err := models.VerifyPassword(a.PasswordHash, password)
+		ok, err := password.VerifyPassword(a.PasswordHash, pw)
 		if ok || ctx.Err() != nil {
 			return ok, err
 		}
 		if err != nil {
 			s.logger.Warn("account password hash cannot be checked", "email", a.Email, "err", err)
 		}
-		class = models.PasswordCostClass(a.PasswordHash)
+		class = password.PasswordCostClass(a.PasswordHash)
 	}
 	for c, h := range s.costClasses(ctx) {
 		if c != class {
-			models.SpendPasswordWork(h, password)
+			password.SpendPasswordWork(h, pw)
 		}
 	}
 	return false, nil
@@ -237,13 +238,13 @@ func (s *Server) costClasses(ctx context.Context) map[string]string {
 	if s.classes != nil && s.now().Before(s.classesAt.Add(costClassTTL)) {
 		return s.classes
 	}
-	m := map[string]string{models.PasswordCostClass(s.dummy): s.dummy}
+	m := map[string]string{password.PasswordCostClass(s.dummy): s.dummy}
 	as, err := s.deps.Store.ListAccounts(ctx)
 	if err != nil {
 		return m // not cached: the next login tries again
 	}
 	for _, a := range as {
-		if c := models.PasswordCostClass(a.PasswordHash); c != "" && !a.Disabled && len(m) < maxCostClasses {
+		if c := password.PasswordCostClass(a.PasswordHash); c != "" && !a.Disabled && len(m) < maxCostClasses {
 			if _, ok := m[c]; !ok {
 				m[c] = a.PasswordHash
 			}
@@ -265,7 +266,7 @@ func (s *Server) handleLogin(c *gin.Context) {
 		s.writeError(c, models.Errorf(models.EINVALID, "email and password are required."))
 		return
 	}
-	if len(email) > models.MaxEmailLen || len(req.Password) > models.MaxPasswordLen {
+	if len(email) > models.MaxEmailLen || len(req.Password) > password.MaxPasswordLen {
 		s.writeError(c, models.Errorf(models.EINVALID, "email or password is too long."))
 		return
 	}
@@ -343,11 +344,11 @@ func (s *Server) handleChangePassword(c *gin.Context) {
 		s.writeError(c, models.Errorf(models.EUNAUTHORIZED, "current_password: wrong.").WithDetail("field", "current_password"))
 		return
 	}
-	if err := models.ValidatePassword(req.New, a.Email); err != nil {
+	if err := password.ValidatePassword(req.New, a.Email); err != nil {
 		s.writeError(c, err)
 		return
 	}
-	h, err := models.HashPassword(req.New)
+	h, err := password.HashPassword(req.New)
 	if err != nil {
 		s.writeError(c, err)
 		return

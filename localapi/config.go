@@ -9,88 +9,88 @@ import (
 // Config configures the local API. DefaultConfig gives a working one.
 type Config struct {
 	// Addr is the listen address; ":0" picks a free port (see Server.URL).
-	Addr string `yaml:"addr"`
+	Addr string
 	// TokenTTL is how long a login token stays valid.
-	TokenTTL time.Duration `yaml:"token_ttl"`
+	TokenTTL time.Duration
 	// MaxUploadBytes bounds a whole request body (spreadsheet + photos zip).
-	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	MaxUploadBytes int64
 	// MaxImageBytes bounds one image (a face upload, identify, one photo in
 	// the zip).
-	MaxImageBytes int64 `yaml:"max_image_bytes"`
+	MaxImageBytes int64
 	// MaxImportRows bounds the data rows of an import spreadsheet.
-	MaxImportRows int `yaml:"max_import_rows"`
+	MaxImportRows int
 	// MaxZipEntries bounds the entries of the photos zip (and of the .xlsx).
-	MaxZipEntries int `yaml:"max_zip_entries"`
+	MaxZipEntries int
 	// MaxUnzipBytes bounds the total uncompressed size of the photos zip.
-	MaxUnzipBytes int64 `yaml:"max_unzip_bytes"`
+	MaxUnzipBytes int64
 	// MaxSheetBytes bounds the total uncompressed size of the import .xlsx
 	// (excelize's UnzipSizeLimit): a sheet of max_import_rows rows unpacks to
 	// a few MB, and the parsed workbook takes several times this in memory.
-	MaxSheetBytes int64 `yaml:"max_sheet_bytes"`
+	MaxSheetBytes int64
 	// MaxImagePixels bounds width x height of an image (a 16-bit PNG's
 	// pixels count twice); the encoder enforces its own limit too, this one
-	// is checked on headers before encoding. 13 MP takes a phone's default
-	// photo (12-12.5 MP) and keeps kioskd under 600 MB encoding the largest
-	// one (docs/benchmarks.md, make abuse).
-	MaxImagePixels int `yaml:"max_image_pixels"`
+	// is checked on headers before encoding. The default takes a phone's
+	// photo and keeps kioskd's memory target (docs/benchmarks.md, "Abuse
+	// campaign").
+	MaxImagePixels int
 	// DuplicateDistance: a new face within this distance of another user's
 	// face may be that user (dlib's same-person convention is 0.6): the
 	// technician is shown that user and confirms "different person". Only
 	// under the gallery's calibrated outright distance is it refused.
-	DuplicateDistance float64 `yaml:"duplicate_distance"`
+	DuplicateDistance float64
 	// SameFaceDistance: a face this close to one the user already has is the
 	// same image again (re-saved or re-sent); it is not stored twice, so
 	// re-imports stay idempotent. The encoder is deterministic (identical
 	// bytes give distance 0); two different photos of one person are
 	// usually 0.2-0.5 apart, a downscaled copy of one photo under 0.1.
-	SameFaceDistance float64 `yaml:"same_face_distance"`
+	SameFaceDistance float64
 	// CaptureTimeout bounds how long a capture from the camera waits for a
 	// gated frame.
-	CaptureTimeout time.Duration `yaml:"capture_timeout"`
+	CaptureTimeout time.Duration
 	// LoginMaxFailures failed logins of one account from one client address
 	// (LoginMaxFailuresPerAddr from one address whatever the accounts) are
 	// free; each further failure makes that pair (address) wait a delay
 	// doubling from 1 s up to LoginMaxDelay before its next attempt. A key
 	// is forgotten after LoginWindow without failures. Nobody is locked out
 	// by someone else's failures.
-	LoginMaxFailures        int           `yaml:"login_max_failures"`
-	LoginMaxFailuresPerAddr int           `yaml:"login_max_failures_per_addr"`
-	LoginWindow             time.Duration `yaml:"login_window"`
-	LoginMaxDelay           time.Duration `yaml:"login_max_delay"`
+	LoginMaxFailures        int
+	LoginMaxFailuresPerAddr int
+	LoginWindow             time.Duration
+	LoginMaxDelay           time.Duration
 	// TrustLoopback lets clients on the loopback interface (the kiosk's own
 	// screen) see the live preview, feedback and /metrics without a token.
-	TrustLoopback bool `yaml:"trust_loopback"`
+	TrustLoopback bool
 	// AllowedHosts are names besides localhost, 127.0.0.1 and ::1 that a
 	// loopback client's Host header may carry to be trusted (anti DNS
 	// rebinding); names only, no ports.
-	AllowedHosts []string `yaml:"allowed_hosts"`
+	AllowedHosts []string
 	// MaxStreams bounds the open live streams (feedback events and camera
 	// previews together); one more is refused with 503.
-	MaxStreams int `yaml:"max_streams"`
+	MaxStreams int
 	// StreamRecheck is how often a live stream opened with a token checks
 	// that its session still stands, ending it after a logout, an expiry or
 	// the account's deletion.
-	StreamRecheck time.Duration `yaml:"stream_recheck"`
+	StreamRecheck time.Duration
 	// ImportWorkers sizes the bulk-import encoding pool; 0 means one per core.
-	ImportWorkers int `yaml:"import_workers"`
+	ImportWorkers int
 	// ImportBatch is how many rows one bbolt write transaction carries.
-	ImportBatch int `yaml:"import_batch"`
+	ImportBatch int
 	// MaxJobs bounds the import jobs kept in memory (oldest finished first).
-	MaxJobs int `yaml:"max_jobs"`
+	MaxJobs int
 	// TempDir holds uploads while an import runs; "" means os.TempDir().
-	TempDir string `yaml:"temp_dir"`
+	TempDir string
 	// ReadCacheTTL is how long user lists and status are served from a
 	// rendered copy (writes through the API clear it); 0 disables it.
-	ReadCacheTTL time.Duration `yaml:"read_cache_ttl"`
+	ReadCacheTTL time.Duration
 	// BodyIdleTimeout cuts off a request body that stops arriving for this
 	// long (and any body under 16 KB/s on average after 30 s).
-	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
+	BodyIdleTimeout time.Duration
 	// ShutdownTimeout bounds Close's graceful drain.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	ShutdownTimeout time.Duration
 
 	// DeviceID and Version are reported by /api/v1/status.
-	DeviceID string `yaml:"-"`
-	Version  string `yaml:"-"`
+	DeviceID string
+	Version  string
 }
 
 // DefaultConfig returns the defaults a deployed kiosk uses.

@@ -62,21 +62,25 @@ type GalleryJudge interface {
 }
 
 // ConfigProvider is kioskd's runtime configuration, which admins read and
-// change through /api/v1/config. Update applies a JSON merge patch and
-// returns the new effective configuration. Errors: EINVALID naming the field.
+// change through /api/v1/config. UpdateConfig takes a JSON merge patch and
+// returns the new effective configuration; kioskd's implementation refuses
+// every change (ECONFLICT: edit the file, restart). Errors: EINVALID, ECONFLICT.
 type ConfigProvider interface {
 	Config() any
 	UpdateConfig(ctx context.Context, patch []byte) (any, error)
 }
 
-// Deps are the server's collaborators. Store, Encoder, Matcher and Gallery
-// are required; the rest may be nil, and the endpoints that need them then answer
+// Deps are the server's collaborators. Store, Enroller, Encoder, Matcher and
+// Gallery are required; the rest may be nil, and the endpoints that need them then answer
 // 503 EUNAVAILABLE saying what is missing (kioskd runs without a camera).
 type Deps struct {
-	Store   models.Store
-	Encoder models.Encoder
-	Matcher models.Matcher
-	Gallery GalleryJudge
+	Store models.Store
+	// Enroller makes every change to users and faces: the store with its
+	// outbox message in one transaction, then the matcher.
+	Enroller models.Enroller
+	Encoder  models.Encoder
+	Matcher  models.Matcher
+	Gallery  GalleryJudge
 
 	Feedback FeedbackSource
 	Preview  PreviewSource

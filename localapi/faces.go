@@ -339,15 +339,7 @@ func (s *Server) enrolFace(c *gin.Context, u *models.User, face *models.Face, fo
 		return
 	}
 	enc := &models.FaceEncoding{UserID: u.ID, Descriptor: face.Descriptor, Source: models.SourceLocal, Model: models.DefaultModelName, CreatedAt: s.now().UTC()}
-	if err := s.deps.Store.AddEncoding(ctx, enc); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if err := s.refreshGallery(ctx, u.ID); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if err := s.enqueueEnrolment(ctx, u.ID); err != nil {
+	if _, err := s.deps.Enroller.Enrol(ctx, &models.Enrolment{Op: models.EnrolAddFace, Encoding: enc}); err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -383,15 +375,7 @@ func (s *Server) handleDeleteFace(c *gin.Context) {
 		s.writeError(c, models.Errorf(models.ENOTFOUND, "This user has no face encoding %q.", faceID))
 		return
 	}
-	if err := s.deps.Store.DeleteEncoding(ctx, faceID); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if err := s.refreshGallery(ctx, userID); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if err := s.enqueueEnrolment(ctx, userID); err != nil {
+	if _, err := s.deps.Enroller.Enrol(ctx, &models.Enrolment{Op: models.EnrolDeleteFace, UserID: userID, EncodingID: faceID}); err != nil {
 		s.writeError(c, err)
 		return
 	}

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
+	"github.com/kioskd/kioskd/models/password"
 	"github.com/kioskd/kioskd/recognizer"
 	"github.com/kioskd/kioskd/recognizer/encodertest"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
@@ -45,7 +47,7 @@ func (c *testClock) Advance(d time.Duration) {
 type testEnv struct {
 	t       testing.TB
 	srv     *Server
-	db      *models.DB
+	db      *bolt.DB
 	matcher *recognizer.Matcher
 	clock   *testClock
 	url     string
@@ -69,21 +71,21 @@ var (
 // mustServer starts a server; configure may change the config and deps.
 func mustServer(tb testing.TB, configure func(*Config, *Deps)) *testEnv {
 	tb.Helper()
-	db := modelstest.MustOpenDB(tb)
+	db := bolttest.MustOpenDB(tb)
 	m := recognizer.NewMatcher(recognizer.DefaultMatcherConfig())
 	clock := &testClock{t: time.Now()}
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.TempDir = filepath.Join(tb.TempDir(), "tmp")
 	cfg.DeviceID = "kiosk-test"
-	deps := Deps{Store: db, Encoder: mustEncoder(tb), Matcher: m, Now: clock.Now,
+	deps := Deps{Store: db, Enroller: recognizer.NewGallery(db, m, nil), Encoder: mustEncoder(tb), Matcher: m, Now: clock.Now,
 		Gallery: recognizer.NewCalibrator(m, recognizer.CalibratorConfig{}, nil)}
 	if configure != nil {
 		configure(&cfg, &deps)
 	}
 	hashOnce.Do(func() {
-		adminHash, _ = models.HashPassword(adminPW)
-		techHsh, _ = models.HashPassword(techPW)
+		adminHash, _ = password.HashPassword(adminPW)
+		techHsh, _ = password.HashPassword(techPW)
 	})
 	ctx := context.Background()
 	for _, a := range []*models.LocalAccount{

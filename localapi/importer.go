@@ -727,22 +727,19 @@ func (s *Server) applyRows(ctx context.Context, j *importJob) error {
 // decideRow returns the record to write for r, or nil with r's status set.
 func (s *Server) decideRow(ctx context.Context, r *ImportRow, seen []accepted) (*models.UserRecord, error) {
 	st := s.deps.Store
-	var existing *models.User
-	if r.user.ExternalID != "" {
-		u, err := st.GetUserByExternalID(ctx, r.user.ExternalID)
-		if err != nil && models.ErrorCode(err) != models.ENOTFOUND {
-			return nil, err
+	lookup := func(get func(context.Context, string) (*models.User, error)) func(string) (*models.User, error) {
+		return func(key string) (*models.User, error) {
+			u, err := get(ctx, key)
+			if models.ErrorCode(err) == models.ENOTFOUND {
+				return nil, nil
+			}
+			return u, err
 		}
-		existing = u
 	}
-	byEmail, err := st.GetUserByEmail(ctx, r.user.Email)
-	if err != nil && models.ErrorCode(err) != models.ENOTFOUND {
+	existing, byEmail, err := models.MatchUser(&r.user, lookup(st.GetUserByExternalID), lookup(st.GetUserByEmail))
+	if err != nil {
 		return nil, err
-	}
-	switch {
-	case existing == nil:
-		existing = byEmail
-	case byEmail != nil && byEmail.ID != existing.ID:
+	} else if byEmail != nil {
 		r.set(RowConflict, fmt.Sprintf("email: %s belongs to %s, not to external id %s", r.user.Email, byEmail.FullName, r.user.ExternalID))
 		return nil, nil
 	}
@@ -804,18 +801,18 @@ func (s *Server) decideRow(ctx context.Context, r *ImportRow, seen []accepted) (
 	return rec, nil
 }
 
-// writeBatch writes one batch in UpsertLocalUsers' transactions, updates the
-// gallery and queues the enrolments for central.
+// writeBatch writes one batch through the enroller: each user with its
+// enrolment message for central in UpsertLocalUsers' transactions, then the
+// matcher.
 func (s *Server) writeBatch(ctx context.Context, j *importJob, rows []*ImportRow, recs []models.UserRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	res, err := s.deps.Store.UpsertLocalUsers(ctx, recs)
+	res, err := s.deps.Enroller.UpsertLocalUsers(ctx, recs)
 	s.cache.clear()
 	if err != nil {
 		return err
 	}
-	var enrolled []*models.UserRecord
 	for i, r := range rows {
 		if i >= len(res) {
 			r.set(RowError, "not written")
@@ -843,17 +840,9 @@ func (s *Server) writeBatch(ctx context.Context, j *importJob, rows []*ImportRow
 		default:
 			r.set(RowUpdated, "updated; photo already enrolled")
 		}
-		if err := s.refreshGallery(ctx, r.UserID); err != nil {
-			return err
-		}
-		rec, err := s.enrolmentRecord(ctx, r.UserID)
-		if err != nil {
-			return err
-		}
-		enrolled = append(enrolled, rec)
 	}
 	j.written.Add(int64(len(rows)))
-	return s.enqueue(ctx, enrolled...)
+	return nil
 }
 
 var resultHeader = []any{"Row", "External ID", "Email", "Full name", "Role", "Department", "Class group", "Photo file name", "Status", "Message", "User ID"}

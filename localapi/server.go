@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/password"
 )
 
 // Server is the local API: New (no I/O) -> Open (listens) -> Close.
@@ -88,8 +88,8 @@ func (s *Server) Open() error {
 	if err := s.cfg.Validate(); err != nil {
 		return fmt.Errorf("localapi config: %w", err)
 	}
-	if s.deps.Store == nil || s.deps.Encoder == nil || s.deps.Matcher == nil || s.deps.Gallery == nil {
-		return errors.New("localapi: Store, Encoder, Matcher and Gallery are required")
+	if s.deps.Store == nil || s.deps.Enroller == nil || s.deps.Encoder == nil || s.deps.Matcher == nil || s.deps.Gallery == nil {
+		return errors.New("localapi: Store, Enroller, Encoder, Matcher and Gallery are required")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -101,7 +101,7 @@ func (s *Server) Open() error {
 	if err := s.tokens.load(ctx); err != nil {
 		return err
 	}
-	if s.dummy, err = models.HashPassword("unknown-account-" + strconv.FormatInt(time.Now().UnixNano(), 36)); err != nil {
+	if s.dummy, err = password.HashPassword("unknown-account-" + strconv.FormatInt(time.Now().UnixNano(), 36)); err != nil {
 		return fmt.Errorf("dummy hash: %w", err)
 	}
 	if s.cfg.TempDir != "" {

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/password"
 )
 
 // SetupRequest is the body of POST /api/v1/setup: the first admin.
@@ -84,9 +85,9 @@ func (s *Server) handleSetup(c *gin.Context) {
 		return
 	}
 	var h string
-	err = models.ValidatePassword(in.Password, email)
+	err = password.ValidatePassword(in.Password, email)
 	if err == nil {
-		h, err = models.HashPassword(in.Password)
+		h, err = password.HashPassword(in.Password)
 	}
 	if err != nil {
 		s.writeError(c, err)

@@ -66,7 +66,7 @@ type tokenSigner struct {
 	// verified maps tokens whose signature and claims were already checked
 	// to their claims, so a client's every request after its first costs a
 	// map lookup instead of an HMAC, two base64 decodes and a JSON parse
-	// (~12 us, the largest part of a cached GET under load). Expiry and
+	// (docs/benchmarks.md, "Local API"). Expiry and
 	// revocation are still checked on every request. Bounded: emptied when
 	// full.
 	vmu      sync.RWMutex

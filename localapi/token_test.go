@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 )
 
 // TestTokenVerifyCacheKeepsChecks: a token verified once is served from the
@@ -14,7 +14,7 @@ import (
 // every later request as on the first.
 func TestTokenVerifyCacheKeepsChecks(t *testing.T) {
 	now := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
-	ts := newTokenSigner([]byte("0123456789abcdef0123456789abcdef"), 10*time.Minute, func() time.Time { return now }, modelstest.MustOpenDB(t))
+	ts := newTokenSigner([]byte("0123456789abcdef0123456789abcdef"), 10*time.Minute, func() time.Time { return now }, bolttest.MustOpenDB(t))
 	acc := &models.LocalAccount{Email: "tech@example.org", Role: models.AccountTechnician}
 
 	tok, _, err := ts.issue(acc)

@@ -1,7 +1,6 @@
 package localapi
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -84,12 +83,7 @@ func (s *Server) handleCreateUser(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	if err := s.deps.Store.CreateUser(ctx, &u); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if err := s.enqueueEnrolment(ctx, u.ID); err != nil {
+	if _, err := s.deps.Enroller.Enrol(c.Request.Context(), &models.Enrolment{Op: models.EnrolCreateUser, User: &u}); err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -113,15 +107,7 @@ func (s *Server) handleUpdateUser(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	if err := s.deps.Store.UpdateUser(ctx, u); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if err := s.refreshGallery(ctx, u.ID); err != nil { // status may have changed
-		s.writeError(c, err)
-		return
-	}
-	if err := s.enqueueEnrolment(ctx, u.ID); err != nil {
+	if _, err := s.deps.Enroller.Enrol(ctx, &models.Enrolment{Op: models.EnrolUpdateUser, User: u}); err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -129,92 +115,9 @@ func (s *Server) handleUpdateUser(c *gin.Context) {
 }
 
 func (s *Server) handleDeleteUser(c *gin.Context) {
-	ctx := c.Request.Context()
-	id := c.Param("id")
-	u, err := s.deps.Store.GetUser(ctx, id)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if err := s.deps.Store.DeleteUser(ctx, id); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	s.deps.Matcher.RemoveUser(id)
-	if err := s.enqueue(ctx, &models.UserRecord{User: *u, Deleted: true}); err != nil {
+	if _, err := s.deps.Enroller.Enrol(c.Request.Context(), &models.Enrolment{Op: models.EnrolDeleteUser, UserID: c.Param("id")}); err != nil {
 		s.writeError(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
-}
-
-// refreshGallery makes the matcher hold exactly the user's stored
-// descriptors when the user is active, none otherwise.
-func (s *Server) refreshGallery(ctx context.Context, userID string) error {
-	u, err := s.deps.Store.GetUser(ctx, userID)
-	if models.ErrorCode(err) == models.ENOTFOUND {
-		s.deps.Matcher.RemoveUser(userID)
-		return nil
-	} else if err != nil {
-		return err
-	}
-	if u.Status != models.UserActive {
-		s.deps.Matcher.RemoveUser(userID)
-		return nil
-	}
-	encs, err := s.deps.Store.ListEncodings(ctx, userID)
-	if err != nil {
-		return err
-	}
-	ds := make([]models.Descriptor, len(encs))
-	for i, e := range encs {
-		ds[i] = e.Descriptor
-	}
-	s.deps.Matcher.SetUser(userID, ds)
-	return nil
-}
-
-// enrolmentRecord returns the stored user with the encodings enrolled on
-// the device: what central hears of a local enrolment.
-func (s *Server) enrolmentRecord(ctx context.Context, userID string) (*models.UserRecord, error) {
-	u, err := s.deps.Store.GetUser(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
-	encs, err := s.deps.Store.ListEncodings(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
-	rec := &models.UserRecord{User: *u}
-	for _, e := range encs {
-		if e.Source == models.SourceLocal {
-			rec.Encodings = append(rec.Encodings, *e)
-		}
-	}
-	return rec, nil
-}
-
-func (s *Server) enqueueEnrolment(ctx context.Context, userID string) error {
-	rec, err := s.enrolmentRecord(ctx, userID)
-	if err != nil {
-		return err
-	}
-	return s.enqueue(ctx, rec)
-}
-
-// enqueue queues the records for central in one transaction; sync renders
-// the wire format when it publishes them.
-func (s *Server) enqueue(ctx context.Context, recs ...*models.UserRecord) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	msgs := make([]*models.OutboxMessage, len(recs))
-	for i, rec := range recs {
-		m, err := models.NewEnrolmentMessage(rec)
-		if err != nil {
-			return err
-		}
-		msgs[i] = m
-	}
-	return s.deps.Store.Enqueue(ctx, msgs...)
 }

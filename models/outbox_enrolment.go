@@ -33,7 +33,7 @@ func NewEnrolmentMessage(rec *UserRecord) (*OutboxMessage, error) {
 	if err != nil {
 		return nil, Errorf(EINVALID, "enrolment: %v", err)
 	}
-	m := &OutboxMessage{Kind: OutboxEnrolment, Key: newID(), Payload: b}
+	m := &OutboxMessage{Kind: OutboxEnrolment, Key: NewID(), Payload: b}
 	if !rec.Deleted { // deleting the user drops its pending enrolments, never the notice
 		m.UserID = rec.User.ID
 	}

@@ -1,8 +1,9 @@
 package models
 
-// Store is everything kioskd keeps on disk. *DB implements it with bbolt.
+// Store is everything kioskd keeps on disk; models/bolt implements it.
 type Store interface {
 	UserStore
+	EnrolmentStore
 	AttendanceStore
 	AccountStore
 	Outbox

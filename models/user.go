@@ -223,10 +223,34 @@ type UserStore interface {
 	// Errors: EINVALID (nothing is written).
 	ReplaceAllUsers(ctx context.Context, recs []UserRecord) error
 	// UpsertLocalUsers creates or updates users created on the device (bulk
-	// import), each with the given encodings added, in batched transactions.
-	// A user is matched by external id, then email. results[i] is nil or the
-	// coded error for recs[i]; a refused record writes nothing.
+	// import), each with the given encodings added and its OutboxEnrolment
+	// message queued, in batched transactions. A user is matched by
+	// MatchUser. results[i] is nil or the coded error for recs[i]; a refused
+	// record writes nothing.
 	UpsertLocalUsers(ctx context.Context, recs []UserRecord) (results []UpsertResult, err error)
+}
+
+// MatchUser applies bulk import's rule for which stored user a record u
+// names: the one with u's external id, else the one with u's email.
+// emailHolder is the user holding u's email when that is not match (a
+// conflict to report). The lookups return (nil, nil) when nothing is found.
+func MatchUser(u *User, byExternalID, byEmail func(string) (*User, error)) (match, emailHolder *User, err error) {
+	if u.ExternalID != "" {
+		if match, err = byExternalID(u.ExternalID); err != nil {
+			return nil, nil, err
+		}
+	}
+	holder, err := byEmail(u.Email)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case match == nil:
+		return holder, nil, nil
+	case holder != nil && holder.ID != match.ID:
+		return match, holder, nil
+	}
+	return match, nil, nil
 }
 
 // UpsertResult reports what UpsertLocalUsers did with one record.

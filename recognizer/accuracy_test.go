@@ -135,7 +135,7 @@ func splitRun(people []person, target float64) rates {
 // then the photos/ of five of them likewise.
 func idolsRun(users map[string][]models.Descriptor, photos map[string][]models.Descriptor, target float64) (gallery, pics rates) {
 	m := NewMatcher(DefaultMatcherConfig())
-	m.Load(users)
+	loadGallery(m, users)
 	th := operatingPoint(m, target)
 	gallery.threshold, pics.threshold = th, th
 	for id, ds := range users {

@@ -3,7 +3,7 @@ package recognizer
 import (
 	"testing"
 
-	"github.com/kioskd/kioskd/recognizer/internal/dlib"
+	"github.com/kioskd/kioskd/internal/dlib"
 )
 
 // TestMallocArenasLimited: the process runs with glibc's two-arena limit,

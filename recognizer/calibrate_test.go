@@ -134,7 +134,7 @@ func mustIdols(tb testing.TB) map[string][]models.Descriptor {
 // with the mislabelled photos found and left out of the fit.
 func TestCalibrateIdols(t *testing.T) {
 	m := NewMatcher(DefaultMatcherConfig())
-	m.Load(mustIdols(t))
+	loadGallery(m, mustIdols(t))
 	c := m.Calibrate(CalibrationConfig{MaxPairs: 1 << 21}) // every pair
 	t.Logf("users %d descriptors %d impostor %+v genuine %+v near-identical %d identify %.3f verify %.3f duplicate %.3f genuine-accept %.3f dense %v",
 		c.Users, c.Descriptors, c.Impostor, c.Genuine, c.NearIdentical, c.IdentifyThreshold, c.VerifyThreshold, c.DuplicateDistance, c.GenuineAcceptRate, c.Dense)
@@ -163,7 +163,7 @@ func TestCalibrateIdols(t *testing.T) {
 func TestVerifyIdols(t *testing.T) {
 	users := mustIdols(t)
 	m := NewMatcher(DefaultMatcherConfig())
-	m.Load(users)
+	loadGallery(m, users)
 	ceiling := m.Calibrate(CalibrationConfig{MaxPairs: 1 << 21}).VerifyThreshold
 	var probes, verified, wrong, claims int
 	for id, ds := range users {

@@ -2,7 +2,7 @@
 // descriptors against the cached gallery.
 //
 // The Encoder runs dlib's face pipeline (HOG detector, 5-point landmarks,
-// ResNet descriptor; cgo in recognizer/internal/dlib) exactly as
+// ResNet descriptor; cgo in the shared internal/dlib) exactly as
 // face_recognition, the central registry's library, drives it: detection
 // on a 2x copy (faces down to about 40 px), landmarks and descriptor on the
 // original pixels. Its descriptors equal face_recognition's for the same

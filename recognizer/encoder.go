@@ -16,8 +16,8 @@ import (
 	"gocv.io/x/gocv"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/kioskd/kioskd/internal/dlib"
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/recognizer/internal/dlib"
 )
 
 // Encoder defaults.
@@ -39,8 +39,7 @@ const (
 	// the whole DefaultMaxConcurrentPixels) our descriptors are
 	// face_recognition's. Larger images are detected at native size (faces
 	// from 80 px): the 2x pass costs about four native ones, and above the
-	// budget it ran alone past it (a 7-10 MP photo took kioskd to 800 MB;
-	// docs/benchmarks.md, make abuse).
+	// budget it would run alone past it (docs/benchmarks.md, make abuse).
 	DefaultUpsampleMaxPixels = DefaultMaxConcurrentPixels / 4
 	// DefaultMaxConcurrentPixels bounds the pixels dlib works on at once
 	// across concurrent encodes. Detection holds about 13 bytes per pixel it
@@ -50,14 +49,12 @@ const (
 	DefaultMaxConcurrentPixels = 24_000_000
 	// maxDetectThreads is dlib.Recognize's cap on DetectThreads.
 	maxDetectThreads = 8
-	// maxDefaultPool caps the default pool: each go-face instance holds the
-	// models (~35 MB) and dlib already uses a core per call.
+	// maxDefaultPool caps the default pool: each pooled dlib recognizer
+	// holds the models (~35 MB) and dlib already uses a core per call.
 	maxDefaultPool = 4
-	// maxDefaultDetectThreads caps the default DetectThreads: on the 2x
-	// copy of a 640x480 image a second thread takes detection from about
-	// 105 to 57 ms on an idle core; past two, the sequential pyramid_down
-	// chain (~30 ms) bounds the gain while the threads take cores from
-	// other encodes.
+	// maxDefaultDetectThreads caps the default DetectThreads: a second
+	// thread nearly halves detection, more gain little while taking cores
+	// from other encodes (docs/benchmarks.md).
 	maxDefaultDetectThreads = 2
 )
 

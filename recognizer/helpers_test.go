@@ -171,3 +171,16 @@ func wantCode(tb testing.TB, err error, code string) {
 		tb.Fatalf("error code %q (%v), want %q", got, err, code)
 	}
 }
+
+// loadGallery fills m with users as the daemon does at start: Grow once,
+// then AddDescriptors per user.
+func loadGallery(m *Matcher, users map[string][]models.Descriptor) {
+	n := 0
+	for _, ds := range users {
+		n += len(ds)
+	}
+	m.Grow(n)
+	for id, ds := range users {
+		m.AddDescriptors(id, ds...)
+	}
+}

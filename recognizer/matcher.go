@@ -159,37 +159,6 @@ func (m *Matcher) Grow(n int) {
 	m.grow(n)
 }
 
-// Load replaces the whole gallery with users, allocating the storage once.
-func (m *Matcher) Load(users map[string][]models.Descriptor) {
-	n := 0
-	for id, ds := range users {
-		if id != "" {
-			n += len(ds)
-		}
-	}
-	var rs rowStore
-	rs.grow(n)
-	slots := make([]userSlot, 0, len(users))
-	index := make(map[string]int32, len(users))
-	for id, ds := range users {
-		if id == "" || len(ds) == 0 {
-			continue
-		}
-		slot := int32(len(slots))
-		rows := make([]int32, len(ds))
-		for i := range ds {
-			rows[i] = int32(len(rs.owner))
-			rs.appendRow(&ds[i], slot)
-		}
-		slots = append(slots, userSlot{id: id, rows: rows})
-		index[id] = slot
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.rowStore, m.users, m.free, m.index = rs, slots, nil, index
-	m.version++
-}
-
 func (m *Matcher) addLocked(userID string, ds []models.Descriptor) {
 	if len(ds) == 0 {
 		return

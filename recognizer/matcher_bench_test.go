@@ -9,7 +9,7 @@ import (
 )
 
 // benchGallery builds a Matcher of n descriptors, two per user, directly
-// with appendRow (Load of a million-entry map would dominate the setup), and
+// with appendRow (adding a million users one by one would dominate the setup), and
 // a probe near one stored descriptor.
 func benchGallery(b *testing.B, n int) (*Matcher, models.Descriptor) {
 	b.Helper()

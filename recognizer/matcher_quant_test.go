@@ -394,7 +394,7 @@ func testExactOnAdversarialGalleries(t *testing.T) {
 		for kind := 0; kind < 5; kind++ {
 			g, qs := adversarialGallery(rng, kind)
 			m := NewMatcher(cfg)
-			m.Load(g)
+			loadGallery(m, g)
 			checkStore(t, m)
 			for i := range qs {
 				checkExact(t, fmt.Sprintf("r32 %d kind %d query %d", r32, kind, i), g, &qs[i], m.Identify(&qs[i]), cfg.Threshold, cfg.Margin)
@@ -448,7 +448,7 @@ func testExactOnAdversarialGalleries(t *testing.T) {
 					g[id] = append(g[id], near(rng, base, 0.03))
 				}
 				m := NewMatcher(cfg)
-				m.Load(g)
+				loadGallery(m, g)
 				for k := 0; k < 20; k++ {
 					q := near(rng, base, 0.03)
 					if k%5 == 0 {
@@ -475,7 +475,7 @@ func testExactRandom(t *testing.T) {
 		g[id] = append(g[id], randomDescriptor(rng))
 	}
 	m := NewMatcher(DefaultMatcherConfig())
-	m.Load(g)
+	loadGallery(m, g)
 	for k := 0; k < 100; k++ {
 		q := randomDescriptor(rng)
 		if k%2 == 0 {
@@ -555,7 +555,7 @@ func testExactWhenRoundingErrorsAlign(t *testing.T) {
 				m.AddDescriptors(id, g[id]...)
 			}
 		} else {
-			m.Load(g)
+			loadGallery(m, g)
 		}
 		if m.wide != nil {
 			t.Fatalf("grid rows must stay within maxRowErr")

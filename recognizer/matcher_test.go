@@ -151,7 +151,7 @@ func TestMatcherMatchesReference(t *testing.T) {
 			gallery[id] = ds
 		}
 		if round%2 == 0 {
-			m.Load(gallery)
+			loadGallery(m, gallery)
 		} else {
 			for id, ds := range gallery {
 				m.AddDescriptors(id, ds[:1]...)

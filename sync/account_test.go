@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/synctest"
 )
@@ -20,7 +20,7 @@ import (
 func TestAccountPushCannotTakeOverLocalAdmin(t *testing.T) {
 	b := synctest.MustMosquitto(t)
 	reg := mustRegistry(t, b.URL, nil)
-	db := modelstest.MustOpenDB(t)
+	db := bolttest.MustOpenDB(t)
 	ctx := context.Background()
 	const localHash = "argon2id$v=19$m=65536,t=3,p=2$local$hash"
 	if err := db.PutAccount(ctx, &models.LocalAccount{Email: "owner@example.org", Role: models.AccountAdmin, PasswordHash: localHash}); err != nil {

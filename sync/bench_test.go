@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
@@ -64,7 +64,7 @@ func BenchmarkReplay100k(b *testing.B) {
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		db := modelstest.MustOpenDB(b)
+		db := bolttest.MustOpenDB(b)
 		for j := 0; j < n; j += 1000 {
 			msgs := make([]*models.OutboxMessage, 1000)
 			for m := range msgs {

@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	"github.com/kioskd/kioskd/recognizer"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 	ksync "github.com/kioskd/kioskd/sync"
@@ -39,7 +40,7 @@ func TestPythonCentral(t *testing.T) {
 	encoded := central.Expect(60*time.Second, "encoded", nil)
 	central.Expect(30*time.Second, "published", nil)
 
-	db := modelstest.MustOpenDBWith(t, func(db *models.DB) { db.Now = time.Now })
+	db := bolttest.MustOpenDBWith(t, func(db *bolt.DB) { db.Now = time.Now })
 	k, unknown := mustCountingKiosk(t, testConfig(b.URL, "kiosk-py"), db)
 	waitConnected(t, k)
 	waitFor(t, 30*time.Second, "4 users in the matcher", func() bool { return k.matcher.Users() == 4 })

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/kioskd/kioskd/internal/backoff"
+	"github.com/kioskd/kioskd/internal/ratelog"
 	"github.com/kioskd/kioskd/models"
 )
 
@@ -30,17 +31,18 @@ type Client struct {
 	// (see docs/mqtt.md); nil refuses them. It runs on the downlink worker:
 	// return quickly. Set before Open.
 	OnCommand func(ctx context.Context, cmd Command) error
-	// OnConfig receives signed configuration documents; nil refuses them.
-	// Set before Open.
-	OnConfig func(ctx context.Context, doc json.RawMessage) error
+	// PasswordHashSupported says whether a password hash central pushes is
+	// in a format the device can verify (password.PasswordHashSupported);
+	// nil refuses every pushed account. Set before Open.
+	PasswordHashSupported func(hash string) bool
 
 	cfg      Config
 	store    models.Store
-	matcher  models.Matcher
+	gallery  models.Enroller
 	logger   *slog.Logger
 	topics   Topics
 	pubKey   ed25519.PublicKey
-	rl       *rateLog
+	rl       *ratelog.Logger
 	contract *Contract
 
 	mqtt    mqtt.Client
@@ -128,8 +130,9 @@ func (h HealthReport) Healthy() bool {
 // Meta keys (per site) in the store's MetaStore.
 func (c *Client) metaKey(name string) string { return "sync/" + c.cfg.SiteID + "/" + name }
 
-// NewClient returns a client; it does no I/O. matcher may be nil.
-func NewClient(cfg Config, store models.Store, matcher models.Matcher, logger *slog.Logger) *Client {
+// NewClient returns a client; it does no I/O. Central's user records go
+// through gallery, which writes them and keeps the matcher in step.
+func NewClient(cfg Config, store models.Store, gallery models.Enroller, logger *slog.Logger) *Client {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -137,7 +140,7 @@ func NewClient(cfg Config, store models.Store, matcher models.Matcher, logger *s
 		Now:      time.Now,
 		cfg:      cfg,
 		store:    store,
-		matcher:  matcher,
+		gallery:  gallery,
 		logger:   logger,
 		topics:   cfg.Topics(),
 		down:     newMsgQueue(max(cfg.QueueSize, 16)),
@@ -178,7 +181,7 @@ func (c *Client) Open(ctx context.Context) error {
 	if c.contract, err = LoadContract(); err != nil {
 		return err
 	}
-	c.rl = newRateLog(c.logger, 10*time.Second, c.Now)
+	c.rl = ratelog.New(c.logger, 10*time.Second, c.Now)
 	opts, err := c.mqttOptions()
 	if err != nil {
 		return err
@@ -285,7 +288,7 @@ func (c *Client) reject(reason, msg string, args ...any) {
 	c.mu.Lock()
 	c.rejected[reason]++
 	c.mu.Unlock()
-	c.rl.log(slog.LevelWarn, "reject:"+reason, msg, append(args, "reason", reason)...)
+	c.rl.Log(slog.LevelWarn, "reject:"+reason, msg, append(args, "reason", reason)...)
 }
 
 func (c *Client) isConnected() (bool, uint64) {
@@ -375,17 +378,17 @@ func TLSConfig(cfg Config) (*tls.Config, error) {
 // connLoop connects, subscribes, announces the status, then waits for the
 // connection to drop and starts over with capped, jittered backoff.
 func (c *Client) connLoop() {
-	b := backoff{min: c.cfg.MinBackoff, max: c.cfg.MaxBackoff}
+	b := backoff.Backoff{Min: c.cfg.MinBackoff, Max: c.cfg.MaxBackoff}
 	for c.ctx.Err() == nil {
 		if err := c.connectOnce(); err != nil {
 			c.setErr(err)
-			c.rl.log(slog.LevelWarn, "connect", "broker connect failed", "broker", c.cfg.Broker, "err", err)
-			if !sleepCtx(c.ctx, b.next()) {
+			c.rl.Log(slog.LevelWarn, "connect", "broker connect failed", "broker", c.cfg.Broker, "err", err)
+			if !sleepCtx(c.ctx, b.Next()) {
 				return
 			}
 			continue
 		}
-		b.reset()
+		b.Reset()
 		c.logger.Info("connected", "broker", c.cfg.Broker, "client_id", c.cfg.ClientIDOrDevice())
 		c.Notify()
 		select {
@@ -401,7 +404,7 @@ func (c *Client) connLoop() {
 			}
 			c.setErr(fmt.Errorf("connection lost: %w", err))
 			c.logger.Warn("connection lost", "err", err)
-			if !sleepCtx(c.ctx, backoffDelay(c.cfg.MinBackoff, c.cfg.MaxBackoff, 0)) {
+			if !sleepCtx(c.ctx, backoff.Delay(c.cfg.MinBackoff, c.cfg.MaxBackoff, 0)) {
 				return
 			}
 		}
@@ -456,7 +459,7 @@ func (c *Client) handle(_ mqtt.Client, m mqtt.Message) {
 		c.mu.Lock()
 		c.overflow = true
 		c.mu.Unlock()
-		c.rl.log(slog.LevelWarn, "overflow", "downlink queue full; message left with the broker", "topic", m.Topic())
+		c.rl.Log(slog.LevelWarn, "overflow", "downlink queue full; message left with the broker", "topic", m.Topic())
 	}
 }
 

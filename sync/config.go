@@ -16,78 +16,78 @@ import (
 type Config struct {
 	// Broker is the broker URL: tcp://host:1883, ssl://host:8883 (or
 	// tls://, mqtts://), ws://host/mqtt or wss://host/mqtt.
-	Broker string `yaml:"broker"`
+	Broker string
 	// DeviceID names this kiosk in topics; it must match the broker
 	// identity the ACL checks (username or certificate CN, see docs/mqtt.md).
-	DeviceID string `yaml:"device_id"`
+	DeviceID string
 	// ClientID is the MQTT client id, stable across restarts so the broker
 	// keeps the session; empty means DeviceID.
-	ClientID string `yaml:"client_id"`
+	ClientID string
 	// SiteID names the site whose registry updates this kiosk follows.
-	SiteID string `yaml:"site_id"`
+	SiteID string
 	// Room is where the kiosk stands: sessions of central's timetable in
 	// other rooms are not its own. Empty takes every room.
-	Room string `yaml:"room"`
+	Room string
 	// TopicPrefix is the first topic level of every topic (default "kiosk").
-	TopicPrefix string `yaml:"topic_prefix"`
+	TopicPrefix string
 
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	Username string
+	Password string
 	// CAFile pins the broker's CA; CertFile and KeyFile are the client
 	// certificate for brokers that require one.
-	CAFile   string `yaml:"ca_file"`
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	CAFile   string
+	CertFile string
+	KeyFile  string
 
 	// RegistryPublicKey is central's Ed25519 public key (base64 of 32
 	// bytes). Signed messages (commands, accounts, configuration) are
 	// refused when it is empty.
-	RegistryPublicKey string `yaml:"registry_public_key"`
+	RegistryPublicKey string
 
 	// MaxPayload refuses larger downlink messages before parsing them.
-	MaxPayload int `yaml:"max_payload"`
+	MaxPayload int
 	// Inflight bounds how many outbox messages may wait for central's ack.
-	Inflight int `yaml:"inflight"`
+	Inflight int
 	// QueueSize bounds downlink messages handed from paho's callback to the
 	// apply worker; keep it above the broker's inflight window.
-	QueueSize int `yaml:"queue_size"`
+	QueueSize int
 	// Heartbeat is the period of heartbeat (and status refresh) messages.
-	Heartbeat time.Duration `yaml:"heartbeat"`
+	Heartbeat time.Duration
 	// KeepAlive is the MQTT keepalive.
-	KeepAlive time.Duration `yaml:"keep_alive"`
+	KeepAlive time.Duration
 	// ConnectTimeout bounds one connection attempt.
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	ConnectTimeout time.Duration
 	// AckTimeout is how long a published outbox message waits for central's
 	// ack before it is sent again (doubling per attempt up to MaxBackoff).
-	AckTimeout time.Duration `yaml:"ack_timeout"`
+	AckTimeout time.Duration
 	// MinBackoff and MaxBackoff bound reconnect and resend backoff.
-	MinBackoff time.Duration `yaml:"min_backoff"`
-	MaxBackoff time.Duration `yaml:"max_backoff"`
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
 	// SnapshotTimeout is how long to wait for a requested snapshot before
 	// asking again.
-	SnapshotTimeout time.Duration `yaml:"snapshot_timeout"`
+	SnapshotTimeout time.Duration
 	// GapGrace is how long a sequence gap may stay open (messages arrive
 	// out of order across a reconnect) before a snapshot is requested.
-	GapGrace time.Duration `yaml:"gap_grace"`
+	GapGrace time.Duration
 	// MaxClockSkew is how far in the future a signed message's issue time
 	// may be.
-	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
+	MaxClockSkew time.Duration
 	// MaxSnapshotUsers bounds the users one snapshot may carry (memory).
-	MaxSnapshotUsers int `yaml:"max_snapshot_users"`
+	MaxSnapshotUsers int
 	// HistoricalAfter marks outbox messages older than this at first
 	// publication as historical (buffered while offline).
-	HistoricalAfter time.Duration `yaml:"historical_after"`
+	HistoricalAfter time.Duration
 	// OutboxPoll is how often the outbox is checked for new messages when
 	// nobody calls Client.Notify.
-	OutboxPoll time.Duration `yaml:"outbox_poll"`
+	OutboxPoll time.Duration
 	// CloseTimeout bounds the flush of in-flight work on Close.
-	CloseTimeout time.Duration `yaml:"close_timeout"`
+	CloseTimeout time.Duration
 	// UnknownInterval is how often the count of unknown faces seen since
 	// the last report is queued for central (when it is not zero).
-	UnknownInterval time.Duration `yaml:"unknown_interval"`
+	UnknownInterval time.Duration
 	// SummaryPoll is how often ended sessions of central's timetable are
 	// looked for, to summarise and send them.
-	SummaryPoll time.Duration `yaml:"summary_poll"`
+	SummaryPoll time.Duration
 }
 
 // DefaultConfig returns the defaults: topic prefix "kiosk", 1 MiB payloads,

@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
@@ -52,7 +53,7 @@ func TestContractEveryMessage(t *testing.T) {
 
 	// Queued before the kiosk connects: an event, a local enrolment (a user
 	// central has not versioned) and a local delete.
-	db := modelstest.MustOpenDBWith(t, func(db *models.DB) { db.Now = time.Now }) // historical compares with the wall clock
+	db := bolttest.MustOpenDBWith(t, func(db *bolt.DB) { db.Now = time.Now }) // historical compares with the wall clock
 	early := &models.AttendanceEvent{UserID: "c1", Time: time.Now().UTC(), KioskID: "kiosk-c", Distance: 0.41, Liveness: "blink"}
 	if err := db.RecordAttendance(ctx, early); err != nil {
 		t.Fatal(err)

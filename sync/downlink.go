@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/google/uuid"
 
+	"github.com/kioskd/kioskd/internal/backoff"
 	"github.com/kioskd/kioskd/models"
 )
 
@@ -219,11 +220,9 @@ func (c *Client) applyUsersMessages(msgs []mqtt.Message) bool {
 		ps = append(ps, p)
 	}
 	if len(all) > 0 {
-		applied, ok := c.applyRecords(all)
-		if !ok {
+		if _, ok := c.applyRecords(all); !ok {
 			return false
 		}
-		c.syncMatcher(all, applied)
 	}
 	for _, p := range ps {
 		c.noteSeq(p.seq, p.recs)
@@ -240,9 +239,9 @@ func (c *Client) applyUsersMessages(msgs []mqtt.Message) bool {
 // refuses as invalid is retried record by record so one bad record does not
 // sink its neighbours. ok is false when stopping.
 func (c *Client) applyRecords(recs []models.UserRecord) (applied []bool, ok bool) {
-	b := backoff{min: 100 * time.Millisecond, max: 10 * time.Second}
+	b := backoff.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
 	for {
-		applied, err := c.store.ApplyUserRecords(c.opCtx, recs)
+		applied, err := c.gallery.ApplyUserRecords(c.opCtx, recs)
 		if err == nil {
 			c.countApplied(applied)
 			return applied, true
@@ -265,8 +264,8 @@ func (c *Client) applyRecords(recs []models.UserRecord) (applied []bool, ok bool
 			return nil, false
 		}
 		c.setErr(fmt.Errorf("apply users: %w", err))
-		c.rl.log(slog.LevelError, "apply", "apply users failed; retrying", "err", err)
-		if !sleepCtx(c.opCtx, b.next()) {
+		c.rl.Log(slog.LevelError, "apply", "apply users failed; retrying", "err", err)
+		if !sleepCtx(c.opCtx, b.Next()) {
 			return nil, false
 		}
 	}
@@ -283,86 +282,6 @@ func (c *Client) countApplied(applied []bool) {
 	c.counters.UsersApplied += n
 	c.counters.UsersIgnored += int64(len(applied)) - n
 	c.mu.Unlock()
-}
-
-// syncMatcher brings the matcher in step with the store for every user an
-// applied record touched: the store is the source of truth, so the final
-// state (local encodings included) is read back.
-func (c *Client) syncMatcher(recs []models.UserRecord, applied []bool) {
-	if c.matcher == nil {
-		return
-	}
-	done := map[string]bool{}
-	for i := range recs {
-		id := recs[i].User.ID
-		if i >= len(applied) || !applied[i] || done[id] {
-			continue
-		}
-		done[id] = true
-		c.refreshMatcherUser(id)
-		if lid := recs[i].LocalID; lid != "" && !done[lid] {
-			done[lid] = true
-			c.refreshMatcherUser(lid) // re-keyed to id: gone
-		}
-	}
-}
-
-func (c *Client) refreshMatcherUser(id string) {
-	u, err := c.store.GetUser(c.opCtx, id)
-	if models.ErrorCode(err) == models.ENOTFOUND || (err == nil && u.Status != models.UserActive) {
-		c.matcher.RemoveUser(id)
-		return
-	} else if err != nil {
-		c.rl.log(slog.LevelError, "matcher", "matcher refresh failed", "user", id, "err", err)
-		return
-	}
-	encs, err := c.store.ListEncodings(c.opCtx, id)
-	if err != nil {
-		c.rl.log(slog.LevelError, "matcher", "matcher refresh failed", "user", id, "err", err)
-		return
-	}
-	ds := make([]models.Descriptor, len(encs))
-	for i, e := range encs {
-		ds[i] = e.Descriptor
-	}
-	c.matcher.SetUser(id, ds)
-}
-
-// reloadMatcher makes the matcher hold exactly the store's active users'
-// encodings; before lists the users it held.
-func (c *Client) reloadMatcher(before map[string]bool) {
-	if c.matcher == nil {
-		return
-	}
-	after := map[string][]models.Descriptor{}
-	err := c.store.ForEachEncoding(c.opCtx, func(e *models.FaceEncoding) error {
-		after[e.UserID] = append(after[e.UserID], e.Descriptor)
-		return nil
-	})
-	if err != nil {
-		c.rl.log(slog.LevelError, "matcher", "matcher reload failed", "err", err)
-		return
-	}
-	for id := range before {
-		if _, ok := after[id]; !ok {
-			c.matcher.RemoveUser(id)
-		}
-	}
-	for id, ds := range after {
-		c.matcher.SetUser(id, ds)
-	}
-}
-
-func (c *Client) matcherUsers() map[string]bool {
-	ids := map[string]bool{}
-	if c.matcher == nil {
-		return ids
-	}
-	_ = c.store.ForEachEncoding(c.opCtx, func(e *models.FaceEncoding) error {
-		ids[e.UserID] = true
-		return nil
-	})
-	return ids
 }
 
 // noteSeq records that message seq was applied.
@@ -403,7 +322,7 @@ func (c *Client) persistSeq() {
 	seq := c.siteSeq
 	c.mu.Unlock()
 	if err := c.setMetaUint(c.metaKey("seq"), seq); err != nil {
-		c.rl.log(slog.LevelError, "meta", "store site sequence failed", "err", err)
+		c.rl.Log(slog.LevelError, "meta", "store site sequence failed", "err", err)
 	}
 }
 
@@ -441,7 +360,7 @@ func (c *Client) wantSnapshot(reason string) {
 	c.ds.reqIDs, c.ds.reqTries, c.ds.reqSentAt = nil, 0, time.Time{}
 	c.logger.Info("snapshot needed", "reason", reason)
 	if err := c.setMetaUint(c.metaKey("snapshot_needed"), 1); err != nil {
-		c.rl.log(slog.LevelError, "meta", "store snapshot flag failed", "err", err)
+		c.rl.Log(slog.LevelError, "meta", "store snapshot flag failed", "err", err)
 	}
 }
 
@@ -466,7 +385,7 @@ func (c *Client) checkSequence() {
 	if !wanted || !connected {
 		return
 	}
-	wait := backoffDelay(c.cfg.SnapshotTimeout, 4*c.cfg.SnapshotTimeout, ds.reqTries-1)
+	wait := backoff.Delay(c.cfg.SnapshotTimeout, 4*c.cfg.SnapshotTimeout, ds.reqTries-1)
 	if len(ds.reqIDs) > 0 && now.Sub(ds.reqSentAt) < wait {
 		return
 	}
@@ -585,8 +504,7 @@ func (c *Client) applySnapshot(a *snapAssembly) bool {
 			}
 		}
 	}
-	before := c.matcherUsers()
-	if err := c.store.ReplaceAllUsers(c.opCtx, all); err != nil {
+	if err := c.gallery.ReplaceAllUsers(c.opCtx, all); err != nil {
 		if c.opCtx.Err() != nil {
 			return false
 		}
@@ -595,7 +513,6 @@ func (c *Client) applySnapshot(a *snapAssembly) bool {
 		ds.asm, ds.reqIDs = nil, nil
 		return true
 	}
-	c.reloadMatcher(before)
 	c.mu.Lock()
 	for s := range ds.seen {
 		if s > a.seq {
@@ -623,10 +540,10 @@ func (c *Client) applySnapshot(a *snapAssembly) bool {
 	ds.asm, ds.reqIDs, ds.since, ds.sinceN, ds.sinceOver, ds.reqTries = nil, nil, nil, 0, false, 0
 	c.persistSeq()
 	if err := c.setMetaUint(c.metaKey("snapshot_needed"), 0); err != nil {
-		c.rl.log(slog.LevelError, "meta", "store snapshot flag failed", "err", err)
+		c.rl.Log(slog.LevelError, "meta", "store snapshot flag failed", "err", err)
 	}
 	if err := c.store.SetMeta(c.opCtx, c.metaKey("snapshot_at"), []byte(at.UTC().Format(time.RFC3339Nano))); err != nil {
-		c.rl.log(slog.LevelError, "meta", "store snapshot time failed", "err", err)
+		c.rl.Log(slog.LevelError, "meta", "store snapshot time failed", "err", err)
 	}
 	c.logger.Info("snapshot applied", "snapshot_id", a.id, "seq", a.seq, "users", a.users, "later_records", later)
 	if over {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/synctest"
 )
@@ -37,7 +37,7 @@ func (s *stallStore) ApplyUserRecords(ctx context.Context, recs []models.UserRec
 func TestApplyStallKeepsConnection(t *testing.T) {
 	b := synctest.MustMosquitto(t)
 	reg := mustRegistry(t, b.URL, nil)
-	st := &stallStore{Store: modelstest.MustOpenDB(t), stall: 5 * time.Second}
+	st := &stallStore{Store: bolttest.MustOpenDB(t), stall: 5 * time.Second}
 	cfg := testConfig(b.URL, "kiosk-stall")
 	k := mustKiosk(t, cfg, st)
 	waitConnected(t, k)
@@ -75,7 +75,7 @@ func TestApplyStallKeepsConnection(t *testing.T) {
 func TestDownlinkQueueOverflow(t *testing.T) {
 	b := synctest.MustMosquitto(t, synctest.WithConfig("max_inflight_messages 100"))
 	reg := mustRegistry(t, b.URL, nil)
-	st := &stallStore{Store: modelstest.MustOpenDB(t), stall: 3 * time.Second}
+	st := &stallStore{Store: bolttest.MustOpenDB(t), stall: 3 * time.Second}
 	cfg := testConfig(b.URL, "kiosk-overflow")
 	cfg.QueueSize = 16
 	k := mustKiosk(t, cfg, st)
@@ -109,7 +109,7 @@ func TestDownlinkGapSnapshot(t *testing.T) {
 	b := synctest.MustMosquitto(t, synctest.WithMaxQueued(20))
 	reg := mustRegistry(t, b.URL, nil)
 	cfg := testConfig(b.URL, "kiosk-gap")
-	store := modelstest.MustOpenDB(t)
+	store := bolttest.MustOpenDB(t)
 	k := mustKiosk(t, cfg, store)
 	waitConnected(t, k)
 	waitFor(t, 15*time.Second, "initial snapshot", func() bool { return k.client.Status().Counters.Snapshots == 1 })

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
+	"github.com/kioskd/kioskd/recognizer"
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
@@ -89,7 +91,7 @@ func checkDelivered(t *testing.T, s models.Store, reg *registrysim.Registry) {
 func TestFaultBrokerKilled(t *testing.T) {
 	b := synctest.MustMosquitto(t)
 	reg := mustRegistry(t, b.URL, nil)
-	db := modelstest.MustOpenDB(t)
+	db := bolttest.MustOpenDB(t)
 	k := mustKiosk(t, testConfig(b.URL, "kiosk-bk"), db)
 	waitConnected(t, k)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -124,7 +126,7 @@ func TestFaultBrokerUnreachable(t *testing.T) {
 	b := synctest.MustMosquitto(t)
 	p := synctest.MustProxy(t, fmt.Sprintf("127.0.0.1:%d", b.Port))
 	reg := mustRegistry(t, b.URL, nil)
-	db := modelstest.MustOpenDB(t)
+	db := bolttest.MustOpenDB(t)
 	k := mustKiosk(t, testConfig(p.URL, "kiosk-un"), db)
 	waitConnected(t, k)
 	ctx, cancel := context.WithTimeout(context.Background(), outage+3*time.Minute)
@@ -187,7 +189,7 @@ func TestFaultKioskKilled(t *testing.T) {
 		child.Process.Kill()
 		t.Fatal("restarted kiosk did not finish")
 	}
-	db := models.NewDB(dbPath)
+	db := bolt.NewDB(dbPath)
 	db.NoSync = true
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
@@ -204,7 +206,7 @@ func TestFaultKioskKilled(t *testing.T) {
 // events until the store holds the total, then waits until all are acked.
 func runChildKiosk() int {
 	total, _ := strconv.Atoi(os.Getenv("KIOSK_CHILD_TOTAL"))
-	db := models.NewDB(os.Getenv("KIOSK_CHILD_DB"))
+	db := bolt.NewDB(os.Getenv("KIOSK_CHILD_DB"))
 	db.NoSync = true // a killed process loses nothing the kernel has
 	if err := db.Open(); err != nil {
 		fmt.Fprintln(os.Stderr, "child: open store:", err)
@@ -212,7 +214,7 @@ func runChildKiosk() int {
 	}
 	defer db.Close()
 	device := cmp.Or(os.Getenv("KIOSK_CHILD_DEVICE"), "kiosk-kill")
-	c := ksync.NewClient(testConfig(os.Getenv("KIOSK_CHILD_BROKER"), device), db, synctest.NewMatcher(), nil)
+	c := ksync.NewClient(testConfig(os.Getenv("KIOSK_CHILD_BROKER"), device), db, recognizer.NewGallery(db, newTestMatcher(), nil), nil)
 	if err := c.Open(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "child: open client:", err)
 		return 1

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
+	"github.com/kioskd/kioskd/models/password"
+	"github.com/kioskd/kioskd/recognizer"
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
@@ -20,16 +22,10 @@ const testSite = "site1"
 
 var testKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)) // tests only
 
-// testMatcher is what the tests ask of a matcher beyond models.Matcher.
-type testMatcher interface {
-	models.Matcher
-	Users() int
-}
-
 // kiosk is a client on a real bbolt store and a real matcher.
 type kiosk struct {
 	db      models.Store
-	matcher testMatcher
+	matcher *recognizer.Matcher
 	client  *ksync.Client
 	cfg     ksync.Config
 }
@@ -55,10 +51,11 @@ func testConfig(broker, device string) ksync.Config {
 func mustKiosk(tb testing.TB, cfg ksync.Config, store models.Store) *kiosk {
 	tb.Helper()
 	if store == nil {
-		store = modelstest.MustOpenDB(tb)
+		store = bolttest.MustOpenDB(tb)
 	}
 	k := &kiosk{db: store, matcher: newTestMatcher(), cfg: cfg}
-	k.client = ksync.NewClient(cfg, store, k.matcher, synctest.Logger(tb, "sync/"+cfg.DeviceID))
+	k.client = ksync.NewClient(cfg, store, recognizer.NewGallery(store, k.matcher, nil), synctest.Logger(tb, "sync/"+cfg.DeviceID))
+	k.client.PasswordHashSupported = password.PasswordHashSupported
 	if err := k.client.Open(context.Background()); err != nil {
 		tb.Fatalf("open client: %v", err)
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
 )
@@ -19,7 +19,7 @@ import (
 func TestCentralUserAdoptsKioskEnrolment(t *testing.T) {
 	b := synctest.MustMosquitto(t).URL
 	reg := mustRegistry(t, b, nil)
-	db := modelstest.MustOpenDB(t)
+	db := bolttest.MustOpenDB(t)
 	ctx := context.Background()
 
 	local := randomUser("kiosk-uuid-1", 0, 2, 11)
@@ -86,7 +86,7 @@ func TestCentralUserAdoptsKioskEnrolment(t *testing.T) {
 func TestEnrolmentAdoptedByCentral(t *testing.T) {
 	b := synctest.MustMosquitto(t).URL
 	mustRegistry(t, b, func(c *registrysim.Config) { c.AdoptEnrolments = true })
-	db := modelstest.MustOpenDB(t)
+	db := bolttest.MustOpenDB(t)
 	ctx := context.Background()
 	local := randomUser("kiosk-uuid-2", 0, 1, 21)
 	local.Encodings[0].Source = models.SourceLocal

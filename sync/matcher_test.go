@@ -2,6 +2,7 @@ package sync_test
 
 import "github.com/kioskd/kioskd/recognizer"
 
-// newTestMatcher returns the matcher the kiosks under test keep in step:
-// the real one (synctest.Matcher serves the subprocess kiosk only).
-func newTestMatcher() testMatcher { return recognizer.NewMatcher(recognizer.DefaultMatcherConfig()) }
+// newTestMatcher returns the real matcher the kiosks under test keep in step.
+func newTestMatcher() *recognizer.Matcher {
+	return recognizer.NewMatcher(recognizer.DefaultMatcherConfig())
+}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/kioskd/kioskd/internal/backoff"
 	"github.com/kioskd/kioskd/models"
 )
 
@@ -49,7 +50,7 @@ func (c *Client) publishLoop() {
 			n, next, err := c.publishRound(cursor)
 			if err != nil {
 				c.setErr(err)
-				c.rl.log(slog.LevelError, "outbox", "outbox read failed", "err", err)
+				c.rl.Log(slog.LevelError, "outbox", "outbox read failed", "err", err)
 				break
 			}
 			cursor = next
@@ -104,7 +105,7 @@ func (c *Client) publishRound(cursor uint64) (int, uint64, error) {
 			c.mu.Lock()
 			c.counters.Unrenderable++
 			c.mu.Unlock()
-			c.rl.log(slog.LevelError, "render", "outbox message not sent: unreadable record", "key", m.Key, "kind", m.Kind, "err", err)
+			c.rl.Log(slog.LevelError, "render", "outbox message not sent: unreadable record", "key", m.Key, "kind", m.Kind, "err", err)
 			continue
 		}
 		f := &flight{msg: m, payload: payload}
@@ -117,7 +118,7 @@ func (c *Client) publishRound(cursor uint64) (int, uint64, error) {
 }
 
 func (c *Client) publishFlight(f *flight, now time.Time, resend bool) {
-	f.due = now.Add(backoffDelay(c.cfg.AckTimeout, max(c.cfg.MaxBackoff, c.cfg.AckTimeout), f.attempts))
+	f.due = now.Add(backoff.Delay(c.cfg.AckTimeout, max(c.cfg.MaxBackoff, c.cfg.AckTimeout), f.attempts))
 	c.mqtt.Publish(c.topics.Up(f.msg.Kind), 1, false, f.payload) // QoS 1, never retained
 	c.mu.Lock()
 	c.counters.Published++
@@ -191,7 +192,7 @@ func (c *Client) processAcks() bool {
 		keys = append(keys, a.Keys...)
 	}
 	if len(keys) > 0 {
-		b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+		b := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 		for {
 			n, err := c.store.AckOutbox(c.opCtx, keys)
 			if err == nil {
@@ -204,8 +205,8 @@ func (c *Client) processAcks() bool {
 				break
 			}
 			c.setErr(err)
-			c.rl.log(slog.LevelError, "ack", "outbox ack failed; retrying", "err", err)
-			if !sleepCtx(c.opCtx, b.next()) {
+			c.rl.Log(slog.LevelError, "ack", "outbox ack failed; retrying", "err", err)
+			if !sleepCtx(c.opCtx, b.Next()) {
 				return false // unacked: the broker redelivers
 			}
 		}

@@ -55,10 +55,6 @@ type CommandResult struct {
 	Time    time.Time `json:"time"`
 }
 
-// passwordHashSupported says whether a pushed password hash is in a format
-// the device can verify; it is models.PasswordHashSupported.
-var passwordHashSupported = models.PasswordHashSupported
-
 func (c *Client) handleSigned(m mqtt.Message, purpose string) {
 	_, err := c.contract.CheckDown(m.Topic(), m.Payload(), c.cfg.MaxPayload)
 	var sm *SignedMessage
@@ -78,7 +74,7 @@ func (c *Client) handleSigned(m mqtt.Message, purpose string) {
 	// when the kiosk dies half-way.
 	c.ds.sigSeq[purpose] = sm.Seq
 	if err := c.setMetaUint("sync/signed/"+c.cfg.DeviceID+"/"+purpose, sm.Seq); err != nil {
-		c.rl.log(slog.LevelError, "meta", "store signed sequence failed", "err", err)
+		c.rl.Log(slog.LevelError, "meta", "store signed sequence failed", "err", err)
 	}
 	c.mu.Lock()
 	c.counters.Commands++
@@ -105,12 +101,9 @@ func (c *Client) handleSigned(m mqtt.Message, purpose string) {
 		res.Name = DownTimetable
 		err = c.applyTimetable(sm.Payload)
 	case purpose == DownConfig:
+		// The configuration file is the kiosk's one source of configuration.
 		res.Name = "config"
-		if c.OnConfig == nil {
-			err = models.Errorf(models.EUNAVAILABLE, "config: not accepted by this kiosk")
-		} else {
-			err = c.OnConfig(c.opCtx, json.RawMessage(sm.Payload))
-		}
+		err = models.Errorf(models.EUNAVAILABLE, "config: not accepted by this kiosk")
 	}
 	if err != nil {
 		res.OK, res.Error = false, models.ErrorMessage(err)
@@ -216,7 +209,7 @@ func (c *Client) applyAccount(ap *AccountPush) error {
 	switch {
 	case !role.Valid():
 		return models.Errorf(models.EINVALID, "account: role %q is not technician or admin", ap.Role)
-	case ap.PasswordHash == "" || len(ap.PasswordHash) > 512 || !passwordHashSupported(ap.PasswordHash):
+	case ap.PasswordHash == "" || len(ap.PasswordHash) > 512 || c.PasswordHashSupported == nil || !c.PasswordHashSupported(ap.PasswordHash):
 		return models.Errorf(models.EINVALID, "account: password hash format not supported")
 	}
 	a := &models.LocalAccount{Email: email, Role: role, PasswordHash: ap.PasswordHash, Disabled: ap.Disabled,

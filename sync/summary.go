@@ -109,7 +109,7 @@ func (c *Client) summaryLoop() {
 	c.every(c.cfg.SummaryPoll, func() {
 		if err := c.summarizeEnded(c.ctx); err != nil && c.ctx.Err() == nil {
 			c.setErr(err)
-			c.rl.log(slog.LevelError, "summary", "session summary failed; retrying", "err", err)
+			c.rl.Log(slog.LevelError, "summary", "session summary failed; retrying", "err", err)
 		}
 	})
 }

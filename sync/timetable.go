@@ -130,7 +130,7 @@ func (c *Client) applyTimetable(payload []byte) error {
 	}
 	slices.SortFunc(t.Sessions, func(a, b ClassSession) int { return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.ID, b.ID)) })
 	if err := c.store.SetMeta(c.opCtx, c.metaKey("timetable"), mustJSON(t)); err != nil {
-		c.rl.log(slog.LevelError, "meta", "store timetable failed", "err", err)
+		c.rl.Log(slog.LevelError, "meta", "store timetable failed", "err", err)
 		return err
 	}
 	c.timetable.Store(&t)

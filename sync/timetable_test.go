@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	ksync "github.com/kioskd/kioskd/sync"
 )
 
@@ -73,7 +73,7 @@ func TestTimetable(t *testing.T) {
 // guests from other groups; inactive users and other sessions left out.
 func TestSessionSummary(t *testing.T) {
 	ctx := context.Background()
-	db := modelstest.MustOpenDB(t)
+	db := bolttest.MustOpenDB(t)
 	t0 := time.Date(2025, 3, 14, 8, 0, 0, 0, time.UTC)
 	user := func(id, group string, status models.UserStatus) models.UserRecord {
 		return models.UserRecord{User: models.User{ID: id, Email: id + "@example.org", FullName: "User " + id, Role: models.RoleTrainee,

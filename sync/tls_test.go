@@ -11,7 +11,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	ksync "github.com/kioskd/kioskd/sync"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
@@ -30,7 +30,7 @@ func TestTLSAndACL(t *testing.T) {
 	})
 	cfg := testConfig(b.URL, "kiosk-a")
 	cfg.CAFile, cfg.CertFile, cfg.KeyFile = certs.CAFile, certs.Clients["kiosk-a"][0], certs.Clients["kiosk-a"][1]
-	db := modelstest.MustOpenDB(t)
+	db := bolttest.MustOpenDB(t)
 	k := mustKiosk(t, cfg, db)
 	waitConnected(t, k)
 	ctx := context.Background()

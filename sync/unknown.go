@@ -35,7 +35,7 @@ func (c *Client) unknownLoop() {
 		err := EnqueueUnknownFaces(c.opCtx, c.store, UnknownFaces{From: from, To: now, Count: int(n - last)})
 		if err != nil {
 			c.setErr(err)
-			c.rl.log(slog.LevelError, "unknown", "queue unknown-face count failed; retrying next interval", "err", err)
+			c.rl.Log(slog.LevelError, "unknown", "queue unknown-face count failed; retrying next interval", "err", err)
 			return
 		}
 		last, from = n, now

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/password"
 )
 
 // runAdmin handles `kioskd admin add --email E --role R`: the password is
@@ -37,14 +38,14 @@ func (m *Main) runAdmin(ctx context.Context) error {
 	if !acc.Role.Valid() {
 		return fmt.Errorf("admin add: --role %q must be admin or technician", *role)
 	}
-	password, err := readPassword(m.Stdin)
+	pw, err := readPassword(m.Stdin)
 	if err != nil {
 		return fmt.Errorf("admin add: %w", err)
 	}
-	if err := models.ValidatePassword(password, acc.Email); err != nil {
+	if err := password.ValidatePassword(pw, acc.Email); err != nil {
 		return fmt.Errorf("admin add: password: %s", models.ErrorMessage(err))
 	}
-	if acc.PasswordHash, err = models.HashPassword(password); err != nil {
+	if acc.PasswordHash, err = password.HashPassword(pw); err != nil {
 		return fmt.Errorf("admin add: hash password: %w", err)
 	}
 	// A running daemon holds the store: hand it the account.

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/bolt"
 )
 
 // runBackup handles `kioskd backup [-o FILE]`: a consistent copy of the
@@ -82,10 +82,10 @@ func (m *Main) runRestore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	err = models.RestoreBackup(f, keyPath, tmp)
+	err = bolt.RestoreBackup(f, keyPath, tmp)
 	f.Close()
 	if err == nil {
-		db := models.NewDB(tmp)
+		db := bolt.NewDB(tmp)
 		db.KeyPath = keyPath
 		db.Logger = m.logger("store")
 		if err = db.Open(); err == nil {
@@ -96,7 +96,7 @@ func (m *Main) runRestore(ctx context.Context) error {
 		}
 	}
 	switch {
-	case errors.Is(err, models.ErrBackupKey):
+	case errors.Is(err, bolt.ErrBackupKey):
 		return fmt.Errorf("restore: %s was made with another key than %s: nothing changed. Put back the key file that was in use when the backup was made (it is not inside backups), then restore again", src, keyPath)
 	case err != nil:
 		return fmt.Errorf("restore: %s cannot be used, nothing changed: %w", src, err)

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/bolt"
 )
 
 // mustRunCommand runs a one-shot subcommand on dataDir and returns its
@@ -55,7 +55,7 @@ func TestBackupRestore(t *testing.T) {
 	if !strings.Contains(out, `"previous"`) {
 		t.Fatalf("restore output %q", out)
 	}
-	db := models.NewDB(filepath.Join(dir, "kioskd.db"))
+	db := bolt.NewDB(filepath.Join(dir, "kioskd.db"))
 	db.KeyPath = filepath.Join(dir, "keys", "descriptors.key")
 	if err := db.Open(); err != nil {
 		t.Fatal(err)

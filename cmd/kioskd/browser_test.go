@@ -13,6 +13,7 @@ import (
 
 	"github.com/kioskd/kioskd/localapi/localapitest"
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/password"
 )
 
 // mustKioskScreen starts headless Debian Chromium for the kiosk screen.
@@ -118,7 +119,7 @@ func pollText(id, want string) chromedp.Action[chromedp.Void] {
 // the camera in state camera, sync online, name's acknowledged event.
 func checkTechnicianPages(t *testing.T, ctx context.Context, m *Main, camera, name string) {
 	t.Helper()
-	hash, err := models.HashPassword("pages-admin-pass-42")
+	hash, err := password.HashPassword("pages-admin-pass-42")
 	if err != nil {
 		t.Fatal(err)
 	}

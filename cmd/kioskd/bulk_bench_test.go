@@ -19,6 +19,7 @@ import (
 	"github.com/kioskd/kioskd/localapi"
 	"github.com/kioskd/kioskd/localapi/localapitest"
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/password"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
 
@@ -42,7 +43,7 @@ func bulkChild(dir string) int {
 		fmt.Println("error:", err)
 		return 1
 	}
-	hash, err := models.HashPassword(bulkTechPW)
+	hash, err := password.HashPassword(bulkTechPW)
 	if err == nil {
 		err = m.DB.PutAccount(ctx, &models.LocalAccount{Email: bulkTechEmail, Role: models.AccountTechnician,
 			Source: models.SourceLocal, PasswordHash: hash})

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"time"
 
-	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/recognizer"
 	"github.com/kioskd/kioskd/sync/registrysim"
 )
@@ -84,11 +82,8 @@ func (m *Main) runCalibrate(ctx context.Context) error {
 		if err := m.openStore(); err != nil {
 			return err
 		}
-		if err := m.DB.ForEachEncoding(ctx, func(enc *models.FaceEncoding) error {
-			matcher.AddDescriptors(enc.UserID, enc.Descriptor)
-			return nil
-		}); err != nil {
-			return fmt.Errorf("load descriptors: %w", err)
+		if err := recognizer.NewGallery(m.DB, matcher, nil).Load(ctx); err != nil {
+			return err
 		}
 	}
 	enc := json.NewEncoder(m.Stdout)

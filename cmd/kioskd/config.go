@@ -21,10 +21,11 @@ import (
 )
 
 // Config is kioskd's whole configuration, as read from YAML (see
-// configs/kioskd.yaml for the annotated sample). The device, api and sync
-// sections are those packages' own Config types, so every knob they have is
-// reachable from the file; kioskd fills in what they share (device id, site,
-// model paths) from the top level.
+// configs/kioskd.yaml for the annotated sample). Only cmd knows yaml: the
+// api and sync sections mirror localapi.Config and sync.Config field for
+// field (config_sections.go), so every knob they have is reachable from the
+// file; kioskd fills in what they share (device id, site, model paths) from
+// the top level.
 type Config struct {
 	DeviceID string `yaml:"device_id"`
 	SiteID   string `yaml:"site_id"`
@@ -37,11 +38,11 @@ type Config struct {
 	// without a camera (API and sync only).
 	Device device.Config `yaml:"device"`
 	// API is the local HTTP API and pages.
-	API localapi.Config `yaml:"api"`
+	API APIConfig `yaml:"api"`
 	// Sync is the MQTT link to central; an empty sync.broker runs kioskd
 	// offline (attendance waits in the outbox).
-	Sync ksync.Config `yaml:"sync"`
-	Jobs JobsConfig   `yaml:"jobs"`
+	Sync SyncConfig `yaml:"sync"`
+	Jobs JobsConfig `yaml:"jobs"`
 }
 
 // ModelsConfig says where dlib's model files are.
@@ -64,7 +65,7 @@ type RecognizerConfig struct {
 	MaxPixels            int     `yaml:"max_pixels"`
 	// MaxConcurrentPixels bounds the pixels all concurrent encodes work on
 	// at once (a 2x detection counts four times): the knob for the
-	// encoders' peak memory, about 13 bytes per pixel.
+	// encoders' peak memory (docs/benchmarks.md, "Abuse campaign").
 	MaxConcurrentPixels int `yaml:"max_concurrent_pixels"`
 }
 
@@ -118,8 +119,8 @@ func DefaultConfig() Config {
 			MaxConcurrentPixels: recognizer.DefaultMaxConcurrentPixels,
 		},
 		Device: dev,
-		API:    api,
-		Sync:   ksync.DefaultConfig(),
+		API:    APIConfig(api),
+		Sync:   SyncConfig(ksync.DefaultConfig()),
 		Jobs: JobsConfig{
 			RetentionDays: 180,
 			RetentionCron: "30 3 * * *",
@@ -308,7 +309,7 @@ func (c *Config) Validate() error {
 			return err // names device.<field>
 		}
 	}
-	api := c.API
+	api := localapi.Config(c.API)
 	if err := api.Validate(); err != nil {
 		return fmt.Errorf("api.%w", err)
 	}
@@ -352,7 +353,7 @@ func (c *Config) deviceConfig() device.Config {
 
 // syncConfig is sync's configuration with the shared fields filled in.
 func (c *Config) syncConfig() ksync.Config {
-	s := c.Sync
+	s := ksync.Config(c.Sync)
 	if s.DeviceID == "" {
 		s.DeviceID = c.DeviceID
 	}

@@ -30,7 +30,8 @@ import (
 	"github.com/kioskd/kioskd/localapi"
 	"github.com/kioskd/kioskd/localapi/localapitest"
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 	"github.com/kioskd/kioskd/sync/registrysim"
 	"github.com/kioskd/kioskd/sync/synctest"
@@ -411,7 +412,7 @@ func (r *crashRig) pushCentral(rng *mrand.Rand) {
 	r.nextUser++
 	id := fmt.Sprintf("c-%05d", r.nextUser)
 	r.mu.Unlock()
-	rec := modelstest.NewUserRecord(rng, id, 0, 1)
+	rec := bolttest.NewUserRecord(rng, id, 0, 1)
 	if err := r.reg.Push(context.Background(), []models.UserRecord{rec}, 0); err != nil {
 		r.t.Errorf("central push: %v", err)
 		return
@@ -506,12 +507,12 @@ func (r *crashRig) verifyBackups(round int, keyPath, dir string) int {
 			r.t.Fatal(err)
 		}
 		dbPath := filepath.Join(filepath.Dir(keyPath), "restored-"+e.Name())
-		err = models.RestoreBackup(f, keyPath, dbPath)
+		err = bolt.RestoreBackup(f, keyPath, dbPath)
 		f.Close()
 		if err != nil {
 			r.t.Fatalf("round %d: backup %s does not restore: %v", round, e.Name(), err)
 		}
-		db := models.NewDB(dbPath)
+		db := bolt.NewDB(dbPath)
 		db.KeyPath = keyPath
 		if err := db.Open(); err != nil {
 			r.t.Fatalf("round %d: restored backup %s does not open: %v", round, e.Name(), err)
@@ -539,7 +540,7 @@ func (r *crashRig) verify(round int) []*models.User {
 	ctx := context.Background()
 	dir, dbPath, keyPath, backups := r.copyData()
 	defer os.RemoveAll(dir) // a thousand rounds of copies add up
-	db := models.NewDB(dbPath)
+	db := bolt.NewDB(dbPath)
 	db.KeyPath, db.BackupDir = keyPath, backups
 	if err := db.Open(); err != nil {
 		r.t.Fatalf("round %d: store does not open after kill -9: %v", round, err)
@@ -605,7 +606,7 @@ func (r *crashRig) verify(round int) []*models.User {
 	if len(r.live) > 0 && liveNames == 0 {
 		r.t.Fatalf("round %d: no live user's name found in the raw file: the scan is not working", round)
 	}
-	db = models.NewDB(dbPath)
+	db = bolt.NewDB(dbPath)
 	db.KeyPath = keyPath
 	if err := db.Open(); err != nil {
 		r.t.Fatal(err)
@@ -750,7 +751,7 @@ func TestCrashCampaign(t *testing.T) {
 }
 
 // allUsers lists every user, page by page.
-func allUsers(ctx context.Context, db *models.DB) ([]*models.User, error) {
+func allUsers(ctx context.Context, db *bolt.DB) ([]*models.User, error) {
 	var out []*models.User
 	for {
 		page, total, err := db.ListUsers(ctx, models.UserFilter{Offset: len(out), Limit: models.MaxPageSize})

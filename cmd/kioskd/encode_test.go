@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/password"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
 
@@ -93,7 +94,7 @@ func TestAdminAdd(t *testing.T) {
 	if acc.Role != models.AccountTechnician || strings.Contains(acc.PasswordHash, "horse") {
 		t.Fatalf("account %+v", acc)
 	}
-	if ok, err := models.VerifyPassword(acc.PasswordHash, "correct horse battery staple"); !ok || err != nil {
+	if ok, err := password.VerifyPassword(acc.PasswordHash, "correct horse battery staple"); !ok || err != nil {
 		t.Fatalf("stored hash does not verify: %v %v", ok, err)
 	}
 

@@ -179,7 +179,7 @@ func (j *Jobs) RunRetention(ctx context.Context) int {
 }
 
 // RunBackup writes an encrypted dump of the database (see
-// models.DB.Backup) into the backup folder and keeps the newest BackupKeep.
+// bolt.DB.Backup) into the backup folder and keeps the newest BackupKeep.
 // The store prunes later deletions from the files it wrote. It returns the
 // new file's path.
 func (j *Jobs) RunBackup() (string, error) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/bolt"
 )
 
 type fakeBackup struct{ data []byte }
@@ -118,7 +119,7 @@ func TestJobs_BackupRestores(t *testing.T) {
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	db := models.NewDB(filepath.Join(dataDir, "kioskd.db"))
+	db := bolt.NewDB(filepath.Join(dataDir, "kioskd.db"))
 	db.KeyPath = m.keyPath()
 	if err := db.Open(); err != nil {
 		t.Fatal(err)

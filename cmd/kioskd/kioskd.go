@@ -17,7 +17,7 @@ import (
 
 	"github.com/kioskd/kioskd/device"
 	"github.com/kioskd/kioskd/localapi"
-	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/bolt"
 	"github.com/kioskd/kioskd/recognizer"
 	ksync "github.com/kioskd/kioskd/sync"
 )
@@ -40,9 +40,11 @@ type Main struct {
 	Getenv         func(string) string
 	Logger         *slog.Logger
 
-	DB      *models.DB
+	DB      *bolt.DB
 	Encoder *recognizer.Encoder
 	Matcher *recognizer.Matcher
+	// Gallery owns every change to users and faces and keeps Matcher in step.
+	Gallery *recognizer.Gallery
 	// Calibrator keeps the gallery's operating points (docs/accuracy.md).
 	Calibrator *recognizer.Calibrator
 	Jobs       *Jobs
@@ -99,7 +101,6 @@ Usage:
   kioskd backup [-config FILE] [-o FILE]     write an encrypted backup of the database now
   kioskd restore [-config FILE] BACKUP       put a backup in place (daemon stopped)
   kioskd version                             print the version
-  kioskd registry-sim [flags]                play the central registry (demos, tests)
 
 Environment: KIOSK_DATA_DIR, KIOSK_MODELS_DIR, KIOSK_API_ADDR, KIOSK_DEVICE_ID,
 KIOSK_CAMERA_SOURCE, KIOSK_MQTT_BROKER, ... override the file (see README).
@@ -112,7 +113,7 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		m.Command, args = args[0], args[1:]
 	}
 	switch m.Command {
-	case "", "encode", "calibrate", "admin", "registry-sim", "doctor", "backup", "restore":
+	case "", "encode", "calibrate", "admin", "doctor", "backup", "restore":
 	case "version":
 		return nil
 	case "help":
@@ -120,10 +121,6 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		return flag.ErrHelp
 	default:
 		return fmt.Errorf("unknown command %q (try: kioskd help)", m.Command)
-	}
-	if m.Command == "registry-sim" {
-		m.Args = args
-		return nil
 	}
 	fs := flag.NewFlagSet("kioskd", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
@@ -200,8 +197,6 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runCalibrate(ctx)
 	case "admin":
 		return m.runAdmin(ctx)
-	case "registry-sim":
-		return m.runRegistrySim(ctx)
 	case "doctor":
 		return m.runDoctor(ctx)
 	case "backup":
@@ -264,7 +259,7 @@ func (m *Main) openStore() error {
 	if err := os.MkdirAll(m.dataPath("keys"), 0o700); err != nil {
 		return fmt.Errorf("create key dir: %w", err)
 	}
-	db := models.NewDB(m.dataPath("kioskd.db"))
+	db := bolt.NewDB(m.dataPath("kioskd.db"))
 	// The key lives outside the database file so a copied database alone
 	// does not reveal descriptors.
 	db.KeyPath = m.keyPath()
@@ -298,28 +293,19 @@ func (m *Main) openEncoder() error {
 	return nil
 }
 
-// loadMatcher fills a new matcher with every stored descriptor of active
-// users, straight from the store walk into the matcher's contiguous storage
-// (no per-user intermediate copies: at 100,000 descriptors those would
-// double startup's peak memory).
+// loadMatcher makes the gallery over the store and a new matcher, and
+// loads every stored descriptor of active users (recognizer.Gallery.Load).
 func (m *Main) loadMatcher(ctx context.Context) error {
 	start := time.Now()
 	matcher := recognizer.NewMatcher(recognizer.MatcherConfig{
 		Threshold: m.Config.Recognizer.Threshold,
 		Margin:    m.Config.Recognizer.Margin,
 	})
-	n, err := m.DB.CountEncodings(ctx)
-	if err != nil {
-		return fmt.Errorf("count descriptors: %w", err)
+	g := recognizer.NewGallery(m.DB, matcher, m.logger("recognizer"))
+	if err := g.Load(ctx); err != nil {
+		return err
 	}
-	matcher.Grow(n)
-	if err := m.DB.ForEachEncoding(ctx, func(enc *models.FaceEncoding) error {
-		matcher.AddDescriptors(enc.UserID, enc.Descriptor)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("load descriptors: %w", err)
-	}
-	m.Matcher = matcher
+	m.Matcher, m.Gallery = matcher, g
 	m.logger("recognizer").Info("gallery loaded", "users", matcher.Users(), "descriptors", matcher.Len(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

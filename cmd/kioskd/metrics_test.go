@@ -12,7 +12,7 @@ import (
 
 	"github.com/kioskd/kioskd/device"
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	ksync "github.com/kioskd/kioskd/sync"
 )
 
@@ -62,7 +62,7 @@ func mustSeries(tb testing.TB, series map[string]float64, name string) float64 {
 // TestKioskMetrics_BoundedLabels: a gate problem the metrics do not know
 // is counted as "other", never as a new label value.
 func TestKioskMetrics_BoundedLabels(t *testing.T) {
-	k := newKioskMetrics(func() *device.Pipeline { return nil }, func() *ksync.Client { return nil }, modelstest.MustOpenDB(t), time.Now)
+	k := newKioskMetrics(func() *device.Pipeline { return nil }, func() *ksync.Client { return nil }, bolttest.MustOpenDB(t), time.Now)
 	k.observeGate("")
 	k.observeGate(models.FeedbackTooDark)
 	k.observeGate("a-problem-added-later")

@@ -12,8 +12,9 @@ import (
 	"github.com/kioskd/kioskd/device"
 	"github.com/kioskd/kioskd/localapi"
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/bolt"
+	"github.com/kioskd/kioskd/models/password"
 	ksync "github.com/kioskd/kioskd/sync"
-	"github.com/kioskd/kioskd/sync/registrysim"
 )
 
 // openServices starts the scheduled jobs and, as configured, the camera
@@ -53,7 +54,7 @@ func (m *Main) openJobs() error {
 // notifyingRecorder commits attendance and then wakes sync, so an event
 // goes out at once rather than at the next outbox poll.
 type notifyingRecorder struct {
-	*models.DB
+	*bolt.DB
 	notify func()
 	// stamp sets the event's class session and punctuality.
 	stamp func(ctx context.Context, ev *models.AttendanceEvent)
@@ -78,12 +79,19 @@ func (m *Main) openPipeline(ctx context.Context) error {
 		rec.notify = m.Sync.Notify
 	}
 	m.Bus = device.NewBus()
-	p := device.NewPipeline(m.Config.deviceConfig(), m.Encoder, m.Matcher, rec, m.Bus, m.logger("device"))
+	cfg := m.Config.deviceConfig()
+	gater, closeGater, err := device.OpenGater(&cfg)
+	if err != nil {
+		return fmt.Errorf("start camera pipeline: %w", err)
+	}
+	p := device.NewPipeline(cfg, gater, m.Encoder, m.Matcher, rec, m.Bus, m.logger("device"))
 	p.Observe(m.metrics.observeGate, m.metrics.observeRecord)
 	if err := p.Start(ctx); err != nil {
+		closeGater()
 		return fmt.Errorf("start camera pipeline: %w", err)
 	}
 	m.Pipeline = p
+	m.addCloser(closeGater) // closers run in reverse: after the pipeline's Close
 	if m.Sync != nil {
 		m.Sync.SetUnknownCounter(func() uint64 { return p.Status().Unknown })
 	}
@@ -114,9 +122,10 @@ func (m *Main) stampSession(ctx context.Context, ev *models.AttendanceEvent) {
 }
 
 func (m *Main) openSync(ctx context.Context) error {
-	c := ksync.NewClient(m.Config.syncConfig(), m.DB, m.Matcher, m.logger("sync"))
+	c := ksync.NewClient(m.Config.syncConfig(), m.DB, m.Gallery, m.logger("sync"))
 	c.SetHealth(m.health)
 	c.OnCommand = m.runCommand
+	c.PasswordHashSupported = password.PasswordHashSupported
 	if err := c.Open(ctx); err != nil {
 		return fmt.Errorf("open sync: %w", err)
 	}
@@ -158,16 +167,17 @@ func (m *Main) runCommand(ctx context.Context, cmd ksync.Command) error {
 }
 
 func (m *Main) openAPI() error {
-	cfg := m.Config.API
+	cfg := localapi.Config(m.Config.API)
 	cfg.DeviceID = m.Config.DeviceID
 	cfg.Version = Version
 	deps := localapi.Deps{
-		Store:   m.DB,
-		Encoder: m.Encoder,
-		Matcher: m.Matcher,
-		Gallery: m.Calibrator,
-		Config:  &runtimeConfig{m: m},
-		Ready:   m.ready,
+		Store:    m.DB,
+		Enroller: m.Gallery,
+		Encoder:  m.Encoder,
+		Matcher:  m.Matcher,
+		Gallery:  m.Calibrator,
+		Config:   &runtimeConfig{m: m},
+		Ready:    m.ready,
 	}
 	deps.Registry = prometheus.NewRegistry()
 	deps.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.metrics)
@@ -237,14 +247,4 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// runRegistrySim plays the central registry (see sync/registrysim), with
-// the real encoder so users files may name photos.
-func (m *Main) runRegistrySim(ctx context.Context) error {
-	if err := m.openEncoder(); err != nil {
-		m.logger("main").Warn("registry-sim runs without an encoder: users files must carry encodings", "err", err)
-		return registrysim.RunRegistrySim(ctx, m.Args, m.Stdout)
-	}
-	return registrysim.RunRegistrySimWithEncoder(ctx, m.Args, m.Stdout, m.Encoder)
 }

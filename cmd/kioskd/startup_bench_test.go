@@ -16,7 +16,8 @@ import (
 	"time"
 
 	"github.com/kioskd/kioskd/models"
-	"github.com/kioskd/kioskd/models/modelstest"
+	"github.com/kioskd/kioskd/models/bolt"
+	"github.com/kioskd/kioskd/models/bolt/bolttest"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
 )
 
@@ -71,7 +72,7 @@ func newBenchChildMain(dir string) *Main {
 // per machine (var/bench/startup50k), since writing it takes a while.
 func mustGallery50k(b *testing.B) string {
 	rng := rand.New(rand.NewPCG(1, 2))
-	return mustGalleryDir(b, "startup50k", 50_000, 2, func() models.Descriptor { return modelstest.RandomDescriptor(rng) })
+	return mustGalleryDir(b, "startup50k", 50_000, 2, func() models.Descriptor { return bolttest.RandomDescriptor(rng) })
 }
 
 // mustGalleryIdols1M writes a data dir with 1,000,000 users x 1 encoding
@@ -92,7 +93,7 @@ func mustGalleryDir(b *testing.B, name string, users, perUser int, gen func() mo
 	}
 	os.RemoveAll(dir)
 	os.MkdirAll(filepath.Join(dir, "keys"), 0o700)
-	db := models.NewDB(filepath.Join(dir, "kioskd.db"))
+	db := bolt.NewDB(filepath.Join(dir, "kioskd.db"))
 	db.KeyPath = filepath.Join(dir, "keys", "descriptors.key")
 	db.NoSync = true
 	if err := db.Open(); err != nil {

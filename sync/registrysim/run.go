@@ -20,15 +20,10 @@ import (
 // RunRegistrySim is the `registry-sim` command: it connects to a broker as
 // central for one site, pushes users from -users (JSON or .xlsx) and/or
 // -idols, then answers snapshot requests and acks uplink messages until ctx
-// ends, printing a JSON status line every -report interval. Rows that give
-// photos instead of descriptors are refused; see RunRegistrySimWithEncoder.
-func RunRegistrySim(ctx context.Context, args []string, stdout io.Writer) error {
-	return RunRegistrySimWithEncoder(ctx, args, stdout, nil)
-}
-
-// RunRegistrySimWithEncoder is RunRegistrySim with an encoder that computes
-// descriptors from the photos a users file lists.
-func RunRegistrySimWithEncoder(ctx context.Context, args []string, stdout io.Writer, enc models.Encoder) error {
+// ends, printing a JSON status line every -report interval. enc computes
+// descriptors for rows that give photos; with a nil enc such rows are
+// refused.
+func RunRegistrySim(ctx context.Context, args []string, stdout io.Writer, enc models.Encoder) error {
 	fs := flag.NewFlagSet("registry-sim", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	var (
