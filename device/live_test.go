@@ -266,14 +266,17 @@ func TestLivenessRefusesPhotoAttacks(t *testing.T) {
 			cfg.EncodeInterval = time.Second
 			p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, NewBus(), testLogger(t))
 			var maxRange float64
+			var vetoed int
 			p.onGate = func(_ time.Time, _ *Gate, tr *track) {
 				if tr != nil {
 					maxRange = max(maxRange, tr.live.maxRange)
+					vetoed = max(vetoed, tr.live.vetoed)
 				}
 			}
 			mustRun(t, p, 3*time.Minute)
 			st := p.Status()
-			t.Logf("largest expression change %.3f (threshold %v); status %+v", maxRange, cfg.LivenessMotion, st)
+			t.Logf("largest expression change %.3f (threshold %v), %d frames over it vetoed as a flat picture; status %+v",
+				maxRange, cfg.LivenessMotion, vetoed, st)
 			if got := g.events(t); len(got) != 0 {
 				t.Errorf("events = %v from a photo", got)
 			}
