@@ -48,6 +48,33 @@ func BenchmarkGate640x480OnePerson(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fps")
 }
 
+// BenchmarkGate640x480OnePersonTracked is BenchmarkGate640x480OnePerson
+// with frame times 133 ms apart, so each frame also tracks the face's
+// pixels from the previous one (the flat-picture measure, parallax.go).
+func BenchmarkGate640x480OnePersonTracked(b *testing.B) {
+	g := mustGater(b)
+	f := background()
+	defer f.Close()
+	paste(&f, mustPerson(b, "people/obama/1.jpg", 160), scenW/2, scenH/2)
+	at := time.Unix(0, 0)
+	measured := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		at = at.Add(133 * time.Millisecond)
+		gt, err := g.Check(f, at)
+		if err != nil || !gt.Passed() {
+			b.Fatalf("gate: %v %v", gt.Problem, err)
+		}
+		if gt.Face.Planarity != nil {
+			measured++
+		}
+	}
+	if b.N > 1 && measured < b.N-1 {
+		b.Errorf("planarity measured on %d of %d frames", measured, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fps")
+}
+
 // BenchmarkTimeToAttendance replays the Hamilton clip from frame 70 (just
 // before Lin-Manuel Miranda faces the camera) at its real pace, liveness
 // on, and measures from the wall time of the track's first gated frame to
