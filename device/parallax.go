@@ -35,6 +35,10 @@ const parallaxLag = 120 * time.Millisecond
 // parallaxKeep is how long the gates keep past faces to pair with.
 const parallaxKeep = 400 * time.Millisecond
 
+// parallaxTerm stops each Lucas-Kanade search; made once, as gocv frees no
+// TermCriteria.
+var parallaxTerm = gocv.NewTermCriteria(gocv.Count|gocv.EPS, 30, 0.01)
+
 // faceView is one frame's face kept to track its pixels into a later frame:
 // the grey area around the face, scaled so the face is parallaxFaceWidth
 // wide and lifted like the landmarks' crop, and its landmarks there.
@@ -155,11 +159,11 @@ func measurePlanarity(prev *faceView, gray gocv.Mat) (planarity, bool) {
 			m.Close()
 		}
 	}()
-	gocv.CalcOpticalFlowPyrLKWithParams(prev.crop, cur, p0, p1, &st, &e1, image.Pt(parallaxWin, parallaxWin), 3, gocv.NewTermCriteria(gocv.Count|gocv.EPS, 30, 0.01), 0, 1e-4)
+	gocv.CalcOpticalFlowPyrLKWithParams(prev.crop, cur, p0, p1, &st, &e1, image.Pt(parallaxWin, parallaxWin), 3, parallaxTerm, 0, 1e-4)
 	if p1.Rows() != len(pts) {
 		return out, false
 	}
-	gocv.CalcOpticalFlowPyrLKWithParams(cur, prev.crop, p1, back, &st2, &e2, image.Pt(parallaxWin, parallaxWin), 3, gocv.NewTermCriteria(gocv.Count|gocv.EPS, 30, 0.01), 0, 1e-4)
+	gocv.CalcOpticalFlowPyrLKWithParams(cur, prev.crop, p1, back, &st2, &e2, image.Pt(parallaxWin, parallaxWin), 3, parallaxTerm, 0, 1e-4)
 	if back.Rows() != len(pts) || st.Rows() != len(pts) || st2.Rows() != len(pts) {
 		return out, false
 	}
