@@ -183,10 +183,11 @@ const liveClipSeconds = 5
 // decision is logged (docs/liveness.md; the paced figure, with encoding
 // time, is BenchmarkTimeToAttendanceLive).
 func TestLiveClipsRecordedOnce(t *testing.T) {
-	g := mustLiveGallery(t)
 	// run replays every clip, darkened so the face's mean luma is faceLuma
-	// (0: as filmed).
+	// (0: as filmed), with a gallery of its own (the other run's events
+	// would hold the cooldown).
 	run := func(t *testing.T, faceLuma float64) {
+		g := mustLiveGallery(t)
 		var tta []time.Duration
 		for _, c := range liveClips {
 			rel := "video/live/" + c.name + ".mp4"
