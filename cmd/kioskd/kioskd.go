@@ -266,7 +266,7 @@ func (m *Main) openStore() error {
 	db.Logger = m.logger("store")
 	db.BackupDir = m.backupDir()
 	if err := db.Open(); err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err // the store names the step and the fix
 	}
 	m.DB = db
 	m.addCloser(db.Close)
