@@ -77,7 +77,13 @@ func (d *decider) gated(at, captured time.Time, seq int, g *Gate) *track {
 	}
 	if len(g.Face.Landmarks) == lmCount {
 		was := t.live.proof()
-		t.live.add(at, g.Face.Landmarks, g.Face.Planarity)
+		pl := g.Face.Planarity
+		if t.firstSeen.Equal(at) {
+			// Tracked from the frame before, which belongs to another
+			// track (another face, or a photo swapped in): not this face's.
+			pl = nil
+		}
+		t.live.add(at, g.Face.Landmarks, pl)
 		if was == "" && t.live.proof() != "" {
 			d.trace("live", t.id, seq)
 		}
