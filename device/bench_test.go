@@ -24,7 +24,7 @@ func BenchmarkGate640x480Empty(b *testing.B) {
 	defer f.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := g.Check(f); err != nil {
+		if _, err := g.Check(f, time.Time{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -40,10 +40,37 @@ func BenchmarkGate640x480OnePerson(b *testing.B) {
 	paste(&f, mustPerson(b, "people/obama/1.jpg", 160), scenW/2, scenH/2)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		gt, err := g.Check(f)
+		gt, err := g.Check(f, time.Time{})
 		if err != nil || !gt.Passed() {
 			b.Fatalf("gate: %v %v", gt.Problem, err)
 		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fps")
+}
+
+// BenchmarkGate640x480OnePersonTracked is BenchmarkGate640x480OnePerson
+// with frame times 133 ms apart, so each frame also tracks the face's
+// pixels from the previous one (the flat-picture measure, parallax.go).
+func BenchmarkGate640x480OnePersonTracked(b *testing.B) {
+	g := mustGater(b)
+	f := background()
+	defer f.Close()
+	paste(&f, mustPerson(b, "people/obama/1.jpg", 160), scenW/2, scenH/2)
+	at := time.Unix(0, 0)
+	measured := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		at = at.Add(133 * time.Millisecond)
+		gt, err := g.Check(f, at)
+		if err != nil || !gt.Passed() {
+			b.Fatalf("gate: %v %v", gt.Problem, err)
+		}
+		if gt.Face.Planarity != nil {
+			measured++
+		}
+	}
+	if b.N > 1 && measured < b.N-1 {
+		b.Errorf("planarity measured on %d of %d frames", measured, b.N)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fps")
 }
@@ -85,7 +112,7 @@ func benchTimeToAttendance(b *testing.B, liveness, idleGate bool) {
 		}
 		p := NewPipeline(cfg, mustOpenGater(b, cfg), mustEncoder(b), g.matcher, db, NewBus(), nil)
 		var got time.Duration
-		p.onRecord = func(_ *models.AttendanceEvent, first time.Time) { got = time.Since(first) }
+		p.onRecord = func(_ *models.AttendanceEvent, t *track, _ time.Time) { got = time.Since(t.firstGated) }
 		tr := &traceLog{}
 		p.onTrace = tr.add
 		mustRun(b, p, time.Minute)
@@ -220,28 +247,7 @@ func mustTrimClip(tb testing.TB, from, to int) string {
 // for more frames (the caller closes it), the last frame read and the rate.
 func mustCopyClip(tb testing.TB, path string, from, to int) (*gocv.VideoWriter, gocv.Mat, float64) {
 	tb.Helper()
-	src, err := gocv.VideoCaptureFile(recognizertest.Testdata(tb, "video/short_hamilton_clip.mp4"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer src.Close()
-	fps := src.Get(gocv.VideoCaptureFPS)
-	vw, err := gocv.VideoWriterFile(path, "MJPG", fps, 640, 360, true)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	m := gocv.NewMat()
-	for i := 0; i < to && src.Read(&m); i++ {
-		if i < from {
-			continue
-		}
-		if err := vw.Write(m); err != nil {
-			m.Close()
-			vw.Close()
-			tb.Fatal(err)
-		}
-	}
-	return vw, m, fps
+	return mustCopyClipFrom(tb, "video/short_hamilton_clip.mp4", path, clipCopy{from: from, to: to})
 }
 
 // TestExtractFrames writes the Hamilton clip's frames as JPEGs into
@@ -264,4 +270,82 @@ func TestExtractFrames(t *testing.T) {
 			t.Fatal("write frame")
 		}
 	}
+}
+
+// BenchmarkTimeToAttendanceLive replays the first seconds of every real
+// person's clip (video/live, each person enrolled from an early frame of
+// their own clip, all eight enrolled) and the Hamilton clip at their real
+// pace, liveness on, shipped defaults (the Hamilton clip's stage faces need
+// min_face_size 70), and measures the wall time from the first frame with
+// a face to the event committed: what a person at the door waits. It
+// reports p50, p95 and max over the clips and logs each clip's figure.
+func BenchmarkTimeToAttendanceLive(b *testing.B) { benchTimeToAttendanceLive(b, 0) }
+
+// BenchmarkTimeToAttendanceLiveDark is BenchmarkTimeToAttendanceLive on the
+// same clips darkened so the face's mean luma is about 40 (a dim office).
+func BenchmarkTimeToAttendanceLiveDark(b *testing.B) { benchTimeToAttendanceLive(b, 40) }
+
+// liveFaceLuma is each live clip's mean face luma in its first frames
+// (measured with the gates), to darken it to a target.
+var liveFaceLuma = map[string]float64{
+	"lp-d0": 131, "lp-d3": 76, "lp-d6": 132, "lp-d9": 124, "lp-d10": 123,
+	"retalking-face1": 124, "retalking-face2": 86, "tvl-real": 137,
+}
+
+func benchTimeToAttendanceLive(b *testing.B, faceLuma float64) {
+	g := mustLiveGallery(b)
+	lin := mustGallery(b, "lin_manuel_miranda")
+	type clip struct {
+		name, path string
+		g          *gallery
+		minFace    int
+	}
+	var clips []clip
+	for _, c := range liveClips {
+		var gain float64
+		if faceLuma > 0 {
+			gain = faceLuma / liveFaceLuma[c.name]
+		}
+		path, _ := mustClipCopy(b, "video/live/"+c.name+".mp4", clipCopy{to: liveClipSeconds * 30, gain: gain})
+		clips = append(clips, clip{c.name, path, g, 0})
+	}
+	if faceLuma == 0 {
+		clips = append(clips, clip{"hamilton", mustTrimClip(b, 70, 160), lin, 70})
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, c := range clips {
+			cfg := testConfig(b, c.path)
+			cfg.Pace = true
+			cfg.Cooldown = 0
+			if c.minFace > 0 {
+				cfg.MinFaceSize = c.minFace
+			}
+			p := NewPipeline(cfg, mustOpenGater(b, cfg), mustEncoder(b), c.g.matcher, c.g.db, NewBus(), nil)
+			var first time.Time
+			var got time.Duration
+			p.onGate = func(at time.Time, gt *Gate, _ *track) {
+				if first.IsZero() && len(gt.Faces) > 0 {
+					first = at
+				}
+			}
+			p.onRecord = func(*models.AttendanceEvent, *track, time.Time) {
+				if got == 0 {
+					got = time.Since(first)
+				}
+			}
+			mustRun(b, p, time.Minute)
+			if got == 0 {
+				b.Errorf("%s: no event in replay %d", c.name, i)
+				got = liveClipSeconds * time.Second
+			}
+			b.Logf("%s: %v", c.name, got.Round(time.Millisecond))
+			lat = append(lat, got)
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(lat[(len(lat)*95+99)/100-1].Milliseconds()), "p95-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "max-ms")
 }

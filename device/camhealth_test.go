@@ -78,7 +78,7 @@ func TestResolveCamera(t *testing.T) {
 // blankGater finds nothing in any frame.
 type blankGater struct{}
 
-func (blankGater) Check(gocv.Mat) (Gate, error) { return Gate{}, nil }
+func (blankGater) Check(gocv.Mat, time.Time) (Gate, error) { return Gate{}, nil }
 
 // flakyCamera is a live source that fails after a number of frames.
 type flakyCamera struct{ left int }

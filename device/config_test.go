@@ -24,7 +24,8 @@ func TestConfigValidateNamesField(t *testing.T) {
 		"device.reopen_max":      func(c *Config) { c.ReopenMax = time.Millisecond },
 		"device.track_iou":       func(c *Config) { c.TrackIoU = 1 },
 		"device.shape_predictor": func(c *Config) { c.ShapePredictorPath = "" },
-		"device.min_brightness":  func(c *Config) { c.MinBrightness = 250 },
+		"device.min_contrast":    func(c *Config) { c.MinContrast = -1 },
+		"device.max_clipped":     func(c *Config) { c.MaxClipped = 0 },
 	} {
 		c := DefaultConfig()
 		mutate(&c)

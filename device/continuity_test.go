@@ -15,7 +15,7 @@ import (
 // mustPatch gates frame and returns its one face's patch.
 func mustPatch(tb testing.TB, g *Gater, frame gocv.Mat) facePatch {
 	tb.Helper()
-	gt, err := g.Check(frame)
+	gt, err := g.Check(frame, time.Time{})
 	if err != nil || gt.Face == nil || gt.Face.Patch == nil {
 		tb.Fatalf("no face patch (faces %d, err %v)", len(gt.Faces), err)
 	}

@@ -24,7 +24,7 @@ type decider struct {
 
 	// onTrace and onRecord are the pipeline's hooks; nil when unset.
 	onTrace  func(step string, trackID uint64, seq int, wall time.Time)
-	onRecord func(ev *models.AttendanceEvent, firstGated time.Time)
+	onRecord func(ev *models.AttendanceEvent, t *track, at time.Time)
 
 	track      *track
 	nextTrack  uint64
@@ -83,13 +83,26 @@ func (d *decider) gated(at, captured time.Time, seq int, g *Gate) *track {
 	}
 	if len(g.Face.Landmarks) == lmCount {
 		was := t.live.proof()
-		t.live.add(g.Face.Landmarks)
+		pl := g.Face.Planarity
+		if t.firstSeen.Equal(at) {
+			// Tracked from the frame before, which belongs to another
+			// track (another face, or a photo swapped in): not this face's.
+			pl = nil
+		}
+		t.live.add(at, g.Face.Landmarks, pl)
 		if was == "" && t.live.proof() != "" {
 			d.trace("live", t.id, seq)
 		}
 	}
 	if !g.Passed() {
-		d.say.problem(g.Problem, "")
+		msg := ""
+		if g.Problem == models.FeedbackTooDark && backlit(g.Face) {
+			msg = "Light behind you: turn so the light falls on your face."
+		}
+		d.say.problem(g.Problem, msg)
+		// Evidence often comes while the face is turned (a head turn): a
+		// track already identified on gated frames may be recorded.
+		d.decide(t, at)
 		return nil
 	}
 	if t.firstGated.IsZero() {
@@ -98,6 +111,7 @@ func (d *decider) gated(at, captured time.Time, seq int, g *Gate) *track {
 			d.onTrace("gated", t.id, seq, captured)
 		}
 	}
+	t.luma = g.Face.Brightness
 	return t
 }
 
@@ -170,12 +184,17 @@ func (d *decider) decide(t *track, now time.Time) {
 		if proof == "" {
 			if t.recognisedAt.IsZero() {
 				t.recognisedAt = now
-				d.say.publish(models.Feedback{Kind: models.FeedbackLookAtCamera, Message: "Look at the camera and blink."})
+			}
+			// Most people show passive evidence within a second; ask the
+			// rest for what a photo cannot do.
+			if !t.prompted && now.Sub(t.recognisedAt) >= livenessPromptAfter {
+				t.prompted = true
+				d.say.publish(models.Feedback{Kind: models.FeedbackLookAtCamera, Message: "Please blink, or turn your head a little."})
 			}
 			if !t.livenessFailed && now.Sub(t.recognisedAt) > d.cfg.LivenessTimeout {
 				t.livenessFailed = true
 				d.count(func(s *CameraStatus) { s.LivenessFailed++ })
-				d.logger.Info("liveness not shown", "track", t.id, "motion", t.live.maxMotion)
+				d.logger.Info("liveness not shown", "track", t.id, "expression_change", t.live.maxRange)
 				d.say.publish(models.Feedback{Kind: models.FeedbackLivenessFailed, Message: "Liveness check failed. Please blink or move naturally; photos are not accepted."})
 			}
 			return

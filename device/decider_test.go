@@ -276,12 +276,12 @@ func TestDecider(t *testing.T) {
 		failGet: models.Errorf(models.EINTERNAL, "disk"),
 		steps:   []frameStep{at(0, "alice", "alice"), at(100*ms, "alice")},
 	}, {
-		name:     "liveness on: a still face is asked to blink, then refused",
+		name:     "liveness on: a still face is asked to blink or turn, then refused",
 		liveness: true,
 		steps:    []frameStep{at(0, "alice", "alice"), at(3 * time.Second), at(5500 * ms), at(6 * time.Second)},
 		kinds:    []models.FeedbackKind{look, failed},
 		check: func(t *testing.T, fb []models.Feedback, st CameraStatus) {
-			if fb[0].Message != "Look at the camera and blink." || st.LivenessFailed != 1 {
+			if fb[0].Message != "Please blink, or turn your head a little." || st.LivenessFailed != 1 {
 				t.Errorf("feedback %+v, liveness failed %d", fb[0], st.LivenessFailed)
 			}
 		},

@@ -38,9 +38,10 @@ type encodeResult struct {
 }
 
 // cropFor cuts the face with a margin out of frame and scales it so that
-// the face is at least EncodeFaceSize wide. It returns the crop, its origin
-// in the frame, the scale and the face's box in crop pixels.
-func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle) (gocv.Mat, image.Point, float64, image.Rectangle) {
+// the face is at least EncodeFaceSize wide; a dim face (mean luma faceLuma)
+// is lifted as for the landmarks (see liftExposure). It returns the crop,
+// its origin in the frame, the scale and the face's box in crop pixels.
+func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle, faceLuma float64) (gocv.Mat, image.Point, float64, image.Rectangle) {
 	m := int(float64(box.Dx()) * encodeMargin)
 	area := image.Rect(box.Min.X-m, box.Min.Y-m, box.Max.X+m, box.Max.Y+m).Intersect(image.Rect(0, 0, frame.Cols(), frame.Rows()))
 	roi := frame.Region(area)
@@ -55,6 +56,7 @@ func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle) (gocv.Mat, image
 	} else {
 		gocv.Resize(roi, &crop, image.Point{}, scale, scale, gocv.InterpolationLinear)
 	}
+	liftExposure(crop, &crop, faceLuma)
 	expect := box.Sub(area.Min)
 	expect = image.Rect(int(float64(expect.Min.X)*scale), int(float64(expect.Min.Y)*scale),
 		int(float64(expect.Max.X)*scale), int(float64(expect.Max.Y)*scale))
@@ -65,7 +67,7 @@ func (p *Pipeline) cropFor(frame gocv.Mat, box image.Rectangle) (gocv.Mat, image
 // for the result (deterministic); live sources skip the frame when the
 // encoder is busy, so gating keeps up with the camera.
 func (p *Pipeline) queueEncode(f frame, t *track) bool {
-	crop, _, _, expect := p.cropFor(f.mat, t.box)
+	crop, _, _, expect := p.cropFor(f.mat, t.box, t.luma)
 	job := encodeJob{trackID: t.id, crop: crop, expect: expect, at: f.at, seq: f.seq, live: f.live}
 	p.encInflight.Add(1)
 	select {

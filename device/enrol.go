@@ -92,8 +92,8 @@ func (p *Pipeline) captureOne(ctx context.Context) (*captureSample, error) {
 }
 
 // serveCapture hands a gated frame, its face at box with the pose yaw and
-// roll, to waiting captures.
-func (p *Pipeline) serveCapture(m gocv.Mat, box image.Rectangle, yaw, roll float64) {
+// roll and the face's luma, to waiting captures.
+func (p *Pipeline) serveCapture(m gocv.Mat, box image.Rectangle, yaw, roll, faceLuma float64) {
 	p.waitMu.Lock()
 	defer p.waitMu.Unlock()
 	if len(p.waiters) == 0 {
@@ -106,7 +106,7 @@ func (p *Pipeline) serveCapture(m gocv.Mat, box image.Rectangle, yaw, roll float
 	jpeg := append([]byte(nil), buf.GetBytes()...)
 	buf.Close()
 	for w := range p.waiters {
-		crop, origin, scale, expect := p.cropFor(m, box)
+		crop, origin, scale, expect := p.cropFor(m, box, faceLuma)
 		select {
 		case w.ch <- capturedFace{crop: crop, origin: origin, scale: scale, expect: expect, jpeg: jpeg, yaw: yaw, roll: roll}:
 		default:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"time"
 
 	"gocv.io/x/gocv"
 
@@ -25,8 +26,10 @@ type Gate struct {
 	// Face is the one face when there is exactly one.
 	Face *FaceQuality
 	// Problem is what stops this frame from being identified: idle (no
-	// face), one person please, move closer, too dark, too bright, hold
-	// still (blurred), look at camera (turned); "" when it passes.
+	// face), one person please, move closer, too dark or too bright (too
+	// little contrast on the face, or too much of it clipped: not the
+	// skin's lightness), hold still (blurred), look at camera (turned); ""
+	// when it passes.
 	Problem models.FeedbackKind
 }
 
@@ -40,12 +43,27 @@ type FaceQuality struct {
 	Landmarks  []Point // dlib's 68 points in frame pixels
 	Sharpness  float64 // variance of the Laplacian at sharpFaceWidth
 	Brightness float64 // mean luma of the face box
-	Yaw, Roll  float64
-	EAR        float64
+	// Contrast is the standard deviation of the face's luma (at
+	// sharpFaceWidth): the signal the landmarks and the encoder work with,
+	// whatever the skin's own lightness.
+	Contrast float64
+	// DarkClipped and BrightClipped are the fractions of the face's pixels
+	// crushed to black (luma <= 4) or burnt to white (>= 251): detail there
+	// is lost, and no normalisation brings it back.
+	DarkClipped, BrightClipped float64
+	// Scene is the mean luma of the whole frame, to tell a backlit face
+	// (the scene much brighter than the face) from a dark room.
+	Scene     float64
+	Yaw, Roll float64
+	EAR       float64
 	// Patch is the face's grey appearance aligned on its eyes, compared
 	// between frames so a track follows one face (see continuity.go); nil
 	// when it could not be taken or the check is off.
 	Patch facePatch
+	// Planarity is the face's pixels tracked from an earlier frame's face
+	// (at least parallaxLag before; see parallax.go); nil when there was
+	// none or too few points could be tracked.
+	Planarity *planarity
 }
 
 // Gater runs the per-frame checks. It owns scratch Mats and is not safe for
@@ -57,6 +75,9 @@ type Gater struct {
 
 	gray, small, crop, lap gocv.Mat
 	patchTmp, patchOut     gocv.Mat
+	// views are the single faces of the last frames (newest last), to
+	// track their pixels into the next.
+	views []*faceView
 }
 
 // NewGater returns a Gater using det and shape (68 points); it does not own them.
@@ -76,11 +97,43 @@ func (g *Gater) Close() error {
 			m.Close()
 		}
 	}
+	g.dropViews(len(g.views))
 	return nil
 }
 
-// Check runs the gates on a BGR frame.
-func (g *Gater) Check(frame gocv.Mat) (Gate, error) {
+// dropViews frees the n oldest views.
+func (g *Gater) dropViews(n int) {
+	for _, v := range g.views[:n] {
+		v.close()
+	}
+	g.views = append(g.views[:0], g.views[n:]...)
+}
+
+// trackPixels measures q's face against the newest earlier face at least
+// parallaxLag before at, and keeps q's face for the next frames.
+func (g *Gater) trackPixels(q *FaceQuality, at time.Time) {
+	old := 0
+	for old < len(g.views) && at.Sub(g.views[old].at) > parallaxKeep {
+		old++
+	}
+	g.dropViews(old)
+	for i := len(g.views) - 1; i >= 0; i-- {
+		if at.Sub(g.views[i].at) >= parallaxLag {
+			if pl, ok := measurePlanarity(g.views[i], g.gray); ok {
+				q.Planarity = &pl
+			}
+			break
+		}
+	}
+	if v := newFaceView(g.gray, q.Box, q.Landmarks, q.Brightness, at); v != nil {
+		g.views = append(g.views, v)
+	}
+}
+
+// Check runs the gates on a BGR frame taken at frame time at. Successive
+// calls with increasing times also track the face's pixels from frame to
+// frame (FaceQuality.Planarity); a zero at skips that.
+func (g *Gater) Check(frame gocv.Mat, at time.Time) (Gate, error) {
 	var out Gate
 	if frame.Empty() {
 		return out, fmt.Errorf("empty frame")
@@ -109,6 +162,10 @@ func (g *Gater) Check(frame gocv.Mat) (Gate, error) {
 		}
 	}
 	out.Faces = dets
+	if len(dets) != 1 || at.IsZero() {
+		// Another face, or none: nothing to track the next face from.
+		g.dropViews(len(g.views))
+	}
 	switch {
 	case len(dets) == 0:
 		out.Problem = models.FeedbackIdle
@@ -133,10 +190,13 @@ func (g *Gater) Check(frame gocv.Mat) (Gate, error) {
 	if err := g.measure(q, inner); err != nil {
 		return out, err
 	}
+	if !at.IsZero() {
+		g.trackPixels(q, at)
+	}
 	switch {
-	case q.Brightness < g.cfg.MinBrightness:
+	case q.DarkClipped > g.cfg.MaxClipped, q.Contrast < g.cfg.MinContrast && q.Brightness < 128:
 		out.Problem = models.FeedbackTooDark
-	case q.Brightness > g.cfg.MaxBrightness:
+	case q.BrightClipped > g.cfg.MaxClipped, q.Contrast < g.cfg.MinContrast:
 		out.Problem = models.FeedbackTooBright
 	case dets[0].Kind == HOGLeftProfile || dets[0].Kind == HOGRightProfile,
 		math.Abs(q.Yaw) > g.cfg.MaxYaw, math.Abs(q.Roll) > g.cfg.MaxRoll:
@@ -147,23 +207,32 @@ func (g *Gater) Check(frame gocv.Mat) (Gate, error) {
 	return out, nil
 }
 
-// measure fills q's brightness, sharpness, landmarks and pose for the face
-// in box (inside the frame).
+// measure fills q's exposure, contrast, clipping, sharpness, landmarks and
+// pose for the face in box (inside the frame).
 func (g *Gater) measure(q *FaceQuality, box image.Rectangle) error {
 	roi := g.gray.Region(box)
-	mean := roi.Mean()
-	q.Brightness = mean.Val1
 	s := float64(sharpFaceWidth) / float64(box.Dx())
 	gocv.Resize(roi, &g.crop, image.Point{}, s, s, gocv.InterpolationArea)
 	roi.Close()
-	gocv.Laplacian(g.crop, &g.lap, gocv.MatTypeCV16S, 1, 1, 0, gocv.BorderDefault)
 	mu, sd := gocv.NewMat(), gocv.NewMat()
+	defer mu.Close()
+	defer sd.Close()
+	gocv.MeanStdDev(g.crop, &mu, &sd)
+	q.Brightness, q.Contrast = mu.GetDoubleAt(0, 0), sd.GetDoubleAt(0, 0)
+	n := float64(g.crop.Rows() * g.crop.Cols())
+	gocv.Threshold(g.crop, &g.lap, 4, 255, gocv.ThresholdBinaryInv)
+	q.DarkClipped = float64(gocv.CountNonZero(g.lap)) / n
+	gocv.Threshold(g.crop, &g.lap, 250, 255, gocv.ThresholdBinary)
+	q.BrightClipped = float64(gocv.CountNonZero(g.lap)) / n
+	q.Scene = g.gray.Mean().Val1
+	// Sharpness on the lifted face: the Laplacian of a dim face shrinks
+	// with its exposure, and blur is what this gate is for.
+	liftExposure(g.crop, &g.crop, q.Brightness)
+	gocv.Laplacian(g.crop, &g.lap, gocv.MatTypeCV16S, 1, 1, 0, gocv.BorderDefault)
 	gocv.MeanStdDev(g.lap, &mu, &sd)
 	q.Sharpness = sd.GetDoubleAt(0, 0) * sd.GetDoubleAt(0, 0)
-	mu.Close()
-	sd.Close()
 
-	lm, err := g.landmarks(box)
+	lm, err := g.landmarks(box, q.Brightness)
 	if err != nil {
 		return err
 	}
@@ -178,7 +247,7 @@ func (g *Gater) measure(q *FaceQuality, box image.Rectangle) error {
 
 // landmarks predicts the 68 points on a crop around box scaled so that the
 // face is shapeFaceWidth wide, and maps them back to frame pixels.
-func (g *Gater) landmarks(box image.Rectangle) ([]Point, error) {
+func (g *Gater) landmarks(box image.Rectangle, faceMean float64) ([]Point, error) {
 	bounds := image.Rect(0, 0, g.gray.Cols(), g.gray.Rows())
 	m := box.Dx() / 4
 	area := image.Rect(box.Min.X-m, box.Min.Y-m, box.Max.X+m, box.Max.Y+m).Intersect(bounds)
@@ -190,6 +259,8 @@ func (g *Gater) landmarks(box image.Rectangle) ([]Point, error) {
 		interp = gocv.InterpolationArea
 	}
 	gocv.Resize(roi, &g.crop, image.Point{}, s, s, interp)
+	// A dim face's landmarks are predicted on its lifted tones.
+	liftExposure(g.crop, &g.crop, faceMean)
 	rb := image.Rect(int(float64(box.Min.X-area.Min.X)*s), int(float64(box.Min.Y-area.Min.Y)*s),
 		int(float64(box.Max.X-area.Min.X)*s), int(float64(box.Max.Y-area.Min.Y)*s))
 	pts, err := g.shape.Shape(g.crop, rb)

@@ -88,7 +88,7 @@ func mustStillScene(tb testing.TB, n int) string {
 	defer room.Close()
 	gocv.Resize(first, &room, image.Pt(640, 480), 0, 0, gocv.InterpolationArea)
 	gocv.GaussianBlur(room, &room, image.Pt(0, 0), 60, 60, gocv.BorderReflect)
-	if g, err := mustGater(tb).Check(room); err != nil || len(g.Faces) != 0 {
+	if g, err := mustGater(tb).Check(room, time.Time{}); err != nil || len(g.Faces) != 0 {
 		tb.Fatalf("the blurred room still holds %d faces (%v)", len(g.Faces), err)
 	}
 	base := gocv.NewMat()

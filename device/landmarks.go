@@ -66,34 +66,44 @@ func facePose(s []Point) (yaw, roll float64) {
 	return yaw, roll
 }
 
-// planarResidual fits the homography that best carries the inner landmarks
-// of a onto those of b (least squares) and returns the RMS distance left
-// over, in units of b's inter-ocular distance. Any motion of a flat picture
-// (shift, turn, scale, tilt in depth) is a homography of its points and
-// leaves only the predictor's noise; a live face's expression, blinks and
-// head turns (a head is not flat) are not.
-func planarResidual(a, b []Point) float64 {
-	if len(a) < lmCount || len(b) < lmCount {
-		return 0
+// expression returns five measures of a face's expression that no motion
+// of a flat picture changes, nor folding it along the nose line and rocking
+// the halves (the classic attack on a check for non-planar motion):
+//
+//   - the mouth's inner gap and its outer height, over the nose's length:
+//     all four points lie on the face's midline, so a fold along it keeps
+//     their ratios, and a tilt changes them only by its small perspective;
+//   - each eye's opening over the height from its lower lid to its brow:
+//     one column of the face, which a fold compresses as a whole;
+//   - the nose tip's offset from the line from the top of the nose to the
+//     chin, over that line's length, times 3: the tip stands out of the
+//     face, so a head that turns moves it off the line (parallax), while
+//     on a picture, flat or folded along that line, it stays on it.
+//
+// Speech, a smile, a squint, a blink and a head turn change at least one.
+func expression(s []Point) [exprCount]float64 {
+	var v [exprCount]float64
+	nose := s[27].dist(s[33])
+	if nose <= 0 {
+		return v
 	}
-	iod := interOcular(b)
-	if iod <= 0 {
-		return 0
+	eye := func(top0, top1, bot0, bot1, brow0, brow1 int) float64 {
+		h := s[brow0].dist(s[bot0]) + s[brow1].dist(s[bot1])
+		if h <= 0 {
+			return 0
+		}
+		return (s[top0].dist(s[bot0]) + s[top1].dist(s[bot1])) / h
 	}
-	idx := make([]int, 0, lmCount-lmInnerFirst)
-	for i := lmInnerFirst; i < lmCount; i++ {
-		idx = append(idx, i)
+	v[0] = s[62].dist(s[66]) / nose
+	v[1] = s[51].dist(s[57]) / nose
+	v[2] = eye(37, 38, 41, 40, 19, 20)
+	v[3] = eye(43, 44, 47, 46, 23, 24)
+	axis := s[8].sub(s[27])
+	if n := math.Hypot(axis.X, axis.Y); n > 0 {
+		tip := s[lmNoseTip].sub(s[27])
+		v[4] = 3 * (tip.X*axis.Y - tip.Y*axis.X) / (n * n)
 	}
-	h, ok := fitHomography(a, b, idx)
-	if !ok {
-		return 0
-	}
-	var ss float64
-	for _, i := range idx {
-		q := h.apply(a[i])
-		ss += q.sub(b[i]).X*q.sub(b[i]).X + q.sub(b[i]).Y*q.sub(b[i]).Y
-	}
-	return math.Sqrt(ss/float64(len(idx))) / iod
+	return v
 }
 
 // alignedEAR maps s's eyes onto ref's frame with the homography fitted on

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // synthShape returns a plausible 68-point face: points on an ellipse with
@@ -31,20 +32,26 @@ func affine(s []Point, a, b, c, d, tx, ty float64) []Point {
 	return out
 }
 
-func TestPlanarResidualIgnoresRigidMotion(t *testing.T) {
+func TestExpressionIgnoresPictureMotion(t *testing.T) {
 	s := synthShape()
 	th := 0.2
-	moved := affine(s, 1.1*math.Cos(th), -math.Sin(th), math.Sin(th), 0.95*math.Cos(th), 13, -7)
-	if r := planarResidual(s, moved); r > 1e-9 {
-		t.Errorf("residual after an affine motion = %v, want 0", r)
+	// A similarity (shift, turn, scale) keeps every ratio.
+	moved := affine(s, 1.1*math.Cos(th), -1.1*math.Sin(th), 1.1*math.Sin(th), 1.1*math.Cos(th), 13, -7)
+	a, b := expression(s), expression(moved)
+	for k := range a {
+		if math.Abs(a[k]-b[k]) > 1e-9 {
+			t.Errorf("measure %d changed by a similarity: %v -> %v", k, a[k], b[k])
+		}
 	}
-	// Open the mouth: non-rigid.
+	// Open the mouth: the gap grows by 8 px, over a synthetic "nose" of
+	// about 100 px.
 	open := append([]Point(nil), s...)
-	for i := 60; i < 68; i++ {
+	for i := 65; i < 68; i++ {
 		open[i].Y += 8
 	}
-	if r := planarResidual(s, open); r < 0.03 {
-		t.Errorf("residual after opening the mouth = %v, want > 0.03", r)
+	open[57].Y += 8
+	if d := expression(open)[0] - a[0]; d < 0.05 {
+		t.Errorf("mouth gap grew by %v after opening the mouth, want > 0.05", d)
 	}
 }
 
@@ -58,7 +65,9 @@ func TestEARAndBlink(t *testing.T) {
 		closed[i0+1].Y, closed[i0+2].Y = 79, 79
 		closed[i0+4].Y, closed[i0+5].Y = 81, 81
 	}
-	l := newLiveness(0.19, 0.05)
+	l := newLiveness(0.19, 0.15)
+	var n int
+	at := func() time.Time { n++; return time.Unix(0, 0).Add(time.Duration(n) * 66 * time.Millisecond) }
 	rng := rand.New(rand.NewPCG(1, 2))
 	jitter := func(s []Point) []Point {
 		out := append([]Point(nil), s...)
@@ -69,22 +78,22 @@ func TestEARAndBlink(t *testing.T) {
 		return out
 	}
 	for _, sh := range [][]Point{s, s, closed, closed} {
-		l.add(jitter(sh))
+		l.add(at(), jitter(sh), nil)
 	}
 	if l.proof() == LivenessBlink {
 		t.Fatal("blink before the eyes reopened")
 	}
-	l.add(jitter(s))
+	l.add(at(), jitter(s), nil)
 	if l.proof() != LivenessBlink {
 		t.Errorf("proof = %q, want blink", l.proof())
 	}
 	// A photo: the same shape moved rigidly never proves anything.
-	still := newLiveness(0.19, 0.05)
+	still := newLiveness(0.19, 0.15)
 	for i := 0; i < 60; i++ {
-		still.add(jitter(affine(s, 1, 0, 0, 1, float64(i%5), float64(i%3))))
+		still.add(at(), jitter(affine(s, 1, 0, 0, 1, float64(i%5), float64(i%3))), nil)
 	}
 	if still.proof() != "" {
-		t.Errorf("rigid motion proved liveness: %q (motion %v)", still.proof(), still.maxMotion)
+		t.Errorf("rigid motion proved liveness: %q (motion %v)", still.proof(), still.maxRange)
 	}
 }
 

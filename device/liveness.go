@@ -1,6 +1,10 @@
 package device
 
-import "slices"
+import (
+	"math"
+	"slices"
+	"time"
+)
 
 // Liveness methods, as recorded in AttendanceEvent.Liveness.
 const (
@@ -9,49 +13,127 @@ const (
 	LivenessOff    = "off"
 )
 
-// livenessWindow is how many recent landmark sets a track keeps.
-const livenessWindow = 30
+// livenessEARWindow is how many recent eye aspect ratios a track keeps to
+// know its own open-eye level.
+const livenessEARWindow = 30
 
-// livenessMotionFrames is how many frames must show non-rigid motion above
-// the threshold: one outlier from the landmark predictor is not enough.
-const livenessMotionFrames = 3
+// livenessWindow is how far back a face's expression is compared: changes
+// slower than this (a photo drifting in perspective over seconds) do not
+// add up.
+const livenessWindow = time.Second
+
+// livenessPromptAfter is how long a recognised face may wait for passive
+// evidence before the screen asks for a blink or a small head turn.
+const livenessPromptAfter = time.Second
+
+// flatMinDeform is how much a face must change shape in the image within
+// livenessWindow (the sum of the tracked pixels' deformation, beyond
+// moving, in inter-ocular distances; see planarity) before its pixels can
+// tell a picture from a face. Under it the face hardly moved, and the
+// expression cue decides alone (a still photo shows no expression change).
+const flatMinDeform = 0.05
+
+// flatMaxResidual is the largest ratio of the halves' homography residual
+// to the deformation, summed over livenessWindow, of a flat picture: a
+// picture, held, tilted or folded along a line near the nose, moves as one
+// homography per half (residual at tracking noise); a face has depth and
+// changes shape. Measured (docs/liveness.md): folded photos up to 0.25,
+// live faces 0.73 and up, a small stage face 0.46.
+const flatMaxResidual = 0.4
+
+// exprCount is the number of expression measures (see expression).
+const exprCount = 5
+
+// exprSample is one frame's expression measures and frame time.
+type exprSample struct {
+	at time.Time
+	v  [exprCount]float64
+}
+
+// planarSample is one frame's planarity and frame time.
+type planarSample struct {
+	at time.Time
+	p  planarity
+}
 
 // liveness accumulates evidence that a track's face is a live person: a
 // blink (eye aspect ratio open -> closed -> open, after aligning the face on
-// its other points) or non-rigid motion of the inner landmarks that no
-// motion of a flat picture (a homography) explains.
+// its other points) or a change of expression that no motion of a flat or
+// folded picture produces (see expression). Each frame's measures are
+// median-filtered over three consecutive frames, so one frame the landmark
+// predictor gets wrong is not evidence. A change of expression does not
+// count while the face's pixels move as a flat picture's (see flat): on a
+// blurred picture folded and rocked, the landmark predictor misplaces
+// points as much as a live face moves them.
 type liveness struct {
-	blinkEAR  float64
-	motionMin float64
+	blinkEAR float64
+	exprMin  float64
 
-	shapes    [][]Point
+	ref       []Point // the track's first shape: eyes are aligned on it
 	ears      []float64
 	openSeen  bool
 	closeSeen bool
 	blinked   bool
-	moving    int     // frames whose residual exceeded motionMin
-	maxMotion float64 // largest residual seen, for logs
+
+	raw      []exprSample // the last three frames, unfiltered
+	filtered []exprSample // median-filtered, within livenessWindow
+	planar   []planarSample
+	moved    bool
+	maxRange float64 // largest change seen within the window, for logs
+	// vetoed counts frames whose change of expression exceeded exprMin
+	// while the face moved as a flat picture, for logs and tests.
+	vetoed int
 }
 
-func newLiveness(blinkEAR, motionMin float64) *liveness {
-	return &liveness{blinkEAR: blinkEAR, motionMin: motionMin}
+func newLiveness(blinkEAR, exprMin float64) *liveness {
+	return &liveness{blinkEAR: blinkEAR, exprMin: exprMin}
 }
 
-// add takes one frame's 68 landmarks.
-func (l *liveness) add(s []Point) {
+// add takes one frame's 68 landmarks, its frame time and the face's
+// planarity (nil when not measured).
+func (l *liveness) add(at time.Time, s []Point, pl *planarity) {
 	if len(s) < lmCount {
 		return
 	}
-	// Blink: the eyes must be seen open, then closed, then open again.
-	// "Closed" is relative to this face's own open eyes (EAR differs from
-	// person to person, and jitters by a few hundredths): below BlinkEAR
-	// and below 65% of the open level; open again above 85% of it.
+	keep := l.planar[:0]
+	for _, x := range l.planar {
+		if at.Sub(x.at) < livenessWindow {
+			keep = append(keep, x)
+		}
+	}
+	l.planar = keep
+	if pl != nil {
+		l.planar = append(l.planar, planarSample{at: at, p: *pl})
+	}
+	l.addBlink(s)
+	l.addExpression(at, s)
+}
+
+// flat reports whether, within livenessWindow, the face changed shape in
+// the image enough to tell and its pixels stayed on one homography per
+// half: a picture, flat or folded.
+func (l *liveness) flat() bool {
+	var def, res float64
+	for _, x := range l.planar {
+		def += x.p.Deform
+		res += x.p.Residual
+	}
+	return def >= flatMinDeform && res < flatMaxResidual*def
+}
+
+// addBlink: the eyes must be seen open, then closed, then open again.
+// "Closed" is relative to this face's own open eyes (EAR differs from
+// person to person, and jitters by a few hundredths): below BlinkEAR and
+// below 65% of the open level; open again above 85% of it.
+func (l *liveness) addBlink(s []Point) {
 	ear := meanEAR(s)
-	if len(l.shapes) > 0 {
-		ear = alignedEAR(l.shapes[0], s)
+	if l.ref == nil {
+		l.ref = s
+	} else {
+		ear = alignedEAR(l.ref, s)
 	}
 	l.ears = append(l.ears, ear)
-	if len(l.ears) > livenessWindow {
+	if len(l.ears) > livenessEARWindow {
 		l.ears = l.ears[1:]
 	}
 	openLevel := percentile(l.ears, 0.75)
@@ -66,25 +148,45 @@ func (l *liveness) add(s []Point) {
 		}
 		l.openSeen = true
 	}
-	// Motion: compare with every earlier shape in the window, so that slow
-	// changes count as well as fast ones.
-	var best float64
-	for _, prev := range l.shapes {
-		if r := planarResidual(prev, s); r > best {
-			best = r
+}
+
+// addExpression median-filters the expression measures over the last three
+// frames and looks for a change larger than exprMin within livenessWindow.
+func (l *liveness) addExpression(at time.Time, s []Point) {
+	l.raw = append(l.raw, exprSample{at: at, v: expression(s)})
+	if len(l.raw) > 3 {
+		l.raw = l.raw[1:]
+	}
+	if len(l.raw) < 3 {
+		return
+	}
+	f := exprSample{at: l.raw[1].at}
+	for k := range f.v {
+		f.v[k] = median3(l.raw[0].v[k], l.raw[1].v[k], l.raw[2].v[k])
+	}
+	keep := l.filtered[:0]
+	for _, x := range l.filtered {
+		if f.at.Sub(x.at) <= livenessWindow {
+			keep = append(keep, x)
 		}
 	}
-	if best > l.maxMotion {
-		l.maxMotion = best
+	l.filtered = append(keep, f)
+	var change float64
+	for k := 0; k < exprCount; k++ {
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, x := range l.filtered {
+			lo, hi = min(lo, x.v[k]), max(hi, x.v[k])
+		}
+		change = max(change, hi-lo)
 	}
-	if best > l.motionMin {
-		l.moving++
+	l.maxRange = max(l.maxRange, change)
+	if change > l.exprMin {
+		if l.flat() {
+			l.vetoed++
+		} else {
+			l.moved = true
+		}
 	}
-	if len(l.shapes) == livenessWindow {
-		copy(l.shapes, l.shapes[1:])
-		l.shapes = l.shapes[:livenessWindow-1]
-	}
-	l.shapes = append(l.shapes, s)
 }
 
 // proof returns how liveness was shown, or "" when it was not (yet).
@@ -92,10 +194,14 @@ func (l *liveness) proof() string {
 	switch {
 	case l.blinked:
 		return LivenessBlink
-	case l.moving >= livenessMotionFrames:
+	case l.moved:
 		return LivenessMotion
 	}
 	return ""
+}
+
+func median3(a, b, c float64) float64 {
+	return max(min(a, b), min(max(a, b), c))
 }
 
 // percentile returns the p-quantile of xs (nearest rank), 0 for none.

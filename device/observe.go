@@ -15,6 +15,6 @@ func (p *Pipeline) Observe(gate func(problem models.FeedbackKind), record func(e
 		p.onGate = func(_ time.Time, g *Gate, _ *track) { gate(g.Problem) }
 	}
 	if record != nil {
-		p.onRecord = record
+		p.onRecord = func(ev *models.AttendanceEvent, t *track, _ time.Time) { record(ev, t.firstGated) }
 	}
 }

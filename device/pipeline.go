@@ -24,7 +24,7 @@ import (
 
 // FrameGater runs the per-frame gates; *Gater implements it.
 type FrameGater interface {
-	Check(frame gocv.Mat) (Gate, error)
+	Check(frame gocv.Mat, at time.Time) (Gate, error)
 }
 
 // FaceEncoder computes descriptors; *recognizer.Encoder implements it.
@@ -106,8 +106,9 @@ type Pipeline struct {
 	warn *ratelog.Logger
 
 	// onRecord, when set (tests, benchmarks), is called after each
-	// committed event with the wall time of the track's first gated frame.
-	onRecord func(ev *models.AttendanceEvent, firstGated time.Time)
+	// committed event with the track that earned it and the frame time of
+	// the decision.
+	onRecord func(ev *models.AttendanceEvent, t *track, at time.Time)
 	// onGate, when set (tests), sees every gated frame's verdict.
 	onGate func(at time.Time, g *Gate, t *track)
 	// onTrace, when set (benchmarks), is called at each step of a track's
@@ -277,7 +278,7 @@ func (p *Pipeline) process(f frame) {
 		return
 	}
 	p.trace("gate", 0, f.seq)
-	g, err := p.gater.Check(f.mat)
+	g, err := p.gater.Check(f.mat, f.at)
 	p.trace("gated-frame", 0, f.seq)
 	if err != nil {
 		p.warn.Warn("gate", "gate frame", "err", err)
@@ -299,7 +300,7 @@ func (p *Pipeline) process(f frame) {
 func (p *Pipeline) advance(f frame, g *Gate) {
 	p.count(func(s *CameraStatus) { s.Processed++ })
 	if t := p.dec.gated(f.at, f.captured, f.seq, g); t != nil {
-		p.serveCapture(f.mat, t.box, g.Face.Yaw, g.Face.Roll)
+		p.serveCapture(f.mat, t.box, g.Face.Yaw, g.Face.Roll, t.luma)
 		if p.dec.encodeDue(t, f.at) {
 			if p.queueEncode(f, t) {
 				t.lastEncode = f.at

@@ -157,11 +157,11 @@ func TestLivenessRefusesPhotos(t *testing.T) {
 	motion := map[uint64]float64{}
 	p.onGate = func(_ time.Time, _ *Gate, tr *track) {
 		if tr != nil {
-			motion[tr.id] = tr.live.maxMotion
+			motion[tr.id] = tr.live.maxRange
 		}
 	}
 	mustRun(t, p, 2*time.Minute)
-	t.Logf("largest non-rigid motion per track: %v (threshold %v)", motion, cfg.LivenessMotion)
+	t.Logf("largest expression change per track: %v (threshold %v)", motion, cfg.LivenessMotion)
 	if got := g.events(t); len(got) != 0 {
 		t.Errorf("events = %v from photos, want none", got)
 	}

@@ -45,7 +45,7 @@ func (d *decider) record(t *track, userID string, dist float64, proof string, no
 	d.count(func(s *CameraStatus) { s.Events++ })
 	d.logger.Info("attendance recorded", "user", userID, "event", ev.ID, "distance", dist, "liveness", proof)
 	if d.onRecord != nil {
-		d.onRecord(ev, t.firstGated)
+		d.onRecord(ev, t, now)
 	}
 	msg := fmt.Sprintf("Welcome, %s - %s", user.FullName, ev.Time.Local().Format("15:04"))
 	if pt := ev.PunctualityText(); pt != "" { // the recorder stamps central's class session

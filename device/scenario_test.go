@@ -60,14 +60,9 @@ func mustPerson(tb testing.TB, rel string, faceW int) *person {
 // names the image in the failure.
 func mustOneFace(tb testing.TB, gray gocv.Mat, what string) image.Rectangle {
 	tb.Helper()
-	det, err := NewFaceDetector()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer det.Close()
-	ds, err := det.Detect(gray, 0)
-	if err != nil || len(ds) != 1 {
-		tb.Fatalf("%s: want one face, got %d (%v)", what, len(ds), err)
+	ds := mustDetect(tb, gray)
+	if len(ds) != 1 {
+		tb.Fatalf("%s: want one face, got %d", what, len(ds))
 	}
 	return ds[0].Box
 }
@@ -104,8 +99,14 @@ type scene struct {
 // mustWriteVideo writes the scenes to an MJPEG AVI in a temp folder.
 func mustWriteVideo(tb testing.TB, name string, scenes ...scene) string {
 	tb.Helper()
+	return mustWriteVideoAt(tb, name, scenFPS, scenes...)
+}
+
+// mustWriteVideoAt is mustWriteVideo at fps frames per second.
+func mustWriteVideoAt(tb testing.TB, name string, fps float64, scenes ...scene) string {
+	tb.Helper()
 	path := filepath.Join(tb.TempDir(), name+".avi")
-	vw, err := gocv.VideoWriterFile(path, "MJPG", scenFPS, scenW, scenH, true)
+	vw, err := gocv.VideoWriterFile(path, "MJPG", fps, scenW, scenH, true)
 	if err != nil || !vw.IsOpened() {
 		tb.Fatalf("video writer: %v", err)
 	}

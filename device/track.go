@@ -31,6 +31,9 @@ type track struct {
 	lastEncode time.Time
 	votes      votes
 	live       *liveness
+	// luma is the last gated face's mean luma: dim faces are lifted before
+	// encoding.
+	luma float64
 	// patch is the last face's aligned appearance, for the continuity check.
 	patch facePatch
 	// decided: attendance recorded (or refused by cooldown) for this track;
@@ -38,6 +41,7 @@ type track struct {
 	decided         bool
 	unknownAnnounce bool
 	livenessFailed  bool
+	prompted        bool      // asked for a blink or a head turn
 	recognisedAt    time.Time // frame time K-of-M first agreed, waiting for liveness
 	// ID + face (idface.go): the screen asked for an ID; the claimed user
 	// the face was verified as, with the mean distance.

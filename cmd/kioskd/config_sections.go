@@ -89,8 +89,8 @@ type DeviceConfig struct {
 	DetectAdjust       float64       `yaml:"detect_adjust"`
 	MinFaceSize        int           `yaml:"min_face_size"`
 	MinSharpness       float64       `yaml:"min_sharpness"`
-	MinBrightness      float64       `yaml:"min_brightness"`
-	MaxBrightness      float64       `yaml:"max_brightness"`
+	MinContrast        float64       `yaml:"min_contrast"`
+	MaxClipped         float64       `yaml:"max_clipped"`
 	MaxYaw             float64       `yaml:"max_yaw"`
 	MaxRoll            float64       `yaml:"max_roll"`
 	EncodeFaceSize     int           `yaml:"encode_face_size"`

@@ -1,0 +1,47 @@
+package device
+
+import (
+	"testing"
+	"time"
+)
+
+// TestFlatPictureVetoesExpression: a mouth that opens is evidence, unless
+// the face's pixels moved as a flat picture's within the same second (a
+// folded photo whose landmarks the predictor misplaces); a face that
+// hardly moved in the image is left to the expression cue.
+func TestFlatPictureVetoesExpression(t *testing.T) {
+	s := synthShape()
+	// The nose from 27 to 33 and the inner lips at 62 and 66.
+	s[27], s[33] = Point{100, 70}, Point{100, 110}
+	s[62], s[66] = Point{100, 125}, Point{100, 127}
+	open := append([]Point(nil), s...)
+	open[66].Y += 12 // 0.3 nose lengths
+	for _, tc := range []struct {
+		name string
+		pl   *planarity
+		want string
+	}{
+		{"no pixel measure", nil, LivenessMotion},
+		{"moved as a picture", &planarity{Deform: 0.02, Residual: 0.002}, ""},
+		{"moved with depth", &planarity{Deform: 0.02, Residual: 0.015}, LivenessMotion},
+		{"hardly moved", &planarity{Deform: 0.005, Residual: 0.0005}, LivenessMotion},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLiveness(0.19, 0.15)
+			t0 := time.Unix(0, 0)
+			for i := 0; i < 8; i++ {
+				sh := s
+				if i >= 4 {
+					sh = open
+				}
+				l.add(t0.Add(time.Duration(i)*133*time.Millisecond), sh, tc.pl)
+			}
+			if got := l.proof(); got != tc.want {
+				t.Errorf("proof = %q, want %q (change %.3f, vetoed %d)", got, tc.want, l.maxRange, l.vetoed)
+			}
+			if tc.want == "" && l.vetoed == 0 {
+				t.Error("no frame counted as vetoed")
+			}
+		})
+	}
+}
