@@ -92,6 +92,7 @@ func TestContinuityMeasured(t *testing.T) {
 	g := mustGallery(t, "lin_manuel_miranda")
 	cfg := testConfig(t, recognizertest.Testdata(t, "video/short_hamilton_clip.mp4"))
 	cfg.MinFaceSize = 70
+	cfg.IdleHeartbeat = 0 // every frame gated: the indices below are frame numbers
 	p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, NewBus(), nil)
 	var live []facePatch // by frame number, nil when no single face
 	var trackID uint64
