@@ -17,7 +17,9 @@ import (
 // threads threads.
 func openThreadsEncoder(t *testing.T, threads int) *Encoder {
 	t.Helper()
-	enc := NewEncoder(EncoderConfig{ModelsDir: recognizertest.ModelsDir(t), PoolSize: 1, DetectThreads: threads})
+	cfg := DefaultEncoderConfig()
+	cfg.ModelsDir, cfg.PoolSize, cfg.DetectThreads = recognizertest.ModelsDir(t), 1, threads
+	enc := NewEncoder(cfg)
 	if err := enc.Open(); err != nil {
 		t.Fatal(err)
 	}

@@ -64,8 +64,9 @@ var modelFiles = []string{
 	"dlib_face_recognition_resnet_model_v1.dat",
 }
 
-// EncoderConfig configures an Encoder. Zero fields take the defaults of
-// DefaultEncoderConfig.
+// EncoderConfig configures an Encoder. Start from DefaultEncoderConfig and
+// override fields: NewEncoder uses the values as given, and Open refuses a
+// missing ModelsDir or a size, pool or thread count below 1.
 type EncoderConfig struct {
 	// ModelsDir holds dlib's model files (`make models` puts them in var/models).
 	ModelsDir string
@@ -81,7 +82,8 @@ type EncoderConfig struct {
 	// own copy of the models (about 35 MB).
 	PoolSize int
 	// DetectThreads is how many threads one encode's HOG face detection
-	// uses (1 to 8; 1 is dlib's own single-threaded detector). The faces
+	// uses (1 to 8, more is capped at 8; 1 is dlib's own single-threaded
+	// detector). The faces
 	// found are the same, bit for bit, for any value: only the time
 	// changes. It cuts the latency of a single encode (an enrolment, a
 	// frame); under full load (PoolSize encodes at once) it gains nothing.
@@ -140,52 +142,57 @@ type Encoder struct {
 
 var _ models.Encoder = (*Encoder)(nil)
 
-// NewEncoder returns an Encoder with cfg's zero fields defaulted. It does no
-// I/O: Open loads the models.
+// NewEncoder returns an Encoder using cfg as given (DetectThreads capped at
+// 8); start from DefaultEncoderConfig. It does no I/O: Open checks cfg and
+// loads the models.
 func NewEncoder(cfg EncoderConfig) *Encoder {
-	def := DefaultEncoderConfig()
-	if cfg.ModelsDir == "" {
-		cfg.ModelsDir = def.ModelsDir
-	}
-	if cfg.MaxPixels <= 0 {
-		cfg.MaxPixels = def.MaxPixels
-	}
-	if cfg.MaxBytes <= 0 {
-		cfg.MaxBytes = def.MaxBytes
-	}
-	if cfg.MinFaceSize <= 0 {
-		cfg.MinFaceSize = def.MinFaceSize
-	}
-	if cfg.UpsampleMaxPixels <= 0 {
-		cfg.UpsampleMaxPixels = def.UpsampleMaxPixels
-	}
-	if cfg.PoolSize <= 0 {
-		cfg.PoolSize = def.PoolSize
-	}
-	if cfg.MaxConcurrentPixels <= 0 {
-		cfg.MaxConcurrentPixels = def.MaxConcurrentPixels
-	}
-	if cfg.DetectThreads <= 0 {
-		cfg.DetectThreads = def.DetectThreads
-	}
 	cfg.DetectThreads = min(cfg.DetectThreads, maxDetectThreads)
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Encoder{cfg: cfg, logger: logger, pixels: semaphore.NewWeighted(int64(cfg.MaxConcurrentPixels))}
+	return &Encoder{cfg: cfg, logger: logger, pixels: semaphore.NewWeighted(int64(max(cfg.MaxConcurrentPixels, 0)))}
 }
 
-// Config returns the configuration in use, defaults filled in.
+// validate returns an EINVALID error naming the first field Open cannot
+// run with.
+func (c *EncoderConfig) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxPixels", int64(c.MaxPixels)},
+		{"MaxBytes", c.MaxBytes},
+		{"MinFaceSize", int64(c.MinFaceSize)},
+		{"PoolSize", int64(c.PoolSize)},
+		{"DetectThreads", int64(c.DetectThreads)},
+		{"UpsampleMaxPixels", int64(c.UpsampleMaxPixels)},
+		{"MaxConcurrentPixels", int64(c.MaxConcurrentPixels)},
+	} {
+		if f.v < 1 {
+			return models.Errorf(models.EINVALID, "encoder config: %s is %d, must be at least 1 (start from recognizer.DefaultEncoderConfig)", f.name, f.v)
+		}
+	}
+	if c.ModelsDir == "" {
+		return models.Errorf(models.EINVALID, "encoder config: ModelsDir is empty (start from recognizer.DefaultEncoderConfig)")
+	}
+	return nil
+}
+
+// Config returns the configuration in use.
 func (e *Encoder) Config() EncoderConfig { return e.cfg }
 
-// Open loads PoolSize copies of the models. A missing model file gives an
-// EUNAVAILABLE error naming it and the command that fetches it.
+// Open loads PoolSize copies of the models. An invalid configuration gives
+// an EINVALID error naming the field; a missing model file an EUNAVAILABLE
+// error naming it and the command that fetches it.
 func (e *Encoder) Open() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.pool != nil {
 		return errors.New("encoder: already open")
+	}
+	if err := e.cfg.validate(); err != nil {
+		return err
 	}
 	for _, f := range modelFiles {
 		p := filepath.Join(e.cfg.ModelsDir, f)

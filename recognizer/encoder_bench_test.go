@@ -33,6 +33,7 @@ func bench640x480(b *testing.B) []byte {
 	return img
 }
 
+// benchEncoder opens a one-recognizer Encoder with cfg on the real models.
 func benchEncoder(b *testing.B, cfg EncoderConfig) *Encoder {
 	b.Helper()
 	cfg.ModelsDir = recognizertest.ModelsDir(b)
@@ -50,7 +51,7 @@ func benchEncoder(b *testing.B, cfg EncoderConfig) *Encoder {
 // descriptor), one call at a time. Compare with `make bench-peer`.
 func BenchmarkEncode640x480(b *testing.B) {
 	img := bench640x480(b)
-	enc := benchEncoder(b, EncoderConfig{})
+	enc := benchEncoder(b, DefaultEncoderConfig())
 	ctx := context.Background()
 	if _, err := enc.EncodeOne(ctx, img); err != nil {
 		b.Fatal(err)
@@ -67,7 +68,9 @@ func BenchmarkEncode640x480(b *testing.B) {
 // multi-threaded replica.
 func BenchmarkEncode640x480OneThread(b *testing.B) {
 	img := bench640x480(b)
-	enc := benchEncoder(b, EncoderConfig{DetectThreads: 1})
+	cfg := DefaultEncoderConfig()
+	cfg.DetectThreads = 1
+	enc := benchEncoder(b, cfg)
 	ctx := context.Background()
 	for b.Loop() {
 		if _, err := enc.EncodeOne(ctx, img); err != nil {
@@ -85,7 +88,7 @@ func BenchmarkEncodeMat640x480(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	enc := benchEncoder(b, EncoderConfig{})
+	enc := benchEncoder(b, DefaultEncoderConfig())
 	ctx := context.Background()
 	for b.Loop() {
 		faces, err := enc.EncodeMat(ctx, m)
@@ -106,7 +109,7 @@ func BenchmarkEncodeMatCrop(b *testing.B) { benchmarkCrop(b, false) }
 func benchmarkCrop(b *testing.B, given bool) {
 	src := gocv.IMRead(recognizertest.Testdata(b, "people/obama/1.jpg"), gocv.IMReadColor)
 	defer src.Close()
-	enc := benchEncoder(b, EncoderConfig{})
+	enc := benchEncoder(b, DefaultEncoderConfig())
 	ctx := context.Background()
 	faces, err := enc.EncodeMat(ctx, src)
 	if err != nil || len(faces) != 1 {

@@ -380,7 +380,9 @@ func TestEncodeSmallFaces(t *testing.T) {
 		{"fifth (~54 px face)", 5, "", false},
 		{"seventh (~39 px face)", 7, models.EFACESMALL, true},
 	}
-	native := NewEncoder(EncoderConfig{ModelsDir: enc.cfg.ModelsDir, PoolSize: 1, UpsampleMaxPixels: 1})
+	cfg := DefaultEncoderConfig()
+	cfg.ModelsDir, cfg.PoolSize, cfg.UpsampleMaxPixels = enc.cfg.ModelsDir, 1, 1
+	native := NewEncoder(cfg)
 	if err := native.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +444,9 @@ func TestEncodeMatFrame(t *testing.T) {
 	if d := models.Distance(&faces[0].Descriptor, &ref.Descriptor); d > 0.15 {
 		t.Errorf("frame descriptor %.4f from the file's", d)
 	}
-	up := NewEncoder(EncoderConfig{ModelsDir: enc.cfg.ModelsDir, PoolSize: 1, UpsampleFrames: true})
+	cfg := DefaultEncoderConfig()
+	cfg.ModelsDir, cfg.PoolSize, cfg.UpsampleFrames = enc.cfg.ModelsDir, 1, true
+	up := NewEncoder(cfg)
 	if err := up.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +471,9 @@ func TestEncodeMatFrame(t *testing.T) {
 // TestEncodeHonoursContext: a caller waiting for a busy pool gives up when
 // its context ends; Close makes waiting callers fail with EUNAVAILABLE.
 func TestEncodeHonoursContext(t *testing.T) {
-	enc := NewEncoder(EncoderConfig{ModelsDir: recognizertest.ModelsDir(t), PoolSize: 1})
+	cfg := DefaultEncoderConfig()
+	cfg.ModelsDir, cfg.PoolSize = recognizertest.ModelsDir(t), 1
+	enc := NewEncoder(cfg)
 	if err := enc.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -510,9 +516,35 @@ func TestEncodeParallelCallers(t *testing.T) {
 	}
 }
 
+// TestEncoderOpenRefusesInvalidConfig: NewEncoder takes cfg as given, so a
+// zero pool or size is an EINVALID error from Open naming the field, before
+// any model is read.
+func TestEncoderOpenRefusesInvalidConfig(t *testing.T) {
+	for _, tc := range []struct {
+		field string
+		edit  func(*EncoderConfig)
+	}{
+		{"PoolSize", func(c *EncoderConfig) { c.PoolSize = 0 }},
+		{"MaxPixels", func(c *EncoderConfig) { c.MaxPixels = -1 }},
+		{"DetectThreads", func(c *EncoderConfig) { c.DetectThreads = 0 }},
+		{"ModelsDir", func(c *EncoderConfig) { c.ModelsDir = "" }},
+	} {
+		cfg := DefaultEncoderConfig()
+		cfg.ModelsDir = t.TempDir() // no models: a config error must come first
+		tc.edit(&cfg)
+		err := NewEncoder(cfg).Open()
+		wantCode(t, err, models.EINVALID)
+		if msg := models.ErrorMessage(err); !strings.Contains(msg, tc.field) {
+			t.Errorf("%s: message %q does not name it", tc.field, msg)
+		}
+	}
+}
+
 func TestOpenNamesMissingModel(t *testing.T) {
 	dir := t.TempDir()
-	enc := NewEncoder(EncoderConfig{ModelsDir: dir})
+	cfg := DefaultEncoderConfig()
+	cfg.ModelsDir = dir
+	enc := NewEncoder(cfg)
 	err := enc.Open()
 	wantCode(t, err, models.EUNAVAILABLE)
 	msg := models.ErrorMessage(err)

@@ -27,7 +27,9 @@ func sharedEncoder(tb testing.TB) *Encoder {
 	tb.Helper()
 	dir := recognizertest.ModelsDir(tb)
 	sharedOnce.Do(func() {
-		sharedEnc = NewEncoder(EncoderConfig{ModelsDir: dir, PoolSize: 2})
+		cfg := DefaultEncoderConfig()
+		cfg.ModelsDir, cfg.PoolSize = dir, 2
+		sharedEnc = NewEncoder(cfg)
 		sharedErr = sharedEnc.Open()
 	})
 	if sharedErr != nil {

@@ -23,10 +23,11 @@ const DefaultThreshold = 0.6
 // frame, accepting risks recording the wrong person.
 const DefaultMargin = 0.03
 
-// MatcherConfig tunes a Matcher.
+// MatcherConfig tunes a Matcher. Start from DefaultMatcherConfig and
+// override fields; NewMatcher uses the values as given.
 type MatcherConfig struct {
-	// Threshold is the largest distance that counts as a match; <= 0 means
-	// DefaultThreshold.
+	// Threshold is the largest distance that counts as a match; it must be
+	// above 0.
 	Threshold float64
 	// Margin is the smallest gap between the best and the runner-up user's
 	// distances for a match to count; 0 disables the check.
@@ -64,14 +65,10 @@ type Matcher struct {
 
 var _ models.Matcher = (*Matcher)(nil)
 
-// NewMatcher returns an empty Matcher.
+// NewMatcher returns an empty Matcher using cfg as given, without correcting
+// it: callers with outside input validate it first (cmd/kioskd's
+// Config.Validate does), as a NaN Threshold or Margin matches no one.
 func NewMatcher(cfg MatcherConfig) *Matcher {
-	if cfg.Threshold <= 0 || math.IsNaN(cfg.Threshold) {
-		cfg.Threshold = DefaultThreshold
-	}
-	if cfg.Margin < 0 || math.IsNaN(cfg.Margin) {
-		cfg.Margin = 0
-	}
 	return &Matcher{threshold: cfg.Threshold, margin: cfg.Margin, index: map[string]int32{}}
 }
 

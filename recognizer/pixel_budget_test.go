@@ -12,7 +12,9 @@ import (
 // an image above the whole budget runs alone instead of waiting forever,
 // and a cancelled context stops the wait.
 func TestReservePixelsBoundsConcurrentWork(t *testing.T) {
-	e := NewEncoder(EncoderConfig{ModelsDir: t.TempDir(), MaxConcurrentPixels: 1000})
+	cfg := DefaultEncoderConfig()
+	cfg.ModelsDir, cfg.MaxConcurrentPixels = t.TempDir(), 1000
+	e := NewEncoder(cfg)
 	ctx := context.Background()
 
 	first, err := e.reservePixels(ctx, 20, 10, true) // 800 on the 2x copy

@@ -67,7 +67,7 @@ func (m *Main) runCalibrate(ctx context.Context) error {
 	}
 	cfg := m.Config.calibratorConfig().CalibrationConfig
 	cfg.TargetFMR = *target
-	matcher := recognizer.NewMatcher(recognizer.MatcherConfig{Threshold: m.Config.Recognizer.Threshold, Margin: m.Config.Recognizer.Margin})
+	matcher := recognizer.NewMatcher(m.Config.matcherConfig())
 	if *idols != "" {
 		recs, err := registrysim.LoadIdols(*idols)
 		if err != nil {

@@ -50,7 +50,8 @@ type ModelsConfig struct {
 	Dir string `yaml:"dir"`
 }
 
-// RecognizerConfig tunes encoding and matching.
+// RecognizerConfig tunes encoding and matching; encoderConfig and
+// matcherConfig convert it.
 type RecognizerConfig struct {
 	// Threshold is the 1:N distance threshold; with a target false-match
 	// rate it is the ceiling the calibrated threshold never exceeds.
@@ -71,6 +72,28 @@ type RecognizerConfig struct {
 	// id_face (ID card or keypad first, then 1:1) or auto (1:N when clear,
 	// else ask for the ID; "" is face); docs/accuracy.md, "Choosing a mode".
 	Mode string `yaml:"mode"`
+}
+
+// encoderConfig is the recognizer configuration over the encoder's
+// defaults; pool_size 0 keeps the default pool (one per core, up to 4).
+func (c *Config) encoderConfig() recognizer.EncoderConfig {
+	cfg := recognizer.DefaultEncoderConfig()
+	cfg.ModelsDir = c.Models.Dir
+	cfg.MinFaceSize = c.Recognizer.MinFaceSize
+	cfg.MaxPixels = c.Recognizer.MaxPixels
+	cfg.MaxConcurrentPixels = c.Recognizer.MaxConcurrentPixels
+	if c.Recognizer.PoolSize > 0 {
+		cfg.PoolSize = c.Recognizer.PoolSize
+	}
+	return cfg
+}
+
+// matcherConfig is the recognizer configuration as a MatcherConfig.
+func (c *Config) matcherConfig() recognizer.MatcherConfig {
+	cfg := recognizer.DefaultMatcherConfig()
+	cfg.Threshold = c.Recognizer.Threshold
+	cfg.Margin = c.Recognizer.Margin
+	return cfg
 }
 
 // JobsConfig configures scheduled jobs (robfig/cron specs, local time).
@@ -284,11 +307,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("data_dir: required")
 	case c.Models.Dir == "":
 		return fmt.Errorf("models.dir: required")
-	case c.Recognizer.Threshold <= 0 || c.Recognizer.Threshold > 1.2:
+	case !(c.Recognizer.Threshold > 0 && c.Recognizer.Threshold <= 1.2): // NaN too
 		return fmt.Errorf("recognizer.threshold: %g is outside (0, 1.2]; dlib's convention is 0.6", c.Recognizer.Threshold)
 	case !(c.Recognizer.TargetFalseMatchRate >= 0 && c.Recognizer.TargetFalseMatchRate <= 0.01):
 		return fmt.Errorf("recognizer.target_false_match_rate: %g is outside [0, 0.01]; 0.0001 is 1 in 10,000 identifications, 0 keeps the threshold fixed", c.Recognizer.TargetFalseMatchRate)
-	case c.Recognizer.Margin < 0 || c.Recognizer.Margin >= c.Recognizer.Threshold:
+	case !(c.Recognizer.Margin >= 0 && c.Recognizer.Margin < c.Recognizer.Threshold):
 		return fmt.Errorf("recognizer.margin: %g must be >= 0 and below the threshold", c.Recognizer.Margin)
 	case c.Recognizer.MinFaceSize < 20 || c.Recognizer.MinFaceSize > 2000:
 		return fmt.Errorf("recognizer.min_face_size: %d is outside [20, 2000] pixels", c.Recognizer.MinFaceSize)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kioskd/kioskd/recognizer"
 )
 
 func TestParseConfig_Sample(t *testing.T) {
@@ -45,6 +47,26 @@ func TestParseConfig_EmptyIsDefault(t *testing.T) {
 	}
 }
 
+// TestConfig_RecognizerConfigs: the encoder and matcher configs start from
+// the recognizer's defaults and take the yaml's values; pool_size 0 keeps the
+// default pool.
+func TestConfig_RecognizerConfigs(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Models.Dir, cfg.Recognizer.MinFaceSize, cfg.Recognizer.Threshold, cfg.Recognizer.Margin = "m", 60, 0.5, 0
+	want := recognizer.DefaultEncoderConfig()
+	want.ModelsDir, want.MinFaceSize = "m", 60
+	if got := cfg.encoderConfig(); got != want {
+		t.Errorf("pool_size 0: encoder config %+v, want %+v", got, want)
+	}
+	cfg.Recognizer.PoolSize = 3
+	if got := cfg.encoderConfig().PoolSize; got != 3 {
+		t.Errorf("pool_size 3: PoolSize %d", got)
+	}
+	if got := cfg.matcherConfig(); got != (recognizer.MatcherConfig{Threshold: 0.5, Margin: 0}) {
+		t.Errorf("matcher config %+v", got)
+	}
+}
+
 func TestParseConfig_EnvKeepsBareDollar(t *testing.T) {
 	cfg, err := parseConfig(strings.NewReader("sync:\n  password: \"pa$$word${X}\"\n"), func(k string) string {
 		if k == "X" {
@@ -67,6 +89,8 @@ func TestParseConfig_Errors(t *testing.T) {
 		{"unknown key", "device:\n  sorce: 0\n", "sorce"},
 		{"wrong type", "recognizer:\n  threshold: high\n", "threshold"},
 		{"bad threshold", "recognizer:\n  threshold: 3\n", "recognizer.threshold"},
+		{"NaN threshold", "recognizer:\n  threshold: .nan\n", "recognizer.threshold"},
+		{"NaN margin", "recognizer:\n  margin: .nan\n", "recognizer.margin"},
 		{"bad device id", "device_id: \"a/b\"\n", "device_id"},
 		{"k above m", "device:\n  source: \"0\"\n  confirm_k: 4\n  confirm_m: 3\n", "device.confirm_k"},
 		{"bad broker", "sync:\n  broker: http://x\n", "sync.broker"},

@@ -275,14 +275,7 @@ func (m *Main) openStore() error {
 
 // openEncoder loads dlib's models.
 func (m *Main) openEncoder() error {
-	cfg := recognizer.DefaultEncoderConfig()
-	cfg.ModelsDir = m.Config.Models.Dir
-	cfg.MinFaceSize = m.Config.Recognizer.MinFaceSize
-	cfg.MaxPixels = m.Config.Recognizer.MaxPixels
-	cfg.MaxConcurrentPixels = m.Config.Recognizer.MaxConcurrentPixels
-	if m.Config.Recognizer.PoolSize > 0 {
-		cfg.PoolSize = m.Config.Recognizer.PoolSize
-	}
+	cfg := m.Config.encoderConfig()
 	cfg.Logger = m.logger("recognizer")
 	enc := recognizer.NewEncoder(cfg)
 	if err := enc.Open(); err != nil {
@@ -297,10 +290,7 @@ func (m *Main) openEncoder() error {
 // loads every stored descriptor of active users (recognizer.Gallery.Load).
 func (m *Main) loadMatcher(ctx context.Context) error {
 	start := time.Now()
-	matcher := recognizer.NewMatcher(recognizer.MatcherConfig{
-		Threshold: m.Config.Recognizer.Threshold,
-		Margin:    m.Config.Recognizer.Margin,
-	})
+	matcher := recognizer.NewMatcher(m.Config.matcherConfig())
 	g := recognizer.NewGallery(m.DB, matcher, m.logger("recognizer"))
 	if err := g.Load(ctx); err != nil {
 		return err
