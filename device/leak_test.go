@@ -38,8 +38,13 @@ func TestLeak10000Frames(t *testing.T) {
 	cfg.MinFaceSize = 80
 	cfg.DetectWidth = 0
 	cfg.PreviewInterval = 5 * time.Millisecond
-	gater := mustOpenGater(t, cfg) // its scratch Mats live until the test's cleanup
 	start := liveMats()
+	// The gater keeps scratch Mats and the last 400 ms of face views (for the
+	// pixel tracking) until it is closed, after the pipeline.
+	gater, closeGater, err := OpenGater(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := NewPipeline(cfg, gater, nopEncoder{}, nopMatcher{}, nopStore{}, NewBus(), nil)
 	var rss1 int64
 	p.onGate = func(time.Time, *Gate, *track) {
@@ -48,6 +53,7 @@ func TestLeak10000Frames(t *testing.T) {
 		}
 	}
 	mustRun(t, p, 4*time.Minute)
+	closeGater()
 	rss2 := rssBytes(t)
 	st := p.Status()
 	if st.Processed+st.Idle != 10000 || st.Idle == 0 || st.Encodings == 0 {
