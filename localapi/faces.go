@@ -27,15 +27,10 @@ const multipartOverhead = 64 << 10
 // maxFormValue bounds a text field of an upload (an id).
 const maxFormValue = 256
 
-// readImagePart streams the multipart body and returns the bytes of the part
-// named field, refusing more than cfg.MaxImageBytes without reading on.
-func (s *Server) readImagePart(c *gin.Context, field string) ([]byte, error) {
-	b, _, err := s.readImageForm(c, field)
-	return b, err
-}
-
-// readImageForm is readImagePart that also returns the form's short text
-// fields (each up to maxFormValue bytes), wherever they sit in the body.
+// readImageForm streams the multipart body and returns the bytes of the part
+// named field, refusing more than cfg.MaxImageBytes without reading on, and
+// the form's short text fields (each up to maxFormValue bytes), wherever
+// they sit in the body.
 func (s *Server) readImageForm(c *gin.Context, field string) ([]byte, map[string]string, error) {
 	ct := c.GetHeader("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "multipart/form-data" {

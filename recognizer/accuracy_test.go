@@ -56,15 +56,6 @@ type rates struct {
 	threshold                    float64
 }
 
-func (r *rates) add(o rates) {
-	r.strangers += o.strangers
-	r.strangerNamed += o.strangerNamed
-	r.enrolled += o.enrolled
-	r.right += o.right
-	r.wrong += o.wrong
-	r.none += o.none
-}
-
 func (r rates) String() string {
 	pct := func(a, b int) string { return fmt.Sprintf("%d/%d (%.1f%%)", a, b, 100*float64(a)/float64(max(b, 1))) }
 	return fmt.Sprintf("strangers named %s; enrolled named right %s, wrong %d, unknown %d",

@@ -395,12 +395,3 @@ func (c *Config) syncConfig() ksync.Config {
 	}
 	return s
 }
-
-func hasAnyPrefix(s string, prefixes ...string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
-}
