@@ -125,7 +125,7 @@ func idFaceGallery(t *testing.T) (*gallery, *recognizer.Calibrator) {
 		g.matcher.SetUser(u.ID, []models.Descriptor{faces[0].Descriptor})
 		g.ids[p.name], g.names[u.ID] = u.ID, p.name
 	}
-	return g, recognizer.NewCalibrator(g.matcher, recognizer.CalibratorConfig{CalibrationConfig: recognizer.CalibrationConfig{TargetFMR: recognizer.DefaultTargetFMR, Ceiling: recognizer.DefaultThreshold}}, nil)
+	return g, recognizer.NewCalibrator(g.matcher, reportOnly(), nil)
 }
 
 // writeClipWithCard writes the first n frames of clip as a folder of
@@ -212,4 +212,12 @@ func BenchmarkQRRead(b *testing.B) {
 			}
 		})
 	}
+}
+
+// reportOnly is the default calibration that leaves the matcher's
+// threshold as it is.
+func reportOnly() recognizer.CalibratorConfig {
+	c := recognizer.DefaultCalibratorConfig()
+	c.Apply = false
+	return c
 }

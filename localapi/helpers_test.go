@@ -79,7 +79,7 @@ func mustServer(tb testing.TB, configure func(*Config, *Deps)) *testEnv {
 	cfg.TempDir = filepath.Join(tb.TempDir(), "tmp")
 	cfg.DeviceID = "kiosk-test"
 	deps := Deps{Store: db, Enroller: recognizer.NewGallery(db, m, nil), Encoder: mustEncoder(tb), Matcher: m, Now: clock.Now,
-		Gallery: recognizer.NewCalibrator(m, recognizer.CalibratorConfig{}, nil)}
+		Gallery: recognizer.NewCalibrator(m, recognizer.DefaultCalibratorConfig(), nil)}
 	if configure != nil {
 		configure(&cfg, &deps)
 	}

@@ -88,7 +88,9 @@ func (r *rates) identifyOnce(m *Matcher, d *models.Descriptor, who string) {
 func operatingPoint(m *Matcher, target float64) float64 {
 	m.SetThreshold(DefaultThreshold)
 	if target > 0 {
-		NewCalibrator(m, CalibratorConfig{CalibrationConfig: CalibrationConfig{TargetFMR: target}, Apply: true}, nil).Current()
+		cfg := DefaultCalibratorConfig()
+		cfg.TargetFMR = target
+		NewCalibrator(m, cfg, nil).Current()
 	}
 	return m.Threshold()
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/kioskd/kioskd/models"
 )
 
 // Calibration defaults; docs/accuracy.md gives the measurements behind them.
@@ -101,38 +103,52 @@ type Calibration struct {
 	Warning string `json:"warning,omitempty"`
 }
 
-// CalibrationConfig tunes the derivation; zero fields take the defaults.
+// CalibrationConfig tunes the derivation. Its fields are used as given:
+// start from DefaultCalibrationConfig and check a changed one with Validate.
 type CalibrationConfig struct {
-	TargetFMR float64 // per identification
+	TargetFMR float64 // per identification, in (0, 1)
 	Ceiling   float64 // the configured threshold: never exceeded
 	// Fixed keeps the ceiling as the effective threshold (report only).
 	Fixed          bool
-	DuplicateRate  float64 // per enrolment of a distinct person
+	DuplicateRate  float64 // per enrolment of a distinct person, in (0, 1)
 	DuplicateFloor float64
-	DuplicateCap   float64
-	MaxPairs       int
+	DuplicateCap   float64 // at least DuplicateFloor
+	MaxPairs       int     // pairs measured at most; bigger galleries are sampled
 }
 
-func (c CalibrationConfig) withDefaults() CalibrationConfig {
-	if !(c.TargetFMR > 0 && c.TargetFMR < 1) {
-		c.TargetFMR = DefaultTargetFMR
+// DefaultCalibrationConfig returns the calibration defaults (see the
+// constants above and docs/accuracy.md).
+func DefaultCalibrationConfig() CalibrationConfig {
+	return CalibrationConfig{
+		TargetFMR:      DefaultTargetFMR,
+		Ceiling:        DefaultThreshold,
+		DuplicateRate:  DefaultDuplicateRate,
+		DuplicateFloor: DefaultDuplicateFloor,
+		DuplicateCap:   DefaultDuplicateCap,
+		MaxPairs:       DefaultMaxPairs,
 	}
-	if !(c.Ceiling > 0) {
-		c.Ceiling = DefaultThreshold
+}
+
+// Validate returns an EINVALID error naming the first field out of range.
+func (c CalibrationConfig) Validate() error {
+	bad := func(field string, v any, want string) error {
+		return models.Errorf(models.EINVALID, "calibration config: %s is %v, must be %s (start from recognizer.DefaultCalibrationConfig)", field, v, want)
 	}
-	if !(c.DuplicateRate > 0 && c.DuplicateRate < 1) {
-		c.DuplicateRate = DefaultDuplicateRate
+	switch {
+	case !(c.TargetFMR > 0 && c.TargetFMR < 1):
+		return bad("TargetFMR", c.TargetFMR, "in (0, 1)")
+	case !(c.Ceiling > 0 && c.Ceiling <= 2):
+		return bad("Ceiling", c.Ceiling, "in (0, 2]")
+	case !(c.DuplicateRate > 0 && c.DuplicateRate < 1):
+		return bad("DuplicateRate", c.DuplicateRate, "in (0, 1)")
+	case !(c.DuplicateFloor > 0 && c.DuplicateFloor <= 2):
+		return bad("DuplicateFloor", c.DuplicateFloor, "in (0, 2]")
+	case !(c.DuplicateCap >= c.DuplicateFloor && c.DuplicateCap <= 2):
+		return bad("DuplicateCap", c.DuplicateCap, "in [DuplicateFloor, 2]")
+	case c.MaxPairs <= 0:
+		return bad("MaxPairs", c.MaxPairs, "at least 1")
 	}
-	if !(c.DuplicateFloor > 0) {
-		c.DuplicateFloor = DefaultDuplicateFloor
-	}
-	if !(c.DuplicateCap >= c.DuplicateFloor) {
-		c.DuplicateCap = max(DefaultDuplicateCap, c.DuplicateFloor)
-	}
-	if c.MaxPairs <= 0 {
-		c.MaxPairs = DefaultMaxPairs
-	}
-	return c
+	return nil
 }
 
 // Summarize returns the statistics of ds, sorting ds in place.
@@ -234,7 +250,6 @@ func AcceptRate(sorted []float64, t float64) float64 {
 // Derive computes the operating points from impostor and genuine pair
 // distances of a gallery of users (both slices are sorted in place).
 func Derive(imp, gen []float64, users, descriptors int, cfg CalibrationConfig) Calibration {
-	cfg = cfg.withDefaults()
 	c := Calibration{Users: users, Descriptors: descriptors, TargetFMR: cfg.TargetFMR, GenuineAcceptRate: -1}
 	slices.Sort(imp)
 	k, _ := slices.BinarySearch(imp, nearIdentical)
@@ -317,7 +332,6 @@ func (m *Matcher) rowPair(i, j int32) float64 {
 // Calibrate measures the gallery held by m and derives its operating
 // points. It reads the gallery under the read lock and does not change m.
 func (m *Matcher) Calibrate(cfg CalibrationConfig) Calibration {
-	cfg = cfg.withDefaults()
 	m.mu.RLock()
 	imp, gen, sampled := m.pairDistances(cfg.MaxPairs)
 	users, n := len(m.index), len(m.owner)

@@ -3,7 +3,9 @@ package recognizer
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/kioskd/kioskd/models"
 	"github.com/kioskd/kioskd/recognizer/recognizertest"
@@ -86,31 +88,31 @@ func TestVerifyThreshold(t *testing.T) {
 
 func TestDerive(t *testing.T) {
 	t.Run("too small", func(t *testing.T) {
-		c := Derive([]float64{0.7}, nil, 2, 2, CalibrationConfig{Ceiling: 0.6})
+		c := Derive([]float64{0.7}, nil, 2, 2, DefaultCalibrationConfig())
 		if c.Calibrated || c.EffectiveThreshold != 0.6 || c.DuplicateDistance != DefaultDuplicateFloor || c.Dense {
 			t.Fatalf("%+v", c)
 		}
 	})
 	t.Run("sparse", func(t *testing.T) {
 		gen := normalSample(100, 0.38, 0.07)
-		c := Derive(normalSample(2000, 0.86, 0.07), gen, 64, 128, CalibrationConfig{Ceiling: 0.6})
+		c := Derive(normalSample(2000, 0.86, 0.07), gen, 64, 128, DefaultCalibrationConfig())
 		if !c.Calibrated || c.Dense || !(c.EffectiveThreshold > 0.45 && c.EffectiveThreshold <= 0.6) || !(c.GenuineAcceptRate > 0.9) {
 			t.Fatalf("%+v", c)
 		}
 	})
 	t.Run("dense", func(t *testing.T) {
-		c := Derive(normalSample(2000, 0.5, 0.067), normalSample(100, 0.39, 0.07), 64, 128, CalibrationConfig{Ceiling: 0.6})
+		c := Derive(normalSample(2000, 0.5, 0.067), normalSample(100, 0.39, 0.07), 64, 128, DefaultCalibrationConfig())
 		if !c.Dense || c.Warning == "" || !(c.EffectiveThreshold < 0.3) {
 			t.Fatalf("%+v", c)
 		}
-		fixed := Derive(normalSample(2000, 0.5, 0.067), normalSample(100, 0.39, 0.07), 64, 128, CalibrationConfig{Ceiling: 0.6, Fixed: true})
+		fixed := Derive(normalSample(2000, 0.5, 0.067), normalSample(100, 0.39, 0.07), 64, 128, fixedCalibration())
 		if !fixed.Dense || fixed.EffectiveThreshold != 0.6 || !(fixed.GenuineAcceptRate > 0.99) {
 			t.Fatalf("fixed: %+v", fixed)
 		}
 	})
 	t.Run("near identical left out", func(t *testing.T) {
 		imp := append(normalSample(2000, 0.86, 0.07), 0, 0, 0.05)
-		c := Derive(imp, nil, 64, 128, CalibrationConfig{})
+		c := Derive(imp, nil, 64, 128, DefaultCalibrationConfig())
 		if c.NearIdentical != 3 || c.Impostor.Min != 0 || !(c.DuplicateDistance >= DefaultDuplicateFloor) {
 			t.Fatalf("%+v", c)
 		}
@@ -135,7 +137,7 @@ func mustIdols(tb testing.TB) map[string][]models.Descriptor {
 func TestCalibrateIdols(t *testing.T) {
 	m := NewMatcher(DefaultMatcherConfig())
 	loadGallery(m, mustIdols(t))
-	c := m.Calibrate(CalibrationConfig{MaxPairs: 1 << 21}) // every pair
+	c := m.Calibrate(allPairs()) // every pair
 	t.Logf("users %d descriptors %d impostor %+v genuine %+v near-identical %d identify %.3f verify %.3f duplicate %.3f genuine-accept %.3f dense %v",
 		c.Users, c.Descriptors, c.Impostor, c.Genuine, c.NearIdentical, c.IdentifyThreshold, c.VerifyThreshold, c.DuplicateDistance, c.GenuineAcceptRate, c.Dense)
 	if c.Users != 134 || c.Descriptors != 1286 || c.Impostor.Pairs+c.Genuine.Pairs != 1286*1285/2 {
@@ -151,7 +153,7 @@ func TestCalibrateIdols(t *testing.T) {
 		t.Errorf("duplicate distance %.3f", c.DuplicateDistance)
 	}
 	// Sampled (the default bound): close to the full measurement.
-	s := m.Calibrate(CalibrationConfig{})
+	s := m.Calibrate(DefaultCalibrationConfig())
 	if !s.Impostor.Sampled || math.Abs(s.Impostor.Mean-c.Impostor.Mean) > 0.005 || math.Abs(s.IdentifyThreshold-c.IdentifyThreshold) > 0.02 {
 		t.Errorf("sampled %+v vs full %+v", s.Impostor, c.Impostor)
 	}
@@ -164,7 +166,7 @@ func TestVerifyIdols(t *testing.T) {
 	users := mustIdols(t)
 	m := NewMatcher(DefaultMatcherConfig())
 	loadGallery(m, users)
-	ceiling := m.Calibrate(CalibrationConfig{MaxPairs: 1 << 21}).VerifyThreshold
+	ceiling := m.Calibrate(allPairs()).VerifyThreshold
 	var probes, verified, wrong, claims int
 	for id, ds := range users {
 		if len(ds) < 2 {
@@ -236,4 +238,44 @@ func cmpFloat(a, b float64) int {
 		return 1
 	}
 	return 0
+}
+
+// fixedCalibration is the default calibration that keeps the ceiling.
+func fixedCalibration() CalibrationConfig {
+	c := DefaultCalibrationConfig()
+	c.Fixed = true
+	return c
+}
+
+// allPairs is the default calibration measuring every pair of a gallery
+// of up to 2,048 descriptors.
+func allPairs() CalibrationConfig {
+	c := DefaultCalibrationConfig()
+	c.MaxPairs = 1 << 21
+	return c
+}
+
+// TestCalibrationConfigValidate: every default validates, and each field
+// out of range is named.
+func TestCalibrationConfigValidate(t *testing.T) {
+	if err := DefaultCalibratorConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for field, f := range map[string]func(*CalibratorConfig){
+		"TargetFMR":      func(c *CalibratorConfig) { c.TargetFMR = 0 },
+		"Ceiling":        func(c *CalibratorConfig) { c.Ceiling = math.NaN() },
+		"DuplicateRate":  func(c *CalibratorConfig) { c.DuplicateRate = 1 },
+		"DuplicateFloor": func(c *CalibratorConfig) { c.DuplicateFloor = 0 },
+		"DuplicateCap":   func(c *CalibratorConfig) { c.DuplicateCap = c.DuplicateFloor / 2 },
+		"MaxPairs":       func(c *CalibratorConfig) { c.MaxPairs = 0 },
+		"MinInterval":    func(c *CalibratorConfig) { c.MinInterval = -time.Second },
+		"VerifyMargin":   func(c *CalibratorConfig) { c.VerifyMargin = -0.01 },
+	} {
+		c := DefaultCalibratorConfig()
+		f(&c)
+		err := c.Validate()
+		if models.ErrorCode(err) != models.EINVALID || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: %v", field, err)
+		}
+	}
 }

@@ -8,7 +8,8 @@ import (
 	"github.com/kioskd/kioskd/models"
 )
 
-// CalibratorConfig tunes a Calibrator.
+// CalibratorConfig tunes a Calibrator. Its fields are used as given: start
+// from DefaultCalibratorConfig and check a changed one with Validate.
 type CalibratorConfig struct {
 	CalibrationConfig
 	// Apply sets the matcher's threshold to each calibration's effective
@@ -18,8 +19,33 @@ type CalibratorConfig struct {
 	// gallery (a sync burst); until then the last one is served.
 	MinInterval time.Duration
 	// VerifyMargin is how far under a user's nearest other user a 1:1
-	// claim must stay; <= 0 means DefaultVerifyMargin.
+	// claim must stay.
 	VerifyMargin float64
+}
+
+// DefaultCalibratorConfig returns a configuration that applies each
+// calibration with the default target, at most every 10 s.
+func DefaultCalibratorConfig() CalibratorConfig {
+	return CalibratorConfig{
+		CalibrationConfig: DefaultCalibrationConfig(),
+		Apply:             true,
+		MinInterval:       10 * time.Second,
+		VerifyMargin:      DefaultVerifyMargin,
+	}
+}
+
+// Validate returns an EINVALID error naming the first field out of range.
+func (c CalibratorConfig) Validate() error {
+	if err := c.CalibrationConfig.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.MinInterval < 0:
+		return models.Errorf(models.EINVALID, "calibrator config: MinInterval is %v, must not be negative", c.MinInterval)
+	case !(c.VerifyMargin >= 0 && c.VerifyMargin < 1):
+		return models.Errorf(models.EINVALID, "calibrator config: VerifyMargin is %v, must be in [0, 1)", c.VerifyMargin)
+	}
+	return nil
 }
 
 // Calibrator keeps the calibration of a Matcher's gallery current: it
@@ -41,9 +67,6 @@ type Calibrator struct {
 
 // NewCalibrator returns a Calibrator of m; it calibrates on first use.
 func NewCalibrator(m *Matcher, cfg CalibratorConfig, logger *slog.Logger) *Calibrator {
-	if cfg.VerifyMargin <= 0 {
-		cfg.VerifyMargin = DefaultVerifyMargin
-	}
 	if logger == nil {
 		logger = slog.Default()
 	}

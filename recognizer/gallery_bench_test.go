@@ -67,7 +67,7 @@ func benchmarkMatchIdols(b *testing.B, n int) {
 		cands, passed = cands+len(c), passed+p
 	}
 	calStart := time.Now()
-	cal := m.Calibrate(CalibrationConfig{})
+	cal := m.Calibrate(DefaultCalibrationConfig())
 	calTook := time.Since(calStart)
 	b.Logf("%d users: load %v, RSS %.0f MB (peak %.0f MB), calibration %v (impostor p0.01%% %.3f p1%% %.3f p50 %.3f; real gallery 0.285, 0.360, 0.497)",
 		n, load.Round(time.Millisecond), rss, hwm, calTook.Round(time.Millisecond), cal.Impostor.P0001, cal.Impostor.P01, cal.Impostor.P50)

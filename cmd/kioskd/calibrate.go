@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"time"
 
 	"github.com/kioskd/kioskd/recognizer"
@@ -15,16 +16,17 @@ import (
 // version compare.
 const calibrateEvery = 30 * time.Second
 
-// calibratorConfig is the recognizer configuration as a CalibratorConfig.
+// calibratorConfig is the recognizer configuration as a CalibratorConfig:
+// a target of 0 keeps the threshold fixed, and the calibration is then
+// reported at the default target.
 func (c *Config) calibratorConfig() recognizer.CalibratorConfig {
-	return recognizer.CalibratorConfig{
-		CalibrationConfig: recognizer.CalibrationConfig{
-			TargetFMR: c.Recognizer.TargetFalseMatchRate,
-			Ceiling:   c.Recognizer.Threshold,
-		},
-		Apply:       c.Recognizer.TargetFalseMatchRate > 0,
-		MinInterval: 10 * time.Second,
+	cfg := recognizer.DefaultCalibratorConfig()
+	cfg.Ceiling = c.Recognizer.Threshold
+	cfg.Apply = c.Recognizer.TargetFalseMatchRate > 0
+	if cfg.Apply {
+		cfg.TargetFMR = c.Recognizer.TargetFalseMatchRate
 	}
+	return cfg
 }
 
 // openCalibrator calibrates the loaded gallery (applying its threshold
@@ -66,7 +68,12 @@ func (m *Main) runCalibrate(ctx context.Context) error {
 		return err
 	}
 	cfg := m.Config.calibratorConfig().CalibrationConfig
-	cfg.TargetFMR = *target
+	if *target != 0 {
+		cfg.TargetFMR = *target
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("calibrate -target %g: %w", *target, err)
+	}
 	matcher := recognizer.NewMatcher(m.Config.matcherConfig())
 	if *idols != "" {
 		recs, err := registrysim.LoadIdols(*idols)
