@@ -80,6 +80,9 @@ type blankGater struct{}
 
 func (blankGater) Check(gocv.Mat, time.Time) (Gate, error) { return Gate{}, nil }
 
+// Probe finds no face.
+func (blankGater) Probe(gocv.Mat) (bool, error) { return false, nil }
+
 // flakyCamera is a live source that fails after a number of frames.
 type flakyCamera struct{ left int }
 

@@ -122,6 +122,10 @@ type Config struct {
 	// to it). See idle.go and docs/camera.md.
 	IdleChange    float64
 	IdleHeartbeat time.Duration
+	// IdleProbeWidth is the width a heartbeat frame is scanned at first;
+	// only when that finds a face does the frame get the whole gate (0:
+	// the heartbeat gets the whole gate at DetectWidth).
+	IdleProbeWidth int
 
 	// CameraCheck is how long frames must stay black or unchanged before
 	// the camera is reported black or frozen (camhealth.go); 0 turns the
@@ -175,6 +179,7 @@ func DefaultConfig() Config {
 		PreviewQuality:     75,
 		IdleChange:         2,
 		IdleHeartbeat:      250 * time.Millisecond,
+		IdleProbeWidth:     400,
 		CameraCheck:        5 * time.Second,
 		ReopenMin:          250 * time.Millisecond,
 		ReopenMax:          30 * time.Second,
@@ -246,6 +251,8 @@ func (c *Config) Validate() error {
 		return bad("mode", "%q is not one of face, id_face, auto", c.Mode)
 	case c.IdleChange <= 0 || c.IdleChange > 255:
 		return bad("idle_change", "%v is outside (0, 255]", c.IdleChange)
+	case c.IdleProbeWidth != 0 && (c.IdleProbeWidth < 160 || c.IdleProbeWidth > 4096):
+		return bad("idle_probe_width", "%d is outside 160-4096 (or 0 for the full scan)", c.IdleProbeWidth)
 	case c.IdleHeartbeat < 0 || c.IdleHeartbeat > 5*time.Second:
 		return bad("idle_heartbeat", "%v is outside 0-5s (0 gives every frame to the face detector)", c.IdleHeartbeat)
 	case c.CameraCheck < 0:

@@ -44,10 +44,55 @@ func TestIdleGate(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			g := idleGate{threshold: 2, heartbeat: c.heartbeat}
 			for i, s := range c.steps {
-				if got := g.admit(s.at, s.diff, s.busy); got != s.want {
+				if got := g.admit(s.at, s.diff, s.busy) != admitNone; got != s.want {
 					t.Fatalf("step %d (%v, diff %v, busy %v): admit = %v, want %v", i, s.at.Sub(t0), s.diff, s.busy, got, s.want)
 				}
 			}
 		})
+	}
+}
+
+// TestIdleGateProbesOnHeartbeat: a frame let through by the heartbeat alone
+// gets the quick probe; the first frame, a change and a face in view get
+// the whole gate.
+func TestIdleGateProbesOnHeartbeat(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	g := idleGate{threshold: 2, heartbeat: 250 * time.Millisecond}
+	for i, s := range []struct {
+		ms   int
+		diff float64
+		busy bool
+		want admission
+	}{
+		{0, 255, false, admitFull}, {100, 0.4, false, admitNone}, {250, 0.4, false, admitProbe},
+		{283, 3, false, admitFull}, {533, 0.2, false, admitProbe}, {566, 0.2, true, admitFull},
+	} {
+		if got := g.admit(t0.Add(time.Duration(s.ms)*time.Millisecond), s.diff, s.busy); got != s.want {
+			t.Fatalf("step %d: admit = %v, want %v", i, got, s.want)
+		}
+	}
+}
+
+// TestGaterProbe: the heartbeat's quick scan at IdleProbeWidth (400 of 640)
+// finds every face the gate would take (MinFaceSize, 90 px, and up) and
+// nothing in an empty scene.
+func TestGaterProbe(t *testing.T) {
+	g := mustGater(t)
+	empty := background()
+	defer empty.Close()
+	if found, err := g.Probe(empty); err != nil || found {
+		t.Fatalf("empty scene: found %v, %v", found, err)
+	}
+	for _, c := range []struct {
+		faceW int
+		want  bool
+	}{{90, true}, {120, true}, {160, true}, {220, true}} {
+		f := background()
+		paste(&f, mustPerson(t, "people/obama/1.jpg", c.faceW), scenW/2, scenH/2)
+		found, err := g.Probe(f)
+		f.Close()
+		if err != nil || found != c.want {
+			t.Errorf("face %d px: found %v (%v), want %v", c.faceW, found, err, c.want)
+		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 // FrameGater runs the per-frame gates; *Gater implements it.
 type FrameGater interface {
 	Check(frame gocv.Mat, at time.Time) (Gate, error)
+	Probe(frame gocv.Mat) (found bool, err error)
 }
 
 // FaceEncoder computes descriptors; *recognizer.Encoder implements it.
@@ -273,8 +274,13 @@ func (p *Pipeline) processLoop() {
 func (p *Pipeline) process(f frame) {
 	diff := p.change.measure(f.mat)
 	p.checkCamera(f)
-	if !p.admit(f, diff) {
+	switch p.admit(f, diff) {
+	case admitNone:
 		p.count(func(s *CameraStatus) { s.Idle++ })
+		return
+	case admitProbe:
+		p.count(func(s *CameraStatus) { s.Idle++ })
+		p.updatePreview(f.mat, &Gate{Problem: models.FeedbackIdle})
 		return
 	}
 	p.trace("gate", 0, f.seq)

@@ -111,6 +111,7 @@ type DeviceConfig struct {
 	UnknownDir         string        `yaml:"unknown_dir"`
 	IdleChange         float64       `yaml:"idle_change"`
 	IdleHeartbeat      time.Duration `yaml:"idle_heartbeat"`
+	IdleProbeWidth     int           `yaml:"idle_probe_width"`
 	CameraCheck        time.Duration `yaml:"camera_check"`
 	Mode               device.Mode   `yaml:"-"` // set from recognizer.mode
 	ReopenMin          time.Duration `yaml:"reopen_min"`
