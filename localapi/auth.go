@@ -193,6 +193,14 @@ func (s *Server) verifyPassword(ctx context.Context, hash, pw string) (bool, err
 	return password.VerifyPassword(hash, pw)
 }
 
+// hashWork is the password hashing a login does: verify one hash, or spend
+// the work of verifying one; tests wrap it to see which cost classes a
+// failed login pays for.
+type hashWork struct {
+	verify func(hash, pw string) (bool, error)
+	spend  func(hash, pw string)
+}
+
 // checkLogin verifies pw against a's hash (a nil or disabled a
 // matches nothing) and, when it fails, spends the work of one hash of every
 // other cost class in use, so a failed login costs the same whether the
@@ -206,7 +214,7 @@ func (s *Server) checkLogin(ctx context.Context, a *models.LocalAccount, pw stri
 	defer release()
 	class := ""
 	if a != nil && !a.Disabled {
-		ok, err := password.VerifyPassword(a.PasswordHash, pw)
+		ok, err := s.hash.verify(a.PasswordHash, pw)
 		if ok || ctx.Err() != nil {
 			return ok, err
 		}
@@ -217,7 +225,7 @@ func (s *Server) checkLogin(ctx context.Context, a *models.LocalAccount, pw stri
 	}
 	for c, h := range s.costClasses(ctx) {
 		if c != class {
-			password.SpendPasswordWork(h, pw)
+			s.hash.spend(h, pw)
 		}
 	}
 	return false, nil

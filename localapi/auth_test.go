@@ -4,10 +4,13 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kioskd/kioskd/models"
+	"github.com/kioskd/kioskd/models/password"
 )
 
 // TestLoginThrottle: past the free failures, a stranger guessing the admin's
@@ -78,40 +81,81 @@ func mustNonLoopbackIP(tb testing.TB) string {
 	return ""
 }
 
-// TestLoginUnknownEmailTakesAsLong: a failed login costs one hash of every
-// cost class in use, so an unknown email, a device account (argon2id, ~30 ms)
-// and a central one (pbkdf2 1,000,000 iterations, ~10x that) take as long
-// (without the equalising, unknown and device emails answer ~10x faster
-// than the central one).
-func TestLoginUnknownEmailTakesAsLong(t *testing.T) {
-	env := mustServer(t, func(c *Config, _ *Deps) { c.LoginMaxFailures, c.LoginMaxFailuresPerAddr = 1000, 1000 })
+// mustCentralAccount adds an enabled central account with a Django pbkdf2
+// hash (another cost class than the device's argon2id) and returns its email.
+func mustCentralAccount(tb testing.TB, env *testEnv) string {
+	tb.Helper()
 	dj := "pbkdf2_sha256$1000000$2ptIbcIoGAytsS5aWzwGLX$u2j4ZtpmMuJRG9GS/FulBrwgtMGLtbePFIdsSklVJeE="
 	if err := env.db.PutAccount(context.Background(), &models.LocalAccount{Email: "central@kiosk.test", Role: models.AccountTechnician, PasswordHash: dj, Source: models.SourceCentral, Version: 1}); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	env.srv.classMu.Lock()
 	env.srv.classes = nil // the accounts changed under the server
 	env.srv.classMu.Unlock()
-	// The three kinds take turns and each keeps its fastest try: load from
-	// other processes only adds time, so the minimum is the work done.
-	emails := map[string]string{"device": techEmail, "central": "central@kiosk.test", "unknown": "nobody@kiosk.test"}
-	fastest := map[string]time.Duration{}
-	for i := 0; i < 7; i++ {
-		for _, what := range []string{"device", "central", "unknown"} {
-			start := time.Now()
-			env.doJSON("POST", "/api/v1/auth/login", "", LoginRequest{Email: emails[what], Password: "wrong-password-123"}, nil)
-			if d := time.Since(start); fastest[what] == 0 || d < fastest[what] {
-				fastest[what] = d
-			}
+	return "central@kiosk.test"
+}
+
+// TestFailedLoginPaysEveryCostClass: a failed login of a device account
+// (argon2id), a central one (pbkdf2) and an unknown email each does the
+// work of exactly one hash of every cost class in use, so its time does not
+// tell which accounts exist (BenchmarkFailedLogin measures the times).
+func TestFailedLoginPaysEveryCostClass(t *testing.T) {
+	env := mustServer(t, func(c *Config, _ *Deps) { c.LoginMaxFailures, c.LoginMaxFailuresPerAddr = 1000, 1000 })
+	central := mustCentralAccount(t, env)
+	var mu sync.Mutex
+	var paid []string
+	pay := func(hash string) {
+		mu.Lock()
+		paid = append(paid, password.PasswordCostClass(hash))
+		mu.Unlock()
+	}
+	env.srv.hash = hashWork{
+		verify: func(h, pw string) (bool, error) { pay(h); return password.VerifyPassword(h, pw) },
+		spend:  func(h, pw string) { pay(h); password.SpendPasswordWork(h, pw) },
+	}
+	var want []string
+	for c := range env.srv.costClasses(context.Background()) {
+		want = append(want, c)
+	}
+	slices.Sort(want)
+	if len(want) != 2 {
+		t.Fatalf("cost classes in use: %v, want the device's and pbkdf2's", want)
+	}
+	for what, email := range map[string]string{"device": techEmail, "central": central, "unknown": "nobody@kiosk.test"} {
+		mu.Lock()
+		paid = nil
+		mu.Unlock()
+		if st := env.doJSON("POST", "/api/v1/auth/login", "", LoginRequest{Email: email, Password: "wrong-password-123"}, nil); st != 401 {
+			t.Fatalf("%s: login with a wrong password: %d, want 401", what, st)
+		}
+		mu.Lock()
+		got := slices.Sorted(slices.Values(paid))
+		mu.Unlock()
+		if !slices.Equal(got, want) {
+			t.Errorf("failed login, %s email: paid for %v, want one hash of each of %v", what, got, want)
 		}
 	}
-	device, central, unknown := fastest["device"], fastest["central"], fastest["unknown"]
-	t.Logf("fastest failed login: device %v, central %v, unknown %v", device, central, unknown)
-	slowest := max(device, central, unknown)
-	for what, d := range map[string]time.Duration{"device": device, "central": central, "unknown": unknown} {
-		if d < slowest/2 { // without the equalising it is ~1/10
-			t.Fatalf("a failed login of a %s email took %v, the slowest %v: the timing tells accounts apart", what, d, slowest)
-		}
+	// A right password returns after its own hash.
+	mu.Lock()
+	paid = nil
+	mu.Unlock()
+	env.mustLogin(techEmail, techPW)
+	if len(paid) != 1 {
+		t.Errorf("a successful login paid for %v, want its own hash only", paid)
+	}
+}
+
+// BenchmarkFailedLogin measures a failed login of each kind of email: the
+// times should be alike (TestFailedLoginPaysEveryCostClass checks the work).
+func BenchmarkFailedLogin(b *testing.B) {
+	env := mustServer(b, func(c *Config, _ *Deps) { c.LoginMaxFailures, c.LoginMaxFailuresPerAddr = 1<<30, 1<<30 })
+	emails := map[string]string{"device": techEmail, "central": mustCentralAccount(b, env), "unknown": "nobody@kiosk.test"}
+	for _, what := range []string{"device", "central", "unknown"} {
+		b.Run(what, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				env.doJSON("POST", "/api/v1/auth/login", "", LoginRequest{Email: emails[what], Password: "wrong-password-123"}, nil)
+			}
+		})
 	}
 }
 

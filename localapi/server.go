@@ -35,6 +35,7 @@ type Server struct {
 	throttle *loginThrottle
 	hashSem  chan struct{} // bounds concurrent password hashing
 	dummy    string        // a device-format hash no password matches: its cost class is always spent
+	hash     hashWork      // the hashing a login does (auth.go)
 
 	classMu   sync.Mutex
 	classes   map[string]string // password cost class -> a hash of it (costClasses)
@@ -64,6 +65,7 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 		s.now = time.Now
 	}
 	s.hashSem = make(chan struct{}, max(1, runtime.NumCPU()))
+	s.hash = hashWork{verify: password.VerifyPassword, spend: password.SpendPasswordWork}
 	s.throttle = newLoginThrottle(cfg, s.now)
 	s.streams = make(chan struct{}, max(1, cfg.MaxStreams))
 	s.jobs = newJobRegistry(cfg.MaxJobs)
