@@ -135,21 +135,7 @@ func (g *Gater) trackPixels(q *FaceQuality, at time.Time) {
 // frame (FaceQuality.Planarity); a zero at skips that.
 func (g *Gater) Check(frame gocv.Mat, at time.Time) (Gate, error) {
 	var out Gate
-	if frame.Empty() {
-		return out, fmt.Errorf("empty frame")
-	}
-	if frame.Channels() == 1 {
-		frame.CopyTo(&g.gray)
-	} else {
-		gocv.CvtColor(frame, &g.gray, gocv.ColorBGRToGray)
-	}
-	scan, scale := g.gray, 1.0
-	if w := g.cfg.DetectWidth; w > 0 && g.gray.Cols() > w {
-		scale = float64(w) / float64(g.gray.Cols())
-		gocv.Resize(g.gray, &g.small, image.Point{}, scale, scale, gocv.InterpolationArea)
-		scan = g.small
-	}
-	dets, err := g.det.Detect(scan, g.cfg.DetectAdjust)
+	dets, scale, err := g.scan(frame, g.cfg.DetectWidth)
 	if err != nil {
 		return out, err
 	}
@@ -205,6 +191,28 @@ func (g *Gater) Check(frame gocv.Mat, at time.Time) (Gate, error) {
 		out.Problem = models.FeedbackHoldStill
 	}
 	return out, nil
+}
+
+// scan makes g.gray the grey copy of a BGR or grey frame and runs the HOG
+// detector on it, downscaled to width when it is wider (0: full size); the
+// boxes are in the scanned image's pixels, scale times the frame's.
+func (g *Gater) scan(frame gocv.Mat, width int) (dets []Detection, scale float64, err error) {
+	if frame.Empty() {
+		return nil, 0, fmt.Errorf("empty frame")
+	}
+	if frame.Channels() == 1 {
+		frame.CopyTo(&g.gray)
+	} else {
+		gocv.CvtColor(frame, &g.gray, gocv.ColorBGRToGray)
+	}
+	img, scale := g.gray, 1.0
+	if width > 0 && g.gray.Cols() > width {
+		scale = float64(width) / float64(g.gray.Cols())
+		gocv.Resize(g.gray, &g.small, image.Point{}, scale, scale, gocv.InterpolationArea)
+		img = g.small
+	}
+	dets, err = g.det.Detect(img, g.cfg.DetectAdjust)
+	return dets, scale, err
 }
 
 // measure fills q's exposure, contrast, clipping, sharpness, landmarks and

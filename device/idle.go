@@ -2,7 +2,6 @@ package device
 
 import (
 	"bytes"
-	"fmt"
 	"image"
 	"time"
 
@@ -151,20 +150,6 @@ func (p *Pipeline) admit(f frame, diff float64) admission {
 // at a fraction of the full scan's cost (faces from about
 // 80*width/IdleProbeWidth px are found; smaller ones when they move).
 func (g *Gater) Probe(frame gocv.Mat) (bool, error) {
-	if frame.Empty() {
-		return false, fmt.Errorf("empty frame")
-	}
-	if frame.Channels() == 1 {
-		frame.CopyTo(&g.gray)
-	} else {
-		gocv.CvtColor(frame, &g.gray, gocv.ColorBGRToGray)
-	}
-	scan := g.gray
-	if w := g.cfg.IdleProbeWidth; w > 0 && g.gray.Cols() > w {
-		s := float64(w) / float64(g.gray.Cols())
-		gocv.Resize(g.gray, &g.small, image.Point{}, s, s, gocv.InterpolationArea)
-		scan = g.small
-	}
-	dets, err := g.det.Detect(scan, g.cfg.DetectAdjust)
+	dets, _, err := g.scan(frame, g.cfg.IdleProbeWidth)
 	return len(dets) > 0, err
 }
