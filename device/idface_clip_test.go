@@ -125,7 +125,13 @@ func idFaceGallery(t *testing.T) (*gallery, *recognizer.Calibrator) {
 		g.matcher.SetUser(u.ID, []models.Descriptor{faces[0].Descriptor})
 		g.ids[p.name], g.names[u.ID] = u.ID, p.name
 	}
-	return g, recognizer.NewCalibrator(g.matcher, recognizer.CalibratorConfig{CalibrationConfig: recognizer.CalibrationConfig{TargetFMR: recognizer.DefaultTargetFMR, Ceiling: recognizer.DefaultThreshold}}, nil)
+	// As kioskd runs it: the calibrated 1:N threshold applied before the
+	// camera starts.
+	cal := recognizer.NewCalibrator(g.matcher, recognizer.CalibratorConfig{Apply: true,
+		CalibrationConfig: recognizer.CalibrationConfig{TargetFMR: recognizer.DefaultTargetFMR, Ceiling: recognizer.DefaultThreshold}}, nil)
+	c := cal.Current()
+	t.Logf("gallery: %d users, 1:N threshold %.3f, 1:1 ceiling %.3f", c.Users, c.EffectiveThreshold, c.VerifyThreshold)
+	return g, cal
 }
 
 // writeClipWithCard writes the first n frames of clip as a folder of
@@ -210,6 +216,40 @@ func BenchmarkQRRead(b *testing.B) {
 					b.Fatalf("read %q, want %q", got, bc.want)
 				}
 			}
+		})
+	}
+}
+
+// TestPipelineStranger replays real people who are not enrolled in mode
+// auto through real OpenCV and dlib, beside the idFaceGallery people: each
+// is counted unknown once and told so, is never asked for an ID (no ID
+// could make them anyone) and nothing is recorded. These two are far from
+// everyone enrolled (0.69 and 0.86 from the nearest); retalking-face1, 0.47
+// from lp-d0's person, is named as him by 1:N at this 3-user gallery's
+// calibrated 0.56, which is the calibration's limit (docs/accuracy.md,
+// "Strangers in modes auto and id_face"), not this rule's.
+func TestPipelineStranger(t *testing.T) {
+	for _, clip := range []string{"video/live/lp-d6.mp4", "video/live/retalking-face2.mp4"} {
+		t.Run(filepath.Base(clip), func(t *testing.T) {
+			g, cal := idFaceGallery(t)
+			cfg := testConfig(t, writeClipWithCard(t, clip, 90, 0, 0, "-"))
+			cfg.Mode = ModeAuto
+			bus := NewBus()
+			fb := collectFeedback(t, bus)
+			p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
+			p.UseIDs(g.db, cal)
+			mustRun(t, p, 3*time.Minute)
+			kinds, st := fb.kinds(), p.Status()
+			if got := g.events(t); len(got) != 0 {
+				t.Fatalf("events = %v for a person not enrolled; feedback %v", got, kinds)
+			}
+			if fb.count(models.FeedbackUnknown) != 1 || st.Unknown != 1 {
+				t.Errorf("feedback %v, status unknown %d: want the stranger counted and told once", kinds, st.Unknown)
+			}
+			if n := fb.count(models.FeedbackNeedID) + fb.count(models.FeedbackRecognised) + fb.count(models.FeedbackVerified); n != 0 {
+				t.Errorf("feedback %v: a stranger was asked for an ID or named", kinds)
+			}
+			t.Logf("feedback: %v; status %+v", kinds, st)
 		})
 	}
 }

@@ -35,6 +35,9 @@ const MaxClaimIDLen = 64
 // threshold; *recognizer.Calibrator implements it.
 type IDVerifier interface {
 	VerifyUser(userID string, d *models.Descriptor) (match bool, distance, threshold float64, enrolled bool)
+	// Verifiable reports whether some enrolled user's 1:1 check could
+	// accept a face whose 1:N answer is m.
+	Verifiable(m models.Match) bool
 }
 
 // UserFinder finds the user an ID card or the keypad names; the bolt store

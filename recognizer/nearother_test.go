@@ -76,3 +76,48 @@ func TestVerifyKnownNearestStaysExact(t *testing.T) {
 	}
 	check("removed and reused")
 }
+
+// TestVerifiable: on the real idols gallery, half its people enrolled from
+// up to three photos, every photo of every person (enrolled or not) is
+// Verifiable exactly when some enrolled user's 1:1 check accepts it.
+func TestVerifiable(t *testing.T) {
+	m := NewMatcher(DefaultMatcherConfig())
+	var probes []models.Descriptor
+	for i, r := range recognizertest.Idols(t) {
+		for j, e := range r.Encodings {
+			if i%2 == 0 && j < 3 {
+				m.AddDescriptors(r.User.ID, e.Descriptor)
+			} else {
+				probes = append(probes, e.Descriptor)
+			}
+		}
+	}
+	c := NewCalibrator(m, CalibratorConfig{CalibrationConfig: CalibrationConfig{Ceiling: DefaultThreshold}}, nil)
+	ceiling := c.Current().VerifyThreshold
+	var ids []string
+	for id := range m.index {
+		ids = append(ids, id)
+	}
+	var yes, no int
+	for i := range probes {
+		want := false
+		for _, id := range ids {
+			if m.Verify(id, &probes[i], ceiling, DefaultVerifyMargin).Match {
+				want = true
+				break
+			}
+		}
+		if got := c.Verifiable(m.Identify(&probes[i])); got != want {
+			t.Fatalf("probe %d: Verifiable = %v, some user's 1:1 accepts it: %v", i, got, want)
+		}
+		if want {
+			yes++
+		} else {
+			no++
+		}
+	}
+	if yes == 0 || no == 0 {
+		t.Fatalf("%d verifiable, %d not: the gallery does not exercise both answers", yes, no)
+	}
+	t.Logf("%d users, 1:1 ceiling %.3f: %d probes verifiable by someone, %d by nobody", len(ids), ceiling, yes, no)
+}
