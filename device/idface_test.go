@@ -253,12 +253,14 @@ func unknownOnce(msg string) func(*testing.T, []models.Feedback, CameraStatus) {
 
 // TestCleanClaimID bounds what a QR code or the keypad may claim.
 func TestCleanClaimID(t *testing.T) {
-	for in, want := range map[string]string{" S-1234 ": "S-1234", "ab/12.x": "ab/12.x"} {
+	long := strings.Repeat("Z", MaxClaimIDLen)
+	for in, want := range map[string]string{" S-1234 ": "S-1234", "ab/12.x": "ab/12.x", "KE 2026 0042": "KE 2026 0042",
+		"Éc-7": "Éc-7", `!"#$%&'()*+,:;<=>?@[\]^_{|}~` + "`": `!"#$%&'()*+,:;<=>?@[\]^_{|}~` + "`", long: long} {
 		if got, err := CleanClaimID(in); err != nil || got != want {
 			t.Errorf("CleanClaimID(%q) = %q, %v", in, got, err)
 		}
 	}
-	for _, in := range []string{"", "   ", "a b", "tab\t1", "é1", strings.Repeat("9", MaxClaimIDLen+1)} {
+	for _, in := range []string{"", "   ", "tab\t1", "nul\x00", "\u202eexe.1", "bad\xff", strings.Repeat("9", MaxClaimIDLen+1)} {
 		if _, err := CleanClaimID(in); models.ErrorCode(err) != models.EINVALID {
 			t.Errorf("CleanClaimID(%q) = %v, want EINVALID", in, err)
 		}
