@@ -154,6 +154,22 @@ func writeClipWithCard(t *testing.T, clip string, n, from, to int, xid string) s
 	return dir
 }
 
+// runIDClip replays the frames in dir through a pipeline in mode with the
+// idFaceGallery, returning the gallery, the feedback and the stopped
+// pipeline.
+func runIDClip(t *testing.T, dir string, mode Mode) (*gallery, *feedbackLog, *Pipeline) {
+	t.Helper()
+	g, cal := idFaceGallery(t)
+	cfg := testConfig(t, dir)
+	cfg.Mode = mode
+	bus := NewBus()
+	fb := collectFeedback(t, bus)
+	p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
+	p.UseIDs(g.db, cal)
+	mustRun(t, p, 3*time.Minute)
+	return g, fb, p
+}
+
 // TestPipelineIDFace replays a real person's live clip in mode id_face
 // through real OpenCV and dlib, the ID card's QR code held up beside the
 // face in the first frames: with the person's own ID, one event, announced
@@ -170,14 +186,7 @@ func TestPipelineIDFace(t *testing.T) {
 		{"unknown id", "Z-999", nil, models.FeedbackUnknownID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g, cal := idFaceGallery(t)
-			cfg := testConfig(t, writeClipWithCard(t, "video/live/lp-d3.mp4", 90, 0, 20, tc.xid))
-			cfg.Mode = ModeIDFace
-			bus := NewBus()
-			fb := collectFeedback(t, bus)
-			p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
-			p.UseIDs(g.db, cal)
-			mustRun(t, p, 3*time.Minute)
+			g, fb, p := runIDClip(t, writeClipWithCard(t, "video/live/lp-d3.mp4", 90, 0, 20, tc.xid), ModeIDFace)
 			kinds := fb.kinds()
 			if got := g.events(t); !slices.Equal(got, tc.events) {
 				t.Fatalf("events = %v, want %v; feedback %v", got, tc.events, kinds)
@@ -231,14 +240,7 @@ func BenchmarkQRRead(b *testing.B) {
 func TestPipelineStranger(t *testing.T) {
 	for _, clip := range []string{"video/live/lp-d6.mp4", "video/live/retalking-face2.mp4"} {
 		t.Run(filepath.Base(clip), func(t *testing.T) {
-			g, cal := idFaceGallery(t)
-			cfg := testConfig(t, writeClipWithCard(t, clip, 90, 0, 0, "-"))
-			cfg.Mode = ModeAuto
-			bus := NewBus()
-			fb := collectFeedback(t, bus)
-			p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
-			p.UseIDs(g.db, cal)
-			mustRun(t, p, 3*time.Minute)
+			g, fb, p := runIDClip(t, writeClipWithCard(t, clip, 90, 0, 0, "-"), ModeAuto)
 			kinds, st := fb.kinds(), p.Status()
 			if got := g.events(t); len(got) != 0 {
 				t.Fatalf("events = %v for a person not enrolled; feedback %v", got, kinds)
