@@ -104,8 +104,11 @@ func (c *Calibrator) Verifiable(m models.Match) bool {
 		return false
 	}
 	ceiling := c.Current().VerifyThreshold
-	if m.RunnerUpDistance <= ceiling {
+	switch {
+	case m.RunnerUpDistance <= ceiling:
 		return true
+	case !(m.Distance <= ceiling): // beyond every user's threshold
+		return false
 	}
 	t, ok := c.m.VerifyThresholdOf(m.BestUserID, ceiling, c.cfg.VerifyMargin)
 	return ok && m.Distance <= t
