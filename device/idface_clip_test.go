@@ -135,16 +135,22 @@ func idFaceGallery(t *testing.T) (*gallery, *recognizer.Calibrator) {
 }
 
 // writeClipWithCard writes the first n frames of clip as a folder of
-// images, with a QR card of xid held up in frames [from, to).
+// images, with a QR card of xid held up in frames [from, to), one frame in
+// memory at a time.
 func writeClipWithCard(t *testing.T, clip string, n, from, to int, xid string) string {
 	t.Helper()
 	dir := t.TempDir()
 	card := mustQR(t, xid, 150)
 	defer card.Close()
-	for i, f := range clipFrames(t, clip, n) {
+	vc, err := gocv.VideoCaptureFile(recognizertest.Testdata(t, clip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	f := gocv.NewMat()
+	defer f.Close()
+	for i := 0; i < n && vc.Read(&f) && !f.Empty(); i++ {
 		if i >= from && i < to {
-			f = f.Clone()
-			defer f.Close()
 			pasteCard(f, card, 8, 8, 5)
 		}
 		if !gocv.IMWrite(filepath.Join(dir, fmt.Sprintf("%04d.png", i)), f) {
@@ -254,4 +260,19 @@ func TestPipelineStranger(t *testing.T) {
 			t.Logf("feedback: %v; status %+v", kinds, st)
 		})
 	}
+}
+
+// TestPipelineStrangerIDFace replays 12 s of a real person who is not
+// enrolled in mode id_face: asked for an ID once, shows none, and after
+// idPromptTimeout is counted unknown once; nothing is recorded.
+func TestPipelineStrangerIDFace(t *testing.T) {
+	g, fb, p := runIDClip(t, writeClipWithCard(t, "video/live/lp-d6.mp4", 360, 0, 0, "-"), ModeIDFace)
+	kinds, st := fb.kinds(), p.Status()
+	if got := g.events(t); len(got) != 0 {
+		t.Fatalf("events = %v for a person not enrolled; feedback %v", got, kinds)
+	}
+	if fb.count(models.FeedbackNeedID) != 1 || fb.count(models.FeedbackUnknown) != 1 || st.Unknown != 1 {
+		t.Errorf("feedback %v, status unknown %d: want the ID asked once, then unknown once", kinds, st.Unknown)
+	}
+	t.Logf("feedback: %v; status %+v", kinds, st)
 }
