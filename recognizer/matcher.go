@@ -64,8 +64,9 @@ type Matcher struct {
 
 	// near caches users' nearest other users for 1:1 thresholds
 	// (nearother.go); nearMu guards it among readers.
-	nearMu sync.Mutex
-	near   map[int32]nearEntry
+	nearMu   sync.Mutex
+	near     map[int32]nearEntry
+	nearRows int // rows of the users in near
 }
 
 var _ models.Matcher = (*Matcher)(nil)

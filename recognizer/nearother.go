@@ -8,13 +8,22 @@ import "math"
 // first claim, and then kept exact as the gallery changes: rows added for
 // user X can only bring X nearer to the users already known (checked
 // against their rows alone), and removing X only affects the users whose
-// nearest other was X (they are found again on their next claim).
+// nearest other was X (they are found again on their next claim). When
+// comparing would cost more than nearUpdateMax row pairs (a sync adding
+// many users while many are known), everything is forgotten instead: it is
+// found again, one user at a time, on the next claims.
 
-// nearEntry is a user's known nearest other: its distance and that user's
-// slot.
+// nearUpdateMax bounds the row pairs compared under the write lock when
+// rows are added: about the cost of one 1:N search of a 100,000-row
+// gallery (a variable so tests can force either path).
+var nearUpdateMax = 1 << 14
+
+// nearEntry is a user's known nearest other: its distance, that user's
+// slot, and how many rows the user had then (for nearRows).
 type nearEntry struct {
 	dist float64
 	by   int32
+	rows int
 }
 
 // nearOther returns the distance from slot's rows to the nearest row of
@@ -26,7 +35,7 @@ func (m *Matcher) nearOther(slot int32) float64 {
 	if e, ok := m.near[slot]; ok {
 		return e.dist
 	}
-	e := nearEntry{dist: math.Inf(1), by: -1}
+	e := nearEntry{dist: math.Inf(1), by: -1, rows: len(m.users[slot].rows)}
 	for _, r := range m.users[slot].rows {
 		rd := m.rowDescriptor(r)
 		var rq query
@@ -38,17 +47,26 @@ func (m *Matcher) nearOther(slot int32) float64 {
 		case t.r1 < 0:
 		case t.u1 != slot:
 			if t.d1 < e.dist {
-				e = nearEntry{dist: t.d1, by: t.u1}
+				e.dist, e.by = t.d1, t.u1
 			}
 		case t.r2 >= 0 && t.d2 < e.dist:
-			e = nearEntry{dist: t.d2, by: m.owner[t.r2]}
+			e.dist, e.by = t.d2, m.owner[t.r2]
 		}
 	}
 	if m.near == nil {
 		m.near = map[int32]nearEntry{}
 	}
 	m.near[slot] = e
+	m.nearRows += e.rows
 	return e.dist
+}
+
+// forgetNear drops slot's known nearest other; the caller holds nearMu.
+func (m *Matcher) forgetNear(slot int32) {
+	if e, ok := m.near[slot]; ok {
+		m.nearRows -= e.rows
+		delete(m.near, slot)
+	}
 }
 
 // nearAdded updates the known nearest others after rows were appended for
@@ -57,14 +75,19 @@ func (m *Matcher) nearOther(slot int32) float64 {
 func (m *Matcher) nearAdded(slot int32, rows []int32) {
 	m.nearMu.Lock()
 	defer m.nearMu.Unlock()
-	delete(m.near, slot)
+	m.forgetNear(slot)
+	if m.nearRows*len(rows) > nearUpdateMax {
+		clear(m.near)
+		m.nearRows = 0
+		return
+	}
 	for u, e := range m.near {
 		for _, a := range m.users[u].rows {
 			for _, r := range rows {
 				// A NaN distance (a non-finite row) compares false: as in
 				// the 1:N search, such rows never count.
 				if d := m.rowPair(a, r); d < e.dist {
-					e = nearEntry{dist: d, by: slot}
+					e.dist, e.by = d, slot
 				}
 			}
 		}
@@ -77,10 +100,10 @@ func (m *Matcher) nearAdded(slot int32, rows []int32) {
 func (m *Matcher) nearRemoved(slot int32) {
 	m.nearMu.Lock()
 	defer m.nearMu.Unlock()
-	delete(m.near, slot)
+	m.forgetNear(slot)
 	for u, e := range m.near {
 		if e.by == slot {
-			delete(m.near, u)
+			m.forgetNear(u)
 		}
 	}
 }

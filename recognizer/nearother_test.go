@@ -1,6 +1,7 @@
 package recognizer
 
 import (
+	"math"
 	"strconv"
 	"testing"
 
@@ -11,8 +12,24 @@ import (
 // TestVerifyKnownNearestStaysExact claims users of a real-density gallery
 // (each claim remembers the user's nearest other user) while users are
 // added, given more descriptors, replaced and removed: every answer, and
-// every user's threshold, equals the brute force over the gallery as it is.
+// every user's threshold, equals the brute force over the gallery as it is:
+// with the known users compared with added rows, and with them forgotten.
 func TestVerifyKnownNearestStaysExact(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		max   int
+		known bool // users stay known through additions
+	}{{"compared", math.MaxInt, true}, {"forgotten", 0, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			was := nearUpdateMax
+			nearUpdateMax = tc.max
+			defer func() { nearUpdateMax = was }()
+			checkKnownNearest(t, tc.known)
+		})
+	}
+}
+
+func checkKnownNearest(t *testing.T, known bool) {
 	s := recognizertest.NewIdolSynth(t, 11)
 	m := NewMatcher(DefaultMatcherConfig())
 	const n = 300
@@ -47,6 +64,9 @@ func TestVerifyKnownNearestStaysExact(t *testing.T) {
 	for i := range 20 {
 		near := s.Probe(*m.rowDescriptor(int32(s.IntN(m.Len()))))
 		m.AddDescriptors("u"+strconv.Itoa(n+i), near)
+	}
+	if got := len(m.near) >= n-1; got != known {
+		t.Fatalf("%d users known after additions, want known %v", len(m.near), known)
 	}
 	check("added")
 	for i := range 20 {
