@@ -166,15 +166,13 @@ func (d *decider) decide(t *track, now time.Time) {
 	userID, dist, ok := t.votes.winner(d.cfg.ConfirmK)
 	if d.cfg.Mode == ModeIDFace || d.cfg.Mode == ModeAuto {
 		var handled bool
-		if userID, dist, ok, handled = d.idWinner(t, userID, dist, ok); handled && !ok {
+		if userID, dist, ok, handled = d.idWinner(t, userID, dist, ok, now); handled && !ok {
 			return
 		}
 	}
 	if !ok {
-		if t.votes.unknown(d.cfg.ConfirmK) && !t.unknownAnnounce {
-			t.unknownAnnounce = true
-			d.count(func(s *CameraStatus) { s.Unknown++ })
-			d.say.publish(models.Feedback{Kind: models.FeedbackUnknown, Message: "Face not recognised. Please see an administrator."})
+		if t.votes.unknown(d.cfg.ConfirmK) {
+			d.unknown(t, "Face not recognised. Please see an administrator.")
 		}
 		return
 	}

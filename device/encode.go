@@ -141,7 +141,10 @@ func (p *Pipeline) encode(j encodeJob) encodeResult {
 	r.vote = vote{distance: m.Distance, desc: &f.Descriptor}
 	if m.Known {
 		r.vote.userID = m.UserID
-	} else if p.cfg.UnknownDir != "" {
+	} else {
+		r.vote.stranger = p.stranger(m)
+	}
+	if !m.Known && p.cfg.UnknownDir != "" {
 		if buf, err := gocv.IMEncode(gocv.JPEGFileExt, j.crop); err == nil {
 			r.jpeg = append([]byte(nil), buf.GetBytes()...)
 			buf.Close()

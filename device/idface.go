@@ -1,6 +1,8 @@
 package device
 
 import (
+	"time"
+
 	"github.com/kioskd/kioskd/models"
 )
 
@@ -9,6 +11,18 @@ import (
 // against the claimed user only; K matching encodings name that user (then
 // liveness, cooldown and the commit apply unchanged), K others refuse the
 // claim and nothing is recorded. A claim is used by one decision or expires.
+//
+// Who is unknown: in auto, a face no enrolled user's 1:1 check could accept
+// (K stranger votes) is unknown at once, like in mode face, and is not asked
+// for an ID; a face 1:N cannot name but some user's 1:1 could (close to
+// several, or within a user's 1:1 range) is asked for one. In both modes a
+// track asked for an ID that shows no valid one within idPromptTimeout is
+// counted unknown, once.
+
+// idPromptTimeout is how long a face asked for an ID may take to have one
+// verified before it counts as unknown: time to take a card out and hold
+// it up, or to type an ID, at a door.
+const idPromptTimeout = 10 * time.Second
 
 // verdict is a 1:1 answer for one encoding.
 type verdict struct {
@@ -50,28 +64,63 @@ func (d *decider) wantsID() bool {
 	return t != nil && t.askedID
 }
 
-// askID asks t's person for an ID, once per track.
-func (d *decider) askID(t *track) {
-	if t.askedID {
+// askID asks t's person for an ID, once per track (now is frame time); a
+// track asked idPromptTimeout ago that has no verified ID yet is counted
+// unknown, once.
+func (d *decider) askID(t *track, now time.Time) {
+	if !t.askedID {
+		t.askedID = true
+		d.say.publish(models.Feedback{Kind: models.FeedbackNeedID, Message: "Show your ID card or type your ID."})
+	}
+	if t.askedAt.IsZero() {
+		t.askedAt = now
+	}
+	if !t.unknownAnnounce && now.Sub(t.askedAt) >= idPromptTimeout {
+		d.unknown(t, "No valid ID shown. Please see an administrator.")
+	}
+}
+
+// unknown counts t as unknown, once, and says msg.
+func (d *decider) unknown(t *track, msg string) {
+	if t.unknownAnnounce {
 		return
 	}
-	t.askedID = true
-	d.say.publish(models.Feedback{Kind: models.FeedbackNeedID, Message: "Show your ID card or type your ID."})
+	t.unknownAnnounce = true
+	d.count(func(s *CameraStatus) { s.Unknown++ })
+	d.say.publish(models.Feedback{Kind: models.FeedbackUnknown, Message: msg})
+}
+
+// strangers reports whether at least k of the kept votes are strangers.
+func (v *votes) strangers(k int) bool {
+	n := 0
+	for _, x := range v.ring {
+		if x.userID == "" && x.stranger {
+			n++
+		}
+	}
+	return n >= k
 }
 
 // idWinner is decide's step for modes id_face and auto, given the 1:N
-// winner: it returns who t is, and handled when the 1:N answer must not be
-// used (waiting for an ID or its check, or the claim was refused).
-func (d *decider) idWinner(t *track, userID string, dist float64, ok bool) (string, float64, bool, bool) {
+// winner at frame time now: it returns who t is, and handled when the 1:N
+// answer must not be used (waiting for an ID or its check, or the claim was
+// refused).
+func (d *decider) idWinner(t *track, userID string, dist float64, ok bool, now time.Time) (string, float64, bool, bool) {
 	if t.verifiedUser != "" {
 		return t.verifiedUser, t.verifiedDist, true, true
 	}
 	if c := d.liveClaim(); c != nil {
 		return d.checkClaim(t, c)
 	}
-	if d.cfg.Mode == ModeIDFace || (!ok && t.votes.unknown(d.cfg.ConfirmK)) {
+	k := d.cfg.ConfirmK
+	switch {
+	case d.cfg.Mode == ModeAuto && !ok && t.votes.strangers(k):
+		// Nobody's 1:1 check could accept this face: asking for an ID
+		// cannot help; decide says "not recognised" as in mode face.
+		return "", 0, false, false
+	case d.cfg.Mode == ModeIDFace || (!ok && t.votes.unknown(k)):
 		// auto: 1:N could not name anyone clearly.
-		d.askID(t)
+		d.askID(t, now)
 		return "", 0, false, true
 	}
 	return userID, dist, ok, false

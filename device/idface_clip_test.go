@@ -125,20 +125,31 @@ func idFaceGallery(t *testing.T) (*gallery, *recognizer.Calibrator) {
 		g.matcher.SetUser(u.ID, []models.Descriptor{faces[0].Descriptor})
 		g.ids[p.name], g.names[u.ID] = u.ID, p.name
 	}
-	return g, recognizer.NewCalibrator(g.matcher, reportOnly(), nil)
+	// As kioskd runs it: the calibrated 1:N threshold applied before the
+	// camera starts.
+	cal := recognizer.NewCalibrator(g.matcher, recognizer.DefaultCalibratorConfig(), nil)
+	c := cal.Current()
+	t.Logf("gallery: %d users, 1:N threshold %.3f, 1:1 ceiling %.3f", c.Users, c.EffectiveThreshold, c.VerifyThreshold)
+	return g, cal
 }
 
 // writeClipWithCard writes the first n frames of clip as a folder of
-// images, with a QR card of xid held up in frames [from, to).
+// images, with a QR card of xid held up in frames [from, to), one frame in
+// memory at a time.
 func writeClipWithCard(t *testing.T, clip string, n, from, to int, xid string) string {
 	t.Helper()
 	dir := t.TempDir()
 	card := mustQR(t, xid, 150)
 	defer card.Close()
-	for i, f := range clipFrames(t, clip, n) {
+	vc, err := gocv.VideoCaptureFile(recognizertest.Testdata(t, clip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	f := gocv.NewMat()
+	defer f.Close()
+	for i := 0; i < n && vc.Read(&f) && !f.Empty(); i++ {
 		if i >= from && i < to {
-			f = f.Clone()
-			defer f.Close()
 			pasteCard(f, card, 8, 8, 5)
 		}
 		if !gocv.IMWrite(filepath.Join(dir, fmt.Sprintf("%04d.png", i)), f) {
@@ -146,6 +157,22 @@ func writeClipWithCard(t *testing.T, clip string, n, from, to int, xid string) s
 		}
 	}
 	return dir
+}
+
+// runIDClip replays the frames in dir through a pipeline in mode with the
+// idFaceGallery, returning the gallery, the feedback and the stopped
+// pipeline.
+func runIDClip(t *testing.T, dir string, mode Mode) (*gallery, *feedbackLog, *Pipeline) {
+	t.Helper()
+	g, cal := idFaceGallery(t)
+	cfg := testConfig(t, dir)
+	cfg.Mode = mode
+	bus := NewBus()
+	fb := collectFeedback(t, bus)
+	p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
+	p.UseIDs(g.db, cal)
+	mustRun(t, p, 3*time.Minute)
+	return g, fb, p
 }
 
 // TestPipelineIDFace replays a real person's live clip in mode id_face
@@ -164,14 +191,7 @@ func TestPipelineIDFace(t *testing.T) {
 		{"unknown id", "Z-999", nil, models.FeedbackUnknownID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g, cal := idFaceGallery(t)
-			cfg := testConfig(t, writeClipWithCard(t, "video/live/lp-d3.mp4", 90, 0, 20, tc.xid))
-			cfg.Mode = ModeIDFace
-			bus := NewBus()
-			fb := collectFeedback(t, bus)
-			p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, bus, testLogger(t))
-			p.UseIDs(g.db, cal)
-			mustRun(t, p, 3*time.Minute)
+			g, fb, p := runIDClip(t, writeClipWithCard(t, "video/live/lp-d3.mp4", 90, 0, 20, tc.xid), ModeIDFace)
 			kinds := fb.kinds()
 			if got := g.events(t); !slices.Equal(got, tc.events) {
 				t.Fatalf("events = %v, want %v; feedback %v", got, tc.events, kinds)
@@ -214,10 +234,44 @@ func BenchmarkQRRead(b *testing.B) {
 	}
 }
 
-// reportOnly is the default calibration that leaves the matcher's
-// threshold as it is.
-func reportOnly() recognizer.CalibratorConfig {
-	c := recognizer.DefaultCalibratorConfig()
-	c.Apply = false
-	return c
+// TestPipelineStranger replays real people who are not enrolled in mode
+// auto through real OpenCV and dlib, beside the idFaceGallery people: each
+// is counted unknown once and told so, is never asked for an ID (no ID
+// could make them anyone) and nothing is recorded. These two are far from
+// everyone enrolled (0.69 and 0.86 from the nearest); retalking-face1, 0.47
+// from lp-d0's person, is named as him by 1:N at this 3-user gallery's
+// calibrated 0.56, which is the calibration's limit (docs/accuracy.md,
+// "Strangers in modes auto and id_face"), not this rule's.
+func TestPipelineStranger(t *testing.T) {
+	for _, clip := range []string{"video/live/lp-d6.mp4", "video/live/retalking-face2.mp4"} {
+		t.Run(filepath.Base(clip), func(t *testing.T) {
+			g, fb, p := runIDClip(t, writeClipWithCard(t, clip, 90, 0, 0, "-"), ModeAuto)
+			kinds, st := fb.kinds(), p.Status()
+			if got := g.events(t); len(got) != 0 {
+				t.Fatalf("events = %v for a person not enrolled; feedback %v", got, kinds)
+			}
+			if fb.count(models.FeedbackUnknown) != 1 || st.Unknown != 1 {
+				t.Errorf("feedback %v, status unknown %d: want the stranger counted and told once", kinds, st.Unknown)
+			}
+			if n := fb.count(models.FeedbackNeedID) + fb.count(models.FeedbackRecognised) + fb.count(models.FeedbackVerified); n != 0 {
+				t.Errorf("feedback %v: a stranger was asked for an ID or named", kinds)
+			}
+			t.Logf("feedback: %v; status %+v", kinds, st)
+		})
+	}
+}
+
+// TestPipelineStrangerIDFace replays 12 s of a real person who is not
+// enrolled in mode id_face: asked for an ID once, shows none, and after
+// idPromptTimeout is counted unknown once; nothing is recorded.
+func TestPipelineStrangerIDFace(t *testing.T) {
+	g, fb, p := runIDClip(t, writeClipWithCard(t, "video/live/lp-d6.mp4", 360, 0, 0, "-"), ModeIDFace)
+	kinds, st := fb.kinds(), p.Status()
+	if got := g.events(t); len(got) != 0 {
+		t.Fatalf("events = %v for a person not enrolled; feedback %v", got, kinds)
+	}
+	if fb.count(models.FeedbackNeedID) != 1 || fb.count(models.FeedbackUnknown) != 1 || st.Unknown != 1 {
+		t.Errorf("feedback %v, status unknown %d: want the ID asked once, then unknown once", kinds, st.Unknown)
+	}
+	t.Logf("feedback: %v; status %+v", kinds, st)
 }

@@ -11,7 +11,8 @@ import (
 // idStep is one gated frame for the ID + face decider: an optional claim
 // (a user id) made before it, and the encodings that land after it. An
 // encoding "alice" is alice's face named by 1:N; "?alice" is alice's face
-// that 1:N could not name clearly.
+// that 1:N could not name clearly; "!" is a stranger's face, which no
+// user's 1:1 check could accept.
 type idStep struct {
 	at    time.Duration
 	claim string
@@ -57,10 +58,11 @@ func runIDDecider(t *testing.T, mode Mode, steps []idStep) ([]string, []models.F
 		votes := make([]vote, len(s.encs))
 		for j, e := range s.encs {
 			face, unclear := strings.CutPrefix(e, "?")
+			face, stranger := strings.CutPrefix(face, "!")
 			desc := &models.Descriptor{}
 			desc[0] = idFaces[face]
-			votes[j] = vote{distance: 0.4, desc: desc}
-			if !unclear {
+			votes[j] = vote{distance: 0.4, desc: desc, stranger: stranger}
+			if !unclear && !stranger {
 				votes[j].userID = face
 			}
 		}
@@ -174,6 +176,50 @@ func TestDeciderModes(t *testing.T) {
 		mode:  ModeAuto,
 		steps: []idStep{{encs: []string{"?carol", "?carol"}}, {at: 100 * ms, claim: "alice"}},
 		kinds: []models.FeedbackKind{needID, refused},
+		check: noUnknown,
+	}, {
+		name:  "auto: a stranger is unknown at once, counted once, never asked for an ID",
+		mode:  ModeAuto,
+		steps: []idStep{{encs: []string{"!", "!"}}, {at: 100 * ms, encs: []string{"!", "!"}}, {at: time.Minute, encs: []string{"!"}}},
+		kinds: []models.FeedbackKind{unknown},
+		check: unknownOnce("Face not recognised. Please see an administrator."),
+	}, {
+		name:  "auto: one stranger frame among unclear ones asks for the ID",
+		mode:  ModeAuto,
+		steps: []idStep{{encs: []string{"!", "?carol"}}},
+		kinds: []models.FeedbackKind{needID},
+		check: noUnknown,
+	}, {
+		name:  "auto: a stranger typing an enrolled user's ID records nothing",
+		mode:  ModeAuto,
+		steps: []idStep{{encs: []string{"!", "!"}}, {at: 100 * ms, claim: "alice"}, {at: 200 * ms, encs: []string{"!"}}},
+		kinds: []models.FeedbackKind{unknown, refused},
+	}, {
+		name: "auto: asked for an ID, none verified within the timeout: unknown once",
+		mode: ModeAuto,
+		steps: []idStep{{encs: []string{"?carol", "?carol"}}, {at: idPromptTimeout - ms, encs: []string{"?carol"}},
+			{at: idPromptTimeout}, {at: 3 * idPromptTimeout, encs: []string{"?carol"}}},
+		kinds: []models.FeedbackKind{needID, unknown},
+		check: unknownOnce("No valid ID shown. Please see an administrator."),
+	}, {
+		name:  "id_face: a stranger is asked for the ID; none within the timeout: unknown once",
+		mode:  ModeIDFace,
+		steps: []idStep{{encs: []string{"!", "!"}}, {at: 5 * time.Second, encs: []string{"!"}}, {at: idPromptTimeout}, {at: 4 * idPromptTimeout, encs: []string{"!"}}},
+		kinds: []models.FeedbackKind{needID, unknown},
+		check: unknownOnce("No valid ID shown. Please see an administrator."),
+	}, {
+		name:  "id_face: a refused ID does not stop the timeout",
+		mode:  ModeIDFace,
+		steps: []idStep{{claim: "alice", encs: []string{"!", "!"}}, {at: 100 * ms}, {at: 100*ms + idPromptTimeout}},
+		kinds: []models.FeedbackKind{refused, unknown},
+		check: unknownOnce("No valid ID shown. Please see an administrator."),
+	}, {
+		name:   "id_face: verified before the timeout is never unknown",
+		mode:   ModeIDFace,
+		steps:  []idStep{{encs: []string{"?alice"}}, {at: idPromptTimeout - ms, claim: "alice", encs: []string{"?alice"}}, {at: 3 * idPromptTimeout, encs: []string{"?alice"}}},
+		events: []string{"alice"},
+		kinds:  []models.FeedbackKind{needID, verified},
+		check:  noUnknown,
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -183,14 +229,38 @@ func TestDeciderModes(t *testing.T) {
 	}
 }
 
+// noUnknown checks that nothing was counted unknown.
+func noUnknown(t *testing.T, _ []models.Feedback, st CameraStatus) {
+	if st.Unknown != 0 {
+		t.Errorf("unknown = %d, want 0", st.Unknown)
+	}
+}
+
+// unknownOnce checks that the track was counted unknown once, saying msg.
+func unknownOnce(msg string) func(*testing.T, []models.Feedback, CameraStatus) {
+	return func(t *testing.T, fb []models.Feedback, st CameraStatus) {
+		var said []string
+		for _, f := range fb {
+			if f.Kind == models.FeedbackUnknown {
+				said = append(said, f.Message)
+			}
+		}
+		if st.Unknown != 1 || len(said) != 1 || said[0] != msg {
+			t.Errorf("unknown = %d, said %q; want 1, %q", st.Unknown, said, msg)
+		}
+	}
+}
+
 // TestCleanClaimID bounds what a QR code or the keypad may claim.
 func TestCleanClaimID(t *testing.T) {
-	for in, want := range map[string]string{" S-1234 ": "S-1234", "ab/12.x": "ab/12.x"} {
+	long := strings.Repeat("Z", MaxClaimIDLen)
+	for in, want := range map[string]string{" S-1234 ": "S-1234", "ab/12.x": "ab/12.x", "KE 2026 0042": "KE 2026 0042",
+		"Éc-7": "Éc-7", `!"#$%&'()*+,:;<=>?@[\]^_{|}~` + "`": `!"#$%&'()*+,:;<=>?@[\]^_{|}~` + "`", long: long} {
 		if got, err := CleanClaimID(in); err != nil || got != want {
 			t.Errorf("CleanClaimID(%q) = %q, %v", in, got, err)
 		}
 	}
-	for _, in := range []string{"", "   ", "a b", "tab\t1", "é1", strings.Repeat("9", MaxClaimIDLen+1)} {
+	for _, in := range []string{"", "   ", "tab\t1", "nul\x00", "\u202eexe.1", "bad\xff", strings.Repeat("9", MaxClaimIDLen+1)} {
 		if _, err := CleanClaimID(in); models.ErrorCode(err) != models.EINVALID {
 			t.Errorf("CleanClaimID(%q) = %v, want EINVALID", in, err)
 		}

@@ -28,13 +28,17 @@ const (
 // ClaimTTL is how long an ID shown or typed waits for its face.
 const ClaimTTL = 20 * time.Second
 
-// MaxClaimIDLen bounds an ID read from a QR code or typed on the keypad.
-const MaxClaimIDLen = 64
+// MaxClaimIDLen bounds an ID read from a QR code or typed on the keypad:
+// the longest external_id a user may have.
+const MaxClaimIDLen = models.MaxFieldLen
 
 // IDVerifier checks a face against one user only, at that user's own
 // threshold; *recognizer.Calibrator implements it.
 type IDVerifier interface {
 	VerifyUser(userID string, d *models.Descriptor) (match bool, distance, threshold float64, enrolled bool)
+	// Verifiable reports whether some enrolled user's 1:1 check could
+	// accept a face whose 1:N answer is m.
+	Verifiable(m models.Match) bool
 }
 
 // UserFinder finds the user an ID card or the keypad names; the bolt store
@@ -58,17 +62,17 @@ func (p *Pipeline) UseIDs(users UserFinder, v IDVerifier) {
 	p.users, p.verifier = users, v
 }
 
-// CleanClaimID trims an ID read or typed and checks it: 1-MaxClaimIDLen
-// printable ASCII characters without spaces (student and staff numbers).
+// CleanClaimID trims an ID read or typed and checks it as a user's
+// external_id is checked (models.User.Validate): 1-MaxClaimIDLen bytes of
+// text without control characters, so that every ID central may give a
+// user can be claimed.
 func CleanClaimID(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || len(s) > MaxClaimIDLen {
 		return "", models.Errorf(models.EINVALID, "An ID is 1-%d characters.", MaxClaimIDLen).WithDetail("field", "id")
 	}
-	for _, r := range s {
-		if r <= ' ' || r > '~' {
-			return "", models.Errorf(models.EINVALID, "An ID holds only letters, digits and punctuation.").WithDetail("field", "id")
-		}
+	if err := models.CheckText("id", s); err != nil {
+		return "", models.Errorf(models.EINVALID, "An ID holds no control characters.").WithDetail("field", "id")
 	}
 	return s, nil
 }

@@ -122,6 +122,12 @@ func (p *Pipeline) scanID(f frame) {
 	}
 }
 
+// stranger reports whether a face 1:N could not name (m) matches nobody
+// even 1:1, in the modes that ask for IDs: no ID can make it anyone.
+func (p *Pipeline) stranger(m models.Match) bool {
+	return (p.cfg.Mode == ModeIDFace || p.cfg.Mode == ModeAuto) && !p.verifier.Verifiable(m)
+}
+
 // verifyClaim is the decider's 1:1 check.
 func (p *Pipeline) verifyClaim(userID string, d *models.Descriptor) verdict {
 	match, dist, _, enrolled := p.verifier.VerifyUser(userID, d)

@@ -43,9 +43,11 @@ type track struct {
 	livenessFailed  bool
 	prompted        bool      // asked for a blink or a head turn
 	recognisedAt    time.Time // frame time K-of-M first agreed, waiting for liveness
-	// ID + face (idface.go): the screen asked for an ID; the claimed user
-	// the face was verified as, with the mean distance.
+	// ID + face (idface.go): the screen asked for an ID (at askedAt, frame
+	// time); the claimed user the face was verified as, with the mean
+	// distance.
 	askedID      bool
+	askedAt      time.Time
 	verifiedUser string
 	verifiedDist float64
 }
@@ -54,6 +56,9 @@ type track struct {
 type vote struct {
 	userID   string // "" for unknown
 	distance float64
+	// stranger: unknown, and no enrolled user's 1:1 check could accept
+	// this face either (modes id_face and auto).
+	stranger bool
 	// desc is the encoding, kept for a 1:1 check against a claimed ID;
 	// checked is the claim it was last checked against, with the answer.
 	desc    *models.Descriptor

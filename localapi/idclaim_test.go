@@ -2,6 +2,7 @@ package localapi
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -44,8 +45,12 @@ func (c *storeClaimer) claims() []string {
 	return append([]string(nil), c.got...)
 }
 
+// claimXID is the external id of mustClaimServer's user: letters of both
+// cases, digits and symbols, as central may give one.
+const claimXID = "KE-26/b7#"
+
 // mustClaimServer is a server whose keypad claims go to a storeClaimer,
-// with one user of external id "20417".
+// with one user of external id claimXID.
 func mustClaimServer(t *testing.T) (*testEnv, *storeClaimer, *testBus, string) {
 	bus := newTestBus()
 	claimer := &storeClaimer{bus: bus}
@@ -54,7 +59,7 @@ func mustClaimServer(t *testing.T) (*testEnv, *storeClaimer, *testBus, string) {
 		claimer.db = d.Store
 	})
 	var u models.User
-	if st := env.doJSON("POST", "/api/v1/users", env.tech, UserInput{FullName: "Ada Obi", Email: "ada@example.org", Role: models.RoleTrainee, ExternalID: "20417"}, &u); st != 201 {
+	if st := env.doJSON("POST", "/api/v1/users", env.tech, UserInput{FullName: "Ada Obi", Email: "ada@example.org", Role: models.RoleTrainee, ExternalID: claimXID}, &u); st != 201 {
 		t.Fatalf("create user: %d", st)
 	}
 	return env, claimer, bus, u.ID
@@ -65,7 +70,7 @@ func mustClaimServer(t *testing.T) (*testEnv, *storeClaimer, *testBus, string) {
 func TestKioskClaim(t *testing.T) {
 	env, claimer, _, userID := mustClaimServer(t)
 	var ok ClaimResponse
-	env.mustStatus(200, env.doJSON("POST", "/kiosk/claim", "", ClaimRequest{ID: "20417"}, &ok), "known id")
+	env.mustStatus(200, env.doJSON("POST", "/kiosk/claim", "", ClaimRequest{ID: claimXID}, &ok), "known id")
 	if ok.Result != "claimed" || claimer.claims()[0] != userID {
 		t.Fatalf("claim = %+v, claims %v", ok, claimer.claims())
 	}
@@ -74,18 +79,18 @@ func TestKioskClaim(t *testing.T) {
 	resp, b = env.do("POST", "/kiosk/claim", "", "application/json", jsonBody(map[string]any{"id": "1", "name": "x"}))
 	env.mustStatus(422, resp.StatusCode, "unknown field", b)
 	// Burst used up (3 so far, 5 allowed): the next ones wait.
-	env.doJSON("POST", "/kiosk/claim", "", ClaimRequest{ID: "20417"}, nil)
-	env.doJSON("POST", "/kiosk/claim", "", ClaimRequest{ID: "20417"}, nil)
-	resp, b = env.do("POST", "/kiosk/claim", "", "application/json", jsonBody(ClaimRequest{ID: "20417"}))
+	env.doJSON("POST", "/kiosk/claim", "", ClaimRequest{ID: claimXID}, nil)
+	env.doJSON("POST", "/kiosk/claim", "", ClaimRequest{ID: claimXID}, nil)
+	resp, b = env.do("POST", "/kiosk/claim", "", "application/json", jsonBody(ClaimRequest{ID: claimXID}))
 	if resp.StatusCode != 429 || errCode(b) != models.ETHROTTLED {
 		t.Fatalf("sixth claim: %d %s, want 429 throttled", resp.StatusCode, b)
 	}
 	env.clock.Advance(claimEvery)
-	env.mustStatus(200, env.doJSON("POST", "/kiosk/claim", "", ClaimRequest{ID: "20417"}, nil), "after the wait")
+	env.mustStatus(200, env.doJSON("POST", "/kiosk/claim", "", ClaimRequest{ID: claimXID}, nil), "after the wait")
 
 	// Without a camera the endpoint says so.
 	off := mustServer(t, nil)
-	resp, b = off.do("POST", "/kiosk/claim", "", "application/json", jsonBody(ClaimRequest{ID: "20417"}))
+	resp, b = off.do("POST", "/kiosk/claim", "", "application/json", jsonBody(ClaimRequest{ID: claimXID}))
 	if resp.StatusCode != 503 {
 		t.Fatalf("no camera: %d %s", resp.StatusCode, b)
 	}
@@ -115,11 +120,23 @@ func TestBrowserKioskKeypad(t *testing.T) {
 	}
 	shot, _ := chromedp.Run(ctx, chromedp.FullScreenshot(90))
 	writeArtifact(t, "kiosk-need-id.jpg", shot)
-	// A wrong key, deleted, then the ID.
+	// A wrong key, deleted, then the ID: upper-case letters, a symbol of
+	// the letters layer, digits, a lower-case letter (shift), and one of the
+	// symbols layer.
 	var keys []chromedp.Action[chromedp.Void]
-	for _, k := range []string{"9", "back", "2", "0", "4", "1", "7"} {
+	for _, k := range []string{"9", "back", "K", "E", "-", "2", "6", "/", "shift", "b", "shift", "7", "layer", "#", "layer"} {
 		keys = append(keys, chromedp.Click(chromedp.CSS(`#keypad [data-key="`+k+`"]`)))
 	}
+	keys = append(keys, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		v, err := chromedp.Value(chromedp.CSS("#id-input"))(ctx, tg)
+		if err != nil {
+			return err
+		}
+		if v != claimXID {
+			return fmt.Errorf("typed %q, want %q", v, claimXID)
+		}
+		return nil
+	}))
 	keys = append(keys, chromedp.Click(chromedp.CSS("#id-ok")), waitText("#feedback", "now look at the camera"))
 	if err := chromedp.Do(ctx, keys...); err != nil {
 		val, _ := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#id-input")))

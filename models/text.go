@@ -24,6 +24,11 @@ func checkText(field, s string) error {
 	return nil
 }
 
+// CheckText is the free-text rule of User.Validate for text that names a
+// user from outside (an ID typed on the kiosk or read from a card): an
+// EINVALID error naming field, or nil.
+func CheckText(field, s string) error { return checkText(field, s) }
+
 // isBidiControl reports the Unicode bidirectional formatting characters.
 func isBidiControl(r rune) bool {
 	return r == 0x061c || r == 0x200e || r == 0x200f || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)

@@ -117,6 +117,26 @@ func (c *Calibrator) NearestOther(userID string, d *models.Descriptor) (string, 
 	return c.m.NearestOther(userID, d)
 }
 
+// Verifiable reports whether the 1:1 check of some enrolled user could
+// accept a face whose 1:N answer is m: its nearest user is within that
+// user's own threshold, or another user is within the 1:1 ceiling (which
+// bounds every user's threshold). False means the face matches nobody,
+// whatever ID it shows: a stranger.
+func (c *Calibrator) Verifiable(m models.Match) bool {
+	if m.BestUserID == "" {
+		return false
+	}
+	ceiling := c.Current().VerifyThreshold
+	switch {
+	case m.RunnerUpDistance <= ceiling:
+		return true
+	case !(m.Distance <= ceiling): // beyond every user's threshold
+		return false
+	}
+	t, ok := c.m.VerifyThresholdOf(m.BestUserID, ceiling, c.cfg.VerifyMargin)
+	return ok && m.Distance <= t
+}
+
 // VerifyUser is Verify in the local API's terms.
 func (c *Calibrator) VerifyUser(userID string, d *models.Descriptor) (match bool, distance, threshold float64, enrolled bool) {
 	v := c.Verify(userID, d)

@@ -61,6 +61,12 @@ type Matcher struct {
 	users []userSlot
 	free  []int32 // unused slots in users
 	index map[string]int32
+
+	// near caches users' nearest other users for 1:1 thresholds
+	// (nearother.go); nearMu guards it among readers.
+	nearMu   sync.Mutex
+	near     map[int32]nearEntry
+	nearRows int // rows of the users in near
 }
 
 var _ models.Matcher = (*Matcher)(nil)
@@ -174,10 +180,12 @@ func (m *Matcher) addLocked(userID string, ds []models.Descriptor) {
 		m.index[userID] = slot
 	}
 	u := &m.users[slot]
+	first := len(u.rows)
 	for i := range ds {
 		u.rows = append(u.rows, int32(len(m.owner)))
 		m.appendRow(&ds[i], slot)
 	}
+	m.nearAdded(slot, u.rows[first:])
 }
 
 func (m *Matcher) removeLocked(userID string) {
@@ -186,6 +194,7 @@ func (m *Matcher) removeLocked(userID string) {
 		return
 	}
 	m.version++
+	m.nearRemoved(slot)
 	rows := m.users[slot].rows
 	// Highest rows first: then the last row is never one of ours that is
 	// still to be removed, unless it is the current one.

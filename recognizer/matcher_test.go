@@ -270,7 +270,14 @@ func TestMatcherConcurrent(t *testing.T) {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			for {
+			for i := 0; ; i++ {
+				// 1:1 claims fill and read the known nearest others while
+				// writers change them.
+				if v := m.Verify("stable", &stable, 0.6, DefaultVerifyMargin); !v.Enrolled || v.Distance != 0 {
+					errs <- fmt.Errorf("stable user's 1:1 check during churn: %+v", v)
+					return
+				}
+				m.Verify(fmt.Sprintf("w%d-%d", i%4, i%20), &stable, 0.6, DefaultVerifyMargin)
 				// The stable user is never touched by writers: it must always
 				// be found at distance 0, whatever moves around it.
 				if got := m.Identify(&stable); got.BestUserID != "stable" || got.Distance != 0 {

@@ -24,7 +24,8 @@ type Verification struct {
 // Verify checks d against userID's descriptors only (ID + face). The
 // user's threshold is the 1:1 ceiling, kept margin under the user's nearest
 // other user, so that a classmate enrolled here cannot pass with this
-// user's ID. A NaN or infinite probe never matches.
+// user's ID. A NaN or infinite probe never matches. It costs O(the user's
+// descriptors) once the user's nearest other user is known (nearOther).
 func (m *Matcher) Verify(userID string, d *models.Descriptor, ceiling, margin float64) Verification {
 	inf := math.Inf(1)
 	v := Verification{Distance: inf, NearestOther: inf}
@@ -41,23 +42,23 @@ func (m *Matcher) Verify(userID string, d *models.Descriptor, ceiling, margin fl
 	v.Enrolled = true
 	for _, r := range m.users[slot].rows {
 		v.Distance = min(v.Distance, m.rowDistance(d, r))
-		rd := m.rowDescriptor(r)
-		var rq query
-		if !rq.set(rd) {
-			continue
-		}
-		t := m.nearestTwo(rd, &rq)
-		switch {
-		case t.r1 < 0:
-		case t.u1 != slot:
-			v.NearestOther = min(v.NearestOther, t.d1)
-		default:
-			v.NearestOther = min(v.NearestOther, t.d2)
-		}
 	}
+	v.NearestOther = m.nearOther(slot)
 	v.Threshold = VerifyThreshold(ceiling, v.NearestOther, margin)
 	v.Match = v.Distance <= v.Threshold
 	return v
+}
+
+// VerifyThresholdOf is userID's 1:1 threshold, as Verify computes it, and
+// whether the user is enrolled.
+func (m *Matcher) VerifyThresholdOf(userID string, ceiling, margin float64) (float64, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	slot, ok := m.index[userID]
+	if !ok {
+		return 0, false
+	}
+	return VerifyThreshold(ceiling, m.nearOther(slot), margin), true
 }
 
 // NearestOther returns the user nearest to d other than exclude, and its

@@ -30,6 +30,40 @@
   var keypad = document.getElementById("keypad");
   var idInput = document.getElementById("id-input");
   var keypadTimer = null;
+  // An external_id is free text (1-120 bytes, no control characters): the
+  // keys type digits, letters and every printable ASCII symbol; anything
+  // else comes from the ID card's QR code or a physical keyboard.
+  var maxID = 120;
+  var layers = {
+    abc: ["1234567890", "QWERTYUIOP", "ASDFGHJKL-", "\u21e7ZXCVBNM/."],
+    sym: ["1234567890", "!\"#$%&'()*", "+,:;<=>?@.", "[\\]^_`{|}~"]
+  };
+  var layer = "abc", lower = false;
+  var keys = document.getElementById("keys");
+  function layoutKeys() {
+    keys.textContent = "";
+    layers[layer].forEach(function (row) {
+      Array.from(row).forEach(function (ch) {
+        var b = document.createElement("button");
+        b.type = "button";
+        if (ch === "\u21e7") {
+          b.setAttribute("data-key", "shift");
+          b.setAttribute("aria-label", lower ? "Upper case" : "Lower case");
+          b.className = lower ? "on" : "";
+          b.textContent = lower ? "ABC" : "abc";
+        } else {
+          if (lower) { ch = ch.toLowerCase(); }
+          b.setAttribute("data-key", ch);
+          b.textContent = ch;
+        }
+        keys.appendChild(b);
+      });
+    });
+    var lk = keypad.querySelector('[data-key="layer"]');
+    lk.textContent = layer === "abc" ? "#+=" : "ABC";
+    lk.setAttribute("aria-label", layer === "abc" ? "Symbols" : "Letters");
+  }
+  layoutKeys();
   function openKeypad(open) {
     keypad.hidden = !open;
     clearTimeout(keypadTimer);
@@ -40,8 +74,10 @@
   keypad.addEventListener("click", function (e) {
     var k = e.target.getAttribute && e.target.getAttribute("data-key");
     if (!k) { return; }
-    if (k === "back") { idInput.value = idInput.value.slice(0, -1); }
-    else if (idInput.value.length < 64) { idInput.value += k; }
+    if (k === "back") { idInput.value = Array.from(idInput.value).slice(0, -1).join(""); }
+    else if (k === "shift") { lower = !lower; layoutKeys(); }
+    else if (k === "layer") { layer = layer === "abc" ? "sym" : "abc"; layoutKeys(); }
+    else if (new TextEncoder().encode(idInput.value + k).length <= maxID) { idInput.value += k; }
     openKeypad(true);
   });
   keypad.onsubmit = function (e) {
