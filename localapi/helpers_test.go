@@ -78,8 +78,12 @@ func mustServer(tb testing.TB, configure func(*Config, *Deps)) *testEnv {
 	cfg.Addr = "127.0.0.1:0"
 	cfg.TempDir = filepath.Join(tb.TempDir(), "tmp")
 	cfg.DeviceID = "kiosk-test"
+	// The gallery is recalibrated on every change and its threshold left
+	// as configured: tests see the calibration of what they just enrolled.
+	calCfg := recognizer.DefaultCalibratorConfig()
+	calCfg.Apply, calCfg.MinInterval = false, 0
 	deps := Deps{Store: db, Enroller: recognizer.NewGallery(db, m, nil), Encoder: mustEncoder(tb), Matcher: m, Now: clock.Now,
-		Gallery: recognizer.NewCalibrator(m, recognizer.DefaultCalibratorConfig(), nil)}
+		Gallery: recognizer.NewCalibrator(m, calCfg, nil)}
 	if configure != nil {
 		configure(&cfg, &deps)
 	}
