@@ -278,7 +278,15 @@ func (p *Pipeline) process(f frame) {
 		return
 	}
 	p.trace("gate", 0, f.seq)
-	g, err := p.gater.Check(f.mat, f.at)
+	// The face's pixels are tracked only while a track gathers liveness
+	// evidence: a zero time skips that work (docs/benchmarks.md).
+	at := f.at
+	p.stateMu.Lock()
+	if !p.dec.wantsPixels(f.at) {
+		at = time.Time{}
+	}
+	p.stateMu.Unlock()
+	g, err := p.gater.Check(f.mat, at)
 	p.trace("gated-frame", 0, f.seq)
 	if err != nil {
 		p.warn.Warn("gate", "gate frame", "err", err)
