@@ -80,6 +80,8 @@ type blankGater struct{}
 
 func (blankGater) Check(gocv.Mat, time.Time) (Gate, error) { return Gate{}, nil }
 
+func (blankGater) MeasurePixels(bool) {}
+
 // flakyCamera is a live source that fails after a number of frames.
 type flakyCamera struct{ left int }
 

@@ -143,6 +143,9 @@ type clipRun struct {
 	// the frame that decided the (first) event; 0 when none.
 	toAttendance time.Duration
 	status       CameraStatus
+	// faces and tracked count the frames with one face and those whose
+	// face's pixels were tracked (until the track showed liveness).
+	faces, tracked int
 }
 
 // replay runs cfg's source through a pipeline with g's store and matcher.
@@ -150,9 +153,16 @@ func (g *gallery) replay(tb testing.TB, cfg Config) clipRun {
 	tb.Helper()
 	p := NewPipeline(cfg, mustOpenGater(tb, cfg), mustEncoder(tb), g.matcher, g.db, NewBus(), testLogger(tb))
 	var firstFace, decided time.Time
+	var faces, tracked int
 	p.onGate = func(at time.Time, gt *Gate, _ *track) {
 		if firstFace.IsZero() && len(gt.Faces) > 0 {
 			firstFace = at
+		}
+		if gt.Face != nil {
+			faces++
+			if gt.Face.Planarity != nil {
+				tracked++
+			}
 		}
 	}
 	p.onRecord = func(_ *models.AttendanceEvent, _ *track, at time.Time) {
@@ -162,7 +172,7 @@ func (g *gallery) replay(tb testing.TB, cfg Config) clipRun {
 	}
 	before := len(g.events(tb))
 	mustRun(tb, p, 3*time.Minute)
-	r := clipRun{events: g.events(tb)[before:], status: p.Status()}
+	r := clipRun{events: g.events(tb)[before:], status: p.Status(), faces: faces, tracked: tracked}
 	if !decided.IsZero() {
 		r.toAttendance = decided.Sub(firstFace)
 	}
@@ -204,7 +214,8 @@ func TestLiveClipsRecordedOnce(t *testing.T) {
 				continue
 			}
 			tta = append(tta, r.toAttendance)
-			t.Logf("%s: recorded %v after the first face", c.name, r.toAttendance.Round(time.Millisecond))
+			t.Logf("%s: recorded %v after the first face; pixels tracked on %d of %d frames with a face",
+				c.name, r.toAttendance.Round(time.Millisecond), r.tracked, r.faces)
 		}
 		if len(tta) == 0 {
 			return

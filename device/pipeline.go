@@ -23,8 +23,12 @@ import (
 // qr.go reads ID cards while the decider wants an ID (idface.go).
 
 // FrameGater runs the per-frame gates; *Gater implements it.
+// MeasurePixels says whether the next Checks measure how the face's pixels
+// moved (FaceQuality.Planarity): only tracks still gathering liveness
+// evidence need it.
 type FrameGater interface {
 	Check(frame gocv.Mat, at time.Time) (Gate, error)
+	MeasurePixels(on bool)
 }
 
 // FaceEncoder computes descriptors; *recognizer.Encoder implements it.
@@ -278,15 +282,13 @@ func (p *Pipeline) process(f frame) {
 		return
 	}
 	p.trace("gate", 0, f.seq)
-	// The face's pixels are tracked only while a track gathers liveness
-	// evidence: a zero time skips that work (docs/benchmarks.md).
-	at := f.at
+	// The face's pixel motion is measured only while a track gathers
+	// liveness evidence (docs/benchmarks.md).
 	p.stateMu.Lock()
-	if !p.dec.wantsPixels(f.at) {
-		at = time.Time{}
-	}
+	pixels := p.dec.wantsPixels(f.at)
 	p.stateMu.Unlock()
-	g, err := p.gater.Check(f.mat, at)
+	p.gater.MeasurePixels(pixels)
+	g, err := p.gater.Check(f.mat, f.at)
 	p.trace("gated-frame", 0, f.seq)
 	if err != nil {
 		p.warn.Warn("gate", "gate frame", "err", err)
