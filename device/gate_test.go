@@ -104,9 +104,7 @@ func mustDetect(tb testing.TB, gray gocv.Mat) []Detection {
 // face, so the first frame after it is turned on is measured against it.
 func TestGaterMeasurePixels(t *testing.T) {
 	g := mustGater(t)
-	f := background()
-	defer f.Close()
-	paste(&f, mustPerson(t, "people/obama/1.jpg", 160), scenW/2, scenH/2)
+	f := mustOnePersonFrame(t)
 	at := time.Unix(0, 0)
 	check := func() *planarity {
 		t.Helper()
