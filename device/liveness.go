@@ -68,8 +68,8 @@ const depthMinResidual = 0.7
 // livenessWindow: lifted, its grain and compression noise stray from any
 // homography as depth does, so a photo in dim light needs more. Measured
 // (docs/liveness.md): photos darkened to the dark clips' light, with
-// camera noise added, reach 0.78 over a deformation of 0.08; the dark live
-// clips pass 0.9 within 0.4-0.9 s when they move.
+// camera noise added, reach 0.78 over a deformation of 0.08; five of the
+// eight darkened live clips pass 0.9 within 0.4-0.93 s.
 const (
 	depthDimMinDeform   = 0.08
 	depthDimMinResidual = 0.9
@@ -98,9 +98,9 @@ type planarSample struct {
 // blink (eye aspect ratio open -> closed -> open, after aligning the face on
 // its other points), a change of expression that no motion of a flat or
 // folded picture produces (see expression), or pixels that move with depth
-// (see depth). Each frame's measures are
-// median-filtered over three consecutive frames, so one frame the landmark
-// predictor gets wrong is not evidence. A change of expression does not
+// (see depth). Each frame's expression measures are median-filtered over
+// three consecutive frames, so one frame the landmark predictor gets wrong
+// is not evidence. A change of expression does not
 // count while the face's pixels move as a flat picture's (see flat): on a
 // blurred picture folded and rocked, the landmark predictor misplaces
 // points as much as a live face moves them.
