@@ -35,9 +35,7 @@ func BenchmarkGate640x480Empty(b *testing.B) {
 // exposure and pose with one person in view. Goal: >= 15 fps on one core.
 func BenchmarkGate640x480OnePerson(b *testing.B) {
 	g := mustGater(b)
-	f := background()
-	defer f.Close()
-	paste(&f, mustPerson(b, "people/obama/1.jpg", 160), scenW/2, scenH/2)
+	f := mustOnePersonFrame(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		gt, err := g.Check(f, time.Time{})
@@ -53,9 +51,7 @@ func BenchmarkGate640x480OnePerson(b *testing.B) {
 // pixels from the previous one (the flat-picture measure, parallax.go).
 func BenchmarkGate640x480OnePersonTracked(b *testing.B) {
 	g := mustGater(b)
-	f := background()
-	defer f.Close()
-	paste(&f, mustPerson(b, "people/obama/1.jpg", 160), scenW/2, scenH/2)
+	f := mustOnePersonFrame(b)
 	at := time.Unix(0, 0)
 	measured := 0
 	b.ResetTimer()

@@ -83,6 +83,9 @@ func (blankGater) Check(gocv.Mat, time.Time) (Gate, error) { return Gate{}, nil 
 // Probe finds no face.
 func (blankGater) Probe(gocv.Mat) (bool, error) { return false, nil }
 
+// MeasurePixels has nothing to measure.
+func (blankGater) MeasurePixels(bool) {}
+
 // flakyCamera is a live source that fails after a number of frames.
 type flakyCamera struct{ left int }
 

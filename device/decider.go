@@ -115,6 +115,21 @@ func (d *decider) gated(at, captured time.Time, seq int, g *Gate) *track {
 	return t
 }
 
+// wantsPixels reports whether the gates should track the face's pixels on
+// the frame at frame time at (FaceQuality.Planarity): not once the current
+// track has shown liveness or been decided, nor with liveness off. A face
+// that may start a new track is tracked.
+func (d *decider) wantsPixels(at time.Time) bool {
+	t := d.track
+	switch {
+	case !d.cfg.Liveness:
+		return false
+	case t == nil || at.Sub(t.lastSeen) > d.cfg.TrackTimeout:
+		return true
+	}
+	return !t.decided && t.live.proof() == ""
+}
+
 // appearanceBreak reports whether the face in patch no longer looks like
 // the track's last one: the same place, but not the same face (see
 // continuity.go).

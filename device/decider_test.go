@@ -300,3 +300,37 @@ func TestDecider(t *testing.T) {
 		})
 	}
 }
+
+// TestDeciderWantsPixels: the gates track a face's pixels only while its
+// track still gathers liveness evidence, or a new track may start.
+func TestDeciderWantsPixels(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Liveness = true
+	td := newTestDecider(&cfg, &memStore{})
+	defer td.cancel()
+	now := td.base
+	if !td.d.wantsPixels(now) {
+		t.Error("no track: pixels not wanted")
+	}
+	g := passes(deciderBox)
+	tr := td.d.gated(now, now, 0, &g)
+	if !td.d.wantsPixels(now) {
+		t.Error("a track without evidence: pixels not wanted")
+	}
+	tr.live.moved = true
+	if td.d.wantsPixels(now) {
+		t.Error("a track that showed liveness: pixels still wanted")
+	}
+	if !td.d.wantsPixels(now.Add(cfg.TrackTimeout + time.Millisecond)) {
+		t.Error("after the track timeout (a new track): pixels not wanted")
+	}
+	tr.live.moved, tr.decided = false, true
+	if td.d.wantsPixels(now) {
+		t.Error("a decided track: pixels still wanted")
+	}
+	cfg.Liveness = false
+	tr.decided = false
+	if td.d.wantsPixels(now) {
+		t.Error("liveness off: pixels still wanted")
+	}
+}

@@ -78,6 +78,9 @@ type Gater struct {
 	// views are the single faces of the last frames (newest last), to
 	// track their pixels into the next.
 	views []*faceView
+	// skipPixels: keep the views but measure no pixel motion (see
+	// MeasurePixels).
+	skipPixels bool
 }
 
 // NewGater returns a Gater using det and shape (68 points); it does not own them.
@@ -109,15 +112,22 @@ func (g *Gater) dropViews(n int) {
 	g.views = append(g.views[:0], g.views[n:]...)
 }
 
+// MeasurePixels turns the measure of the face's pixel motion
+// (FaceQuality.Planarity, about 12 ms a frame) on or off for the next
+// Checks. Off, the faces are still kept, so a face that starts a new track
+// is measured against its own earlier frame as soon as it is turned on.
+func (g *Gater) MeasurePixels(on bool) { g.skipPixels = !on }
+
 // trackPixels measures q's face against the newest earlier face at least
-// parallaxLag before at, and keeps q's face for the next frames.
+// parallaxLag before at (unless skipPixels), and keeps q's face for the
+// next frames.
 func (g *Gater) trackPixels(q *FaceQuality, at time.Time) {
 	old := 0
 	for old < len(g.views) && at.Sub(g.views[old].at) > parallaxKeep {
 		old++
 	}
 	g.dropViews(old)
-	for i := len(g.views) - 1; i >= 0; i-- {
+	for i := len(g.views) - 1; i >= 0 && !g.skipPixels; i-- {
 		if at.Sub(g.views[i].at) >= parallaxLag {
 			if pl, ok := measurePlanarity(g.views[i], g.gray); ok {
 				q.Planarity = &pl

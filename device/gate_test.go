@@ -99,3 +99,30 @@ func mustDetect(tb testing.TB, gray gocv.Mat) []Detection {
 	}
 	return ds
 }
+
+// TestGaterMeasurePixels: with the pixel measure off the gates keep the
+// face, so the first frame after it is turned on is measured against it.
+func TestGaterMeasurePixels(t *testing.T) {
+	g := mustGater(t)
+	f := mustOnePersonFrame(t)
+	at := time.Unix(0, 0)
+	check := func() *planarity {
+		t.Helper()
+		at = at.Add(133 * time.Millisecond)
+		gt, err := g.Check(f, at)
+		if err != nil || !gt.Passed() {
+			t.Fatalf("gate: %v %v", gt.Problem, err)
+		}
+		return gt.Face.Planarity
+	}
+	g.MeasurePixels(false)
+	for i := 0; i < 2; i++ {
+		if pl := check(); pl != nil {
+			t.Fatalf("frame %d measured with the measure off: %+v", i, *pl)
+		}
+	}
+	g.MeasurePixels(true)
+	if pl := check(); pl == nil {
+		t.Fatal("first frame with the measure on: not measured against the face kept while off")
+	}
+}

@@ -10,6 +10,7 @@ import (
 const (
 	LivenessBlink  = "blink"
 	LivenessMotion = "motion"
+	LivenessDepth  = "depth"
 	LivenessOff    = "off"
 )
 
@@ -41,6 +42,43 @@ const flatMinDeform = 0.05
 // live faces 0.73 and up, a small stage face 0.46.
 const flatMaxResidual = 0.4
 
+// depthMinDeform is how much a face must change shape in the image within
+// livenessWindow (as for flatMinDeform) before its pixels can show depth:
+// a still photo, a shaken one and a live face that holds still stay under
+// it, and tracking noise alone does not reach it.
+const depthMinDeform = 0.03
+
+// depthNoise is the residual one frame pair of a picture shows from
+// tracking alone, in inter-ocular distances (measured, docs/liveness.md:
+// 0.0013-0.0029 median on shaken and tilted photos): depth subtracts it per
+// pair, so that a picture whose residual is mostly noise does not look
+// deep.
+const depthNoise = 0.002
+
+// depthMinResidual is the least ratio of the halves' homography residual,
+// less depthNoise per pair, to the deformation, both summed over
+// livenessWindow, that shows a face with depth (see depth). Measured
+// (docs/liveness.md): photos, held, shaken, tilted or folded, 0.29 at
+// most, 0.59 with heavy camera noise added; live faces that move pass it
+// within 0.3-0.9 s.
+const depthMinResidual = 0.7
+
+// depthDimMinDeform and depthDimMinResidual replace depthMinDeform and
+// depthMinResidual when the face was dim (planarity.Dim) within
+// livenessWindow: lifted, its grain and compression noise stray from any
+// homography as depth does, so a photo in dim light needs more. Measured
+// (docs/liveness.md): photos darkened to the dark clips' light, with
+// camera noise added, reach 0.78 over a deformation of 0.08; five of the
+// eight darkened live clips pass 0.9 within 0.4-0.93 s.
+const (
+	depthDimMinDeform   = 0.08
+	depthDimMinResidual = 0.9
+)
+
+// depthMinPairs is how many pixel measures within livenessWindow the depth
+// cue needs, so that one frame pair's tracking error is not evidence.
+const depthMinPairs = 3
+
 // exprCount is the number of expression measures (see expression).
 const exprCount = 5
 
@@ -58,10 +96,11 @@ type planarSample struct {
 
 // liveness accumulates evidence that a track's face is a live person: a
 // blink (eye aspect ratio open -> closed -> open, after aligning the face on
-// its other points) or a change of expression that no motion of a flat or
-// folded picture produces (see expression). Each frame's measures are
-// median-filtered over three consecutive frames, so one frame the landmark
-// predictor gets wrong is not evidence. A change of expression does not
+// its other points), a change of expression that no motion of a flat or
+// folded picture produces (see expression), or pixels that move with depth
+// (see depth). Each frame's expression measures are median-filtered over
+// three consecutive frames, so one frame the landmark predictor gets wrong
+// is not evidence. A change of expression does not
 // count while the face's pixels move as a flat picture's (see flat): on a
 // blurred picture folded and rocked, the landmark predictor misplaces
 // points as much as a live face moves them.
@@ -79,6 +118,7 @@ type liveness struct {
 	filtered []exprSample // median-filtered, within livenessWindow
 	planar   []planarSample
 	moved    bool
+	deep     bool    // the pixels showed depth (see depth)
 	maxRange float64 // largest change seen within the window, for logs
 	// vetoed counts frames whose change of expression exceeded exprMin
 	// while the face moved as a flat picture, for logs and tests.
@@ -104,6 +144,7 @@ func (l *liveness) add(at time.Time, s []Point, pl *planarity) {
 	l.planar = keep
 	if pl != nil {
 		l.planar = append(l.planar, planarSample{at: at, p: *pl})
+		l.deep = l.deep || l.depth()
 	}
 	l.addBlink(s)
 	l.addExpression(at, s)
@@ -113,12 +154,36 @@ func (l *liveness) add(at time.Time, s []Point, pl *planarity) {
 // the image enough to tell and its pixels stayed on one homography per
 // half: a picture, flat or folded.
 func (l *liveness) flat() bool {
-	var def, res float64
+	def, res := l.planarSums()
+	return def >= flatMinDeform && res < flatMaxResidual*def
+}
+
+// depth reports whether, within livenessWindow, the face changed shape in
+// the image enough to tell and its pixels strayed from one homography per
+// half as only a surface with depth (nose, cheeks, eye sockets) or a
+// changing face makes them: a head that turns, nods or speaks, even a
+// little, before its expression changes. A dim face needs more (see
+// depthDimMinDeform).
+func (l *liveness) depth() bool {
+	minDef, minRes := depthMinDeform, depthMinResidual
+	for _, x := range l.planar {
+		if x.p.Dim {
+			minDef, minRes = depthDimMinDeform, depthDimMinResidual
+		}
+	}
+	def, res := l.planarSums()
+	n := len(l.planar)
+	return n >= depthMinPairs && def >= minDef && res-float64(n)*depthNoise >= minRes*def
+}
+
+// planarSums returns the deformation and the residual summed over the
+// planarity measures within livenessWindow.
+func (l *liveness) planarSums() (def, res float64) {
 	for _, x := range l.planar {
 		def += x.p.Deform
 		res += x.p.Residual
 	}
-	return def >= flatMinDeform && res < flatMaxResidual*def
+	return def, res
 }
 
 // addBlink: the eyes must be seen open, then closed, then open again.
@@ -196,6 +261,8 @@ func (l *liveness) proof() string {
 		return LivenessBlink
 	case l.moved:
 		return LivenessMotion
+	case l.deep:
+		return LivenessDepth
 	}
 	return ""
 }

@@ -45,3 +45,42 @@ func TestFlatPictureVetoesExpression(t *testing.T) {
 		})
 	}
 }
+
+// TestDepthShowsLiveness: pixels that stray from one homography per half
+// of the face, well beyond the tracking noise, while the face changes shape
+// in the image, show a face with depth, with no change of expression;
+// a picture (its residual at the noise) and a face that hardly moved do
+// not; a dim face (whose lifted grain strays too) needs more of both.
+func TestDepthShowsLiveness(t *testing.T) {
+	s := synthShape()
+	for _, tc := range []struct {
+		name   string
+		pl     *planarity
+		frames int
+		want   string
+	}{
+		{"no pixel measure", nil, 8, ""},
+		{"still", &planarity{Deform: 0.001, Residual: 0.002}, 8, ""},
+		{"picture tilted", &planarity{Deform: 0.01, Residual: 0.003}, 8, ""},
+		{"head turns", &planarity{Deform: 0.01, Residual: 0.012}, 8, LivenessDepth},
+		{"head turns, too few measures", &planarity{Deform: 0.02, Residual: 0.024}, 3, ""},
+		{"dim face: its grain moves like depth", &planarity{Deform: 0.01, Residual: 0.012, Dim: true}, 8, ""},
+		{"dim face that turns", &planarity{Deform: 0.02, Residual: 0.025, Dim: true}, 8, LivenessDepth},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLiveness(0.19, 0.15)
+			t0 := time.Unix(0, 0)
+			for i := 0; i < tc.frames; i++ {
+				// The first frame of a track has no pixel measure.
+				pl := tc.pl
+				if i == 0 {
+					pl = nil
+				}
+				l.add(t0.Add(time.Duration(i)*133*time.Millisecond), s, pl)
+			}
+			if got := l.proof(); got != tc.want {
+				t.Errorf("proof = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -117,6 +117,10 @@ type planarity struct {
 	Deform float64
 	// Points is how many points were tracked in the half with fewer.
 	Points int
+	// Dim is set when the face was lifted (a face luma under
+	// exposureLiftBelow, see liftExposure): its grain and compression
+	// noise, amplified with it, stray from any homography as depth does.
+	Dim bool
 }
 
 // measurePlanarity tracks the face of prev into gray (a later frame, same
@@ -216,6 +220,7 @@ func measurePlanarity(prev *faceView, gray gocv.Mat) (planarity, bool) {
 		dev[i] = math.Hypot(fx[i]-mx, fy[i]-my)
 	}
 	out.Deform = percentile(dev, 0.5) / prev.iod
+	out.Dim = prev.face < exposureLiftBelow
 	for h := 0; h < 2; h++ {
 		r, ok := halfResidual(from[h], to[h])
 		if !ok {

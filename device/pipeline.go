@@ -22,10 +22,15 @@ import (
 // (record.go). preview.go and enrol.go take side copies of gated frames;
 // qr.go reads ID cards while the decider wants an ID (idface.go).
 
-// FrameGater runs the per-frame gates; *Gater implements it.
+// FrameGater runs the per-frame gates; *Gater implements it. Probe is the
+// idle heartbeat's quick look for any face (idle.go). MeasurePixels says
+// whether the next Checks measure how the face's pixels moved
+// (FaceQuality.Planarity): only tracks still gathering liveness evidence
+// need it.
 type FrameGater interface {
 	Check(frame gocv.Mat, at time.Time) (Gate, error)
 	Probe(frame gocv.Mat) (found bool, err error)
+	MeasurePixels(on bool)
 }
 
 // FaceEncoder computes descriptors; *recognizer.Encoder implements it.
@@ -284,6 +289,12 @@ func (p *Pipeline) process(f frame) {
 		return
 	}
 	p.trace("gate", 0, f.seq)
+	// The face's pixel motion is measured only while a track gathers
+	// liveness evidence (docs/benchmarks.md).
+	p.stateMu.Lock()
+	pixels := p.dec.wantsPixels(f.at)
+	p.stateMu.Unlock()
+	p.gater.MeasurePixels(pixels)
 	g, err := p.gater.Check(f.mat, f.at)
 	p.trace("gated-frame", 0, f.seq)
 	if err != nil {

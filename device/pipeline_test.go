@@ -22,7 +22,7 @@ import (
 // 213-250 the audience with one small, blurred frontal face (a stranger),
 // and no frame has two detectable faces. Alex Lacamoire is never shown
 // recognisably. So: exactly one event, for Lin-Manuel Miranda, with
-// liveness on (he sings and moves: non-rigid motion).
+// liveness on (he sings and moves: non-rigid motion, depth).
 func TestHamiltonClip(t *testing.T) {
 	g := mustGallery(t, "lin_manuel_miranda", "alex_lacamoire")
 	cfg := testConfig(t, recognizertest.Testdata(t, "video/short_hamilton_clip.mp4"))
@@ -49,8 +49,8 @@ func TestHamiltonClip(t *testing.T) {
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("list: %v %d", err, len(evs))
 	}
-	if evs[0].Liveness != LivenessMotion && evs[0].Liveness != LivenessBlink {
-		t.Errorf("liveness = %q, want blink or motion", evs[0].Liveness)
+	if l := evs[0].Liveness; l != LivenessMotion && l != LivenessBlink && l != LivenessDepth {
+		t.Errorf("liveness = %q, want blink, motion or depth", l)
 	}
 	if evs[0].KioskID != cfg.KioskID || evs[0].Distance <= 0 || evs[0].Distance > 0.6 {
 		t.Errorf("event = %+v", evs[0])

@@ -90,6 +90,16 @@ func paste(dst *gocv.Mat, p *person, cx, cy int) {
 	d.Close()
 }
 
+// mustOnePersonFrame returns a kiosk frame with one person (Obama's photo,
+// face 160 px) at its centre, freed when the test ends.
+func mustOnePersonFrame(tb testing.TB) gocv.Mat {
+	tb.Helper()
+	f := background()
+	tb.Cleanup(func() { f.Close() })
+	paste(&f, mustPerson(tb, "people/obama/1.jpg", 160), scenW/2, scenH/2)
+	return f
+}
+
 // scene is one segment of a scenario: n frames drawn by draw(i).
 type scene struct {
 	frames int

@@ -23,7 +23,7 @@ type AttendanceEvent struct {
 	Time      time.Time `json:"time"`
 	KioskID   string    `json:"kiosk_id"`
 	Distance  float64   `json:"distance"`
-	Liveness  string    `json:"liveness,omitempty"` // how liveness was shown: "blink", "motion", "off"
+	Liveness  string    `json:"liveness,omitempty"` // how liveness was shown: "blink", "motion", "depth", "off"
 	SessionID string    `json:"session_id,omitempty"`
 	SyncState SyncState `json:"sync_state"`
 	// Against a session of central's timetable (empty outside one): its
