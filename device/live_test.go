@@ -36,6 +36,7 @@ type clipCopy struct {
 	from, to int     // frames [from, to); to <= 0 copies to the end
 	step     int     // keep every step-th frame (the copy's rate is divided by it)
 	gain     float64 // multiply pixel values (darken below 1); 0 keeps them
+	noise    float64 // Gaussian sensor noise added to each frame, in grey levels
 }
 
 // mustClipCopy copies frames of the shared clip rel to an MJPEG AVI in a
@@ -73,9 +74,7 @@ func mustCopyClipFrom(tb testing.TB, rel, path string, o clipCopy) (*gocv.VideoW
 		if i < o.from || (i-o.from)%step != 0 {
 			continue
 		}
-		if o.gain > 0 {
-			m.ConvertToWithParams(&m, gocv.MatTypeCV8UC3, float32(o.gain), 0)
-		}
+		sensor(&m, o.gain, o.noise)
 		if err := vw.Write(m); err != nil {
 			m.Close()
 			vw.Close()
@@ -197,7 +196,7 @@ func TestLiveClipsRecordedOnce(t *testing.T) {
 	// run replays every clip, darkened so the face's mean luma is faceLuma
 	// (0: as filmed), with a gallery of its own (the other run's events
 	// would hold the cooldown).
-	run := func(t *testing.T, faceLuma, maxP50 float64) {
+	run := func(t *testing.T, faceLuma, noise, maxP50 float64) {
 		g := mustLiveGallery(t)
 		var tta []time.Duration
 		for _, c := range liveClips {
@@ -206,7 +205,7 @@ func TestLiveClipsRecordedOnce(t *testing.T) {
 			if faceLuma > 0 {
 				gain = faceLuma / liveFaceLuma[c.name]
 			}
-			path, _ := mustClipCopy(t, rel, clipCopy{step: 2, to: liveClipSeconds * 30, gain: gain})
+			path, _ := mustClipCopy(t, rel, clipCopy{step: 2, to: liveClipSeconds * 30, gain: gain, noise: noise})
 			cfg := testConfig(t, path)
 			r := g.replay(t, cfg)
 			if !slices.Equal(r.events, []string{c.name}) {
@@ -232,10 +231,14 @@ func TestLiveClipsRecordedOnce(t *testing.T) {
 			t.Errorf("time to attendance p50 %.2f s (want <= %.2f), p95 %.2f s (want <= 1.5)", p50, maxP50, p95)
 		}
 	}
-	t.Run("lit", func(t *testing.T) { run(t, 0, 0.5) })
+	t.Run("lit", func(t *testing.T) { run(t, 0, 0, 0.5) })
 	// Dim faces need more pixel evidence (depthDimMinDeform): the p50
 	// target is not met in the dark (docs/liveness.md).
-	t.Run("dark", func(t *testing.T) { run(t, 40, 0.7) })
+	t.Run("dark", func(t *testing.T) { run(t, 40, 0, 0.7) })
+	// A real webcam adds sensor noise, more in dim light: the photo
+	// attacks are refused at these levels (TestLivenessRefusesPhotoAttacks).
+	t.Run("lit, noise 8", func(t *testing.T) { run(t, 0, 8, 0.5) })
+	t.Run("dark, noise 8", func(t *testing.T) { run(t, 40, 8, 0.7) })
 }
 
 // enrolPhoto enrols name from the one face of the shared photo rel: the
@@ -263,59 +266,85 @@ func (g *gallery) enrolPhoto(tb testing.TB, name, rel string) {
 // fps keep the test within a minute per photo.
 const attackFPS = 7.5
 
-// TestLivenessRefusesPhotoAttacks holds photos to the camera for 30 s
-// each, cooldown 0, each photo's person enrolled from that very photo: a
-// printed poster and a phone showing a face (photos-liveness), three
-// darker-skinned people's news photos (faces-dark; Denzel Washington's
-// 4.jpg is a 250x250 photo whose upscaled, blurred face the landmark
-// predictor misreads when folded). The poster's face is turned (yaw 0.5):
-// the pose gate refuses it before liveness is asked. Each photo is held
-// still, shaken, tilted in 3D, folded along the nose and rocked 0-40
-// degrees seen from one photo width, and 0-60 degrees from 0.7 widths,
-// 7.5 s each, with no gap (one track). Nothing may be recorded; the photos the
-// gates accept must be identified and then fail liveness (so the test
-// proves the refusal came from liveness).
+// attackDarkLuma is the face luma the photo attacks are darkened to for
+// their dim scenes: a dim office, as TestLiveClipsRecordedOnce's dark run.
+const attackDarkLuma = 40
+
+// depthMargin is how far under its threshold every photo attack's depth
+// score must stay.
+const depthMargin = 1.25
+
+// TestLivenessRefusesPhotoAttacks holds photos to the camera, cooldown 0,
+// each photo's person enrolled from that very photo: a printed poster and a
+// phone showing a face (photos-liveness), three darker-skinned people's
+// news photos (faces-dark; Denzel Washington's 4.jpg is a 250x250 photo
+// whose upscaled, blurred face the landmark predictor misreads when
+// folded). The poster's face is turned (yaw 0.5): the pose gate refuses it
+// before liveness is asked. Each photo is held still (7.5 s), shaken,
+// tilted in 3D, folded along the nose and rocked 0-40 degrees seen from one
+// photo width, and 0-60 degrees from 0.7 widths (5 s each); then, as a
+// real webcam sees it, with Gaussian sensor noise new in every frame:
+// tilted and folded with 4 or 8 grey levels, and shaken, tilted and folded
+// darkened to a face luma of 40 (the camera's gain raising the noise) with
+// 4 or 8 (3 s each), all with no gap (one track while the continuity check
+// holds). Nothing may be recorded; the photos the gates accept must be
+// identified and then fail liveness (so the test proves the refusal came
+// from liveness); and no depth score may come within depthMargin of its
+// threshold (docs/liveness.md).
 func TestLivenessRefusesPhotoAttacks(t *testing.T) {
 	for _, ph := range []struct {
 		rel   string
-		gated bool // frontal enough for the pose gate: identified, then refused by liveness
+		luma  float64 // face luma as drawn, to darken it to attackDarkLuma
+		gated bool    // frontal enough for the pose gate: identified, then refused by liveness
 	}{
-		{"photos-liveness/sf-F2-phone-attack.jpg", true},
-		{"photos-liveness/sf-F1-print-attack.jpg", false},
-		{"faces-dark/denzel_washington/4.jpg", true},
-		{"faces-dark/angela_bassett/1.jpg", true},
-		{"faces-dark/tyra_banks/1.jpg", true},
+		{"photos-liveness/sf-F2-phone-attack.jpg", 148, true},
+		{"photos-liveness/sf-F1-print-attack.jpg", 136, false},
+		{"faces-dark/denzel_washington/4.jpg", 80, true},
+		{"faces-dark/angela_bassett/1.jpg", 87, true},
+		{"faces-dark/tyra_banks/1.jpg", 68, true},
 	} {
 		t.Run(filepath.Base(filepath.Dir(ph.rel))+"/"+filepath.Base(ph.rel), func(t *testing.T) {
 			g := &gallery{db: bolttest.MustOpenDB(t), matcher: recognizer.NewMatcher(recognizer.DefaultMatcherConfig()),
 				ids: map[string]string{}, names: map[string]string{}}
 			g.enrolPhoto(t, "attacker", ph.rel)
 			a := mustPerson(t, ph.rel, 150)
-			n := int(math.Round(7.5 * attackFPS))
+			n, k := int(math.Round(5*attackFPS)), int(math.Round(3*attackFPS))
+			dark := attackDarkLuma / ph.luma
 			video := mustWriteVideoAt(t, "attack", attackFPS,
-				scene{frames: n, draw: still(a)},
+				scene{frames: int(math.Round(7.5 * attackFPS)), draw: still(a)},
 				scene{frames: n, draw: shifted(a)},
 				scene{frames: n, draw: tilted(a)},
 				scene{frames: n, draw: folded(a, 40, 1)},
 				scene{frames: n, draw: folded(a, 60, 0.7)},
+				scene{frames: k, draw: camera(tilted(a), 1, 8)},
+				scene{frames: k, draw: camera(folded(a, 40, 1), 1, 4)},
+				scene{frames: k, draw: camera(folded(a, 60, 0.7), 1, 8)},
+				scene{frames: k, draw: camera(shifted(a), dark, 8)},
+				scene{frames: k, draw: camera(tilted(a), dark, 4)},
+				scene{frames: k, draw: camera(folded(a, 40, 1), dark, 8)},
+				scene{frames: k, draw: camera(folded(a, 60, 0.7), dark, 4)},
 			)
 			cfg := testConfig(t, video)
 			cfg.Cooldown = 0
 			// Votes only need to agree once; liveness decides the rest.
 			cfg.EncodeInterval = time.Second
 			p := NewPipeline(cfg, mustOpenGater(t, cfg), mustEncoder(t), g.matcher, g.db, NewBus(), testLogger(t))
-			var maxRange float64
+			var maxRange, maxDepth float64
 			var vetoed int
 			p.onGate = func(_ time.Time, _ *Gate, tr *track) {
 				if tr != nil {
 					maxRange = max(maxRange, tr.live.maxRange)
+					maxDepth = max(maxDepth, tr.live.maxDepth)
 					vetoed = max(vetoed, tr.live.vetoed)
 				}
 			}
 			mustRun(t, p, 3*time.Minute)
 			st := p.Status()
-			t.Logf("largest expression change %.3f (threshold %v), %d frames over it vetoed as a flat picture; status %+v",
-				maxRange, cfg.LivenessMotion, vetoed, st)
+			t.Logf("largest expression change %.3f (threshold %v), %d frames over it vetoed as a flat picture; "+
+				"highest depth score %.2f of its threshold; status %+v", maxRange, cfg.LivenessMotion, vetoed, maxDepth, st)
+			if maxDepth > 1/depthMargin {
+				t.Errorf("a depth score reached %.2f of its threshold, want under %.2f", maxDepth, 1/depthMargin)
+			}
 			if got := g.events(t); len(got) != 0 {
 				t.Errorf("events = %v from a photo", got)
 			}

@@ -48,31 +48,28 @@ const flatMaxResidual = 0.4
 // it, and tracking noise alone does not reach it.
 const depthMinDeform = 0.03
 
-// depthNoise is the residual one frame pair of a picture shows from
-// tracking alone, in inter-ocular distances (measured, docs/liveness.md:
-// 0.0013-0.0029 median on shaken and tilted photos): depth subtracts it per
-// pair, so that a picture whose residual is mostly noise does not look
-// deep.
-const depthNoise = 0.002
+// depthNoise is the coherent residual (planarity.Coherent) one frame pair
+// of a picture shows from tracking alone, in inter-ocular distances
+// (docs/liveness.md): depth subtracts it per pair, so that a picture whose
+// residual is mostly noise does not look deep.
+const depthNoise = 0.001
 
-// depthMinResidual is the least ratio of the halves' homography residual,
+// depthMinResidual is the least ratio of the halves' coherent residual,
 // less depthNoise per pair, to the deformation, both summed over
-// livenessWindow, that shows a face with depth (see depth). Measured
-// (docs/liveness.md): photos, held, shaken, tilted or folded, 0.29 at
-// most, 0.59 with heavy camera noise added; live faces that move pass it
-// within 0.3-0.9 s.
+// livenessWindow, that shows a face with depth (see depth). The coherent
+// residual averages each point's residual with its neighbours': parallax
+// moves neighbouring points alike, a camera's sensor noise does not.
+// Measured (docs/liveness.md), photos held, shaken, tilted or folded, with
+// sensor noise of up to 8 grey levels, stay under it with a margin.
 const depthMinResidual = 0.7
 
 // depthDimMinDeform and depthDimMinResidual replace depthMinDeform and
 // depthMinResidual when the face was dim (planarity.Dim) within
-// livenessWindow: lifted, its grain and compression noise stray from any
-// homography as depth does, so a photo in dim light needs more. Measured
-// (docs/liveness.md): photos darkened to the dark clips' light, with
-// camera noise added, reach 0.78 over a deformation of 0.08; five of the
-// eight darkened live clips pass 0.9 within 0.4-0.93 s.
+// livenessWindow: lifted, its grain and compression noise are amplified
+// with it, so a photo in dim light needs more (docs/liveness.md).
 const (
 	depthDimMinDeform   = 0.08
-	depthDimMinResidual = 0.9
+	depthDimMinResidual = 1.0
 )
 
 // depthMinPairs is how many pixel measures within livenessWindow the depth
@@ -120,6 +117,9 @@ type liveness struct {
 	moved    bool
 	deep     bool    // the pixels showed depth (see depth)
 	maxRange float64 // largest change seen within the window, for logs
+	// maxDepth is the highest depth score seen (see depthScore), as a
+	// fraction of the threshold that applied, for logs and tests.
+	maxDepth float64
 	// vetoed counts frames whose change of expression exceeded exprMin
 	// while the face moved as a flat picture, for logs and tests.
 	vetoed int
@@ -165,15 +165,32 @@ func (l *liveness) flat() bool {
 // little, before its expression changes. A dim face needs more (see
 // depthDimMinDeform).
 func (l *liveness) depth() bool {
+	score, minRes := l.depthScore()
+	l.maxDepth = max(l.maxDepth, score/minRes)
+	return score >= minRes
+}
+
+// depthScore returns the coherent residual, less depthNoise per pair, over
+// the deformation, both summed within livenessWindow (0 when the face
+// deformed too little or there were too few measures), and the threshold
+// that applies to it.
+func (l *liveness) depthScore() (score, threshold float64) {
 	minDef, minRes := depthMinDeform, depthMinResidual
 	for _, x := range l.planar {
 		if x.p.Dim {
 			minDef, minRes = depthDimMinDeform, depthDimMinResidual
 		}
 	}
-	def, res := l.planarSums()
+	var def, coh float64
+	for _, x := range l.planar {
+		def += x.p.Deform
+		coh += x.p.Coherent
+	}
 	n := len(l.planar)
-	return n >= depthMinPairs && def >= minDef && res-float64(n)*depthNoise >= minRes*def
+	if n < depthMinPairs || def < minDef {
+		return 0, minRes
+	}
+	return (coh - float64(n)*depthNoise) / def, minRes
 }
 
 // planarSums returns the deformation and the residual summed over the

@@ -46,11 +46,14 @@ func TestFlatPictureVetoesExpression(t *testing.T) {
 	}
 }
 
-// TestDepthShowsLiveness: pixels that stray from one homography per half
-// of the face, well beyond the tracking noise, while the face changes shape
-// in the image, show a face with depth, with no change of expression;
-// a picture (its residual at the noise) and a face that hardly moved do
-// not; a dim face (whose lifted grain strays too) needs more of both.
+// TestDepthShowsLiveness: pixels whose residual from one homography per
+// half of the face is coherent (neighbouring points stray alike, as
+// parallax makes them) well beyond the tracking noise, while the face
+// changes shape in the image, show a face with depth, with no change of
+// expression; a picture (its coherent residual at the noise), a noisy
+// camera's picture (a large residual that averages away over neighbours)
+// and a face that hardly moved do not; a dim face (whose lifted grain
+// strays too) needs more of both.
 func TestDepthShowsLiveness(t *testing.T) {
 	s := synthShape()
 	for _, tc := range []struct {
@@ -60,12 +63,13 @@ func TestDepthShowsLiveness(t *testing.T) {
 		want   string
 	}{
 		{"no pixel measure", nil, 8, ""},
-		{"still", &planarity{Deform: 0.001, Residual: 0.002}, 8, ""},
-		{"picture tilted", &planarity{Deform: 0.01, Residual: 0.003}, 8, ""},
-		{"head turns", &planarity{Deform: 0.01, Residual: 0.012}, 8, LivenessDepth},
-		{"head turns, too few measures", &planarity{Deform: 0.02, Residual: 0.024}, 3, ""},
-		{"dim face: its grain moves like depth", &planarity{Deform: 0.01, Residual: 0.012, Dim: true}, 8, ""},
-		{"dim face that turns", &planarity{Deform: 0.02, Residual: 0.025, Dim: true}, 8, LivenessDepth},
+		{"still", &planarity{Deform: 0.001, Residual: 0.002, Coherent: 0.001}, 8, ""},
+		{"picture tilted", &planarity{Deform: 0.01, Residual: 0.003, Coherent: 0.0015}, 8, ""},
+		{"picture tilted, noisy camera", &planarity{Deform: 0.01, Residual: 0.012, Coherent: 0.005}, 8, ""},
+		{"head turns", &planarity{Deform: 0.01, Residual: 0.012, Coherent: 0.009}, 8, LivenessDepth},
+		{"head turns, too few measures", &planarity{Deform: 0.02, Residual: 0.024, Coherent: 0.02}, 3, ""},
+		{"dim face: its grain moves like depth", &planarity{Deform: 0.01, Residual: 0.012, Coherent: 0.009, Dim: true}, 8, ""},
+		{"dim face that turns", &planarity{Deform: 0.02, Residual: 0.025, Coherent: 0.022, Dim: true}, 8, LivenessDepth},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLiveness(0.19, 0.15)
@@ -79,7 +83,7 @@ func TestDepthShowsLiveness(t *testing.T) {
 				l.add(t0.Add(time.Duration(i)*133*time.Millisecond), s, pl)
 			}
 			if got := l.proof(); got != tc.want {
-				t.Errorf("proof = %q, want %q", got, tc.want)
+				t.Errorf("proof = %q, want %q (highest depth score %.2f of its threshold)", got, tc.want, l.maxDepth)
 			}
 		})
 	}

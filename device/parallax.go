@@ -1,8 +1,10 @@
 package device
 
 import (
+	"cmp"
 	"image"
 	"math"
+	"slices"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -115,6 +117,10 @@ type planarity struct {
 	// their median (the motion that is not a translation), in inter-ocular
 	// distances.
 	Deform float64
+	// Coherent is Residual after averaging each point's residual vector
+	// with its nearest neighbours' in the same half (see halfResidual):
+	// parallax moves neighbouring points alike, sensor noise does not.
+	Coherent float64
 	// Points is how many points were tracked in the half with fewer.
 	Points int
 	// Dim is set when the face was lifted (a face luma under
@@ -222,31 +228,41 @@ func measurePlanarity(prev *faceView, gray gocv.Mat) (planarity, bool) {
 	out.Deform = percentile(dev, 0.5) / prev.iod
 	out.Dim = prev.face < exposureLiftBelow
 	for h := 0; h < 2; h++ {
-		r, ok := halfResidual(from[h], to[h])
+		r, c, ok := halfResidual(from[h], to[h])
 		if !ok {
 			return out, false
 		}
 		out.Residual = max(out.Residual, r/prev.iod)
+		out.Coherent = max(out.Coherent, c/prev.iod)
 	}
 	return out, true
 }
 
+// parallaxNeighbours is how many points (itself included) each point's
+// residual vector is averaged over for planarity.Coherent.
+const parallaxNeighbours = 6
+
 // halfResidual fits a homography a -> b by least squares, refits it on the
 // points within three times the median residual (a tracking error must not
-// bend the fit), and returns the 75th percentile of all points' residuals.
-func halfResidual(a, b []Point) (float64, bool) {
+// bend the fit), and returns the 75th percentile of all points' residuals
+// and of their residual vectors averaged over each point's
+// parallaxNeighbours nearest points.
+func halfResidual(a, b []Point) (res75, coh75 float64, ok bool) {
 	idx := make([]int, len(a))
 	for i := range idx {
 		idx[i] = i
 	}
 	res := make([]float64, len(a))
+	vec := make([]Point, len(a))
 	for pass := 0; pass < 2; pass++ {
 		h, ok := fitHomography(a, b, idx)
 		if !ok {
-			return 0, false
+			return 0, 0, false
 		}
 		for i := range a {
-			res[i] = h.apply(a[i]).dist(b[i])
+			q := h.apply(a[i])
+			vec[i] = Point{b[i].X - q.X, b[i].Y - q.Y}
+			res[i] = q.dist(b[i])
 		}
 		if pass == 0 {
 			cut := 3 * percentile(res, 0.5)
@@ -257,11 +273,34 @@ func halfResidual(a, b []Point) (float64, bool) {
 				}
 			}
 			if len(idx) < parallaxMinPoints {
-				return 0, false
+				return 0, 0, false
 			}
 		}
 	}
-	return percentile(res, 0.75), true
+	return percentile(res, 0.75), percentile(coherentResiduals(a, vec), 0.75), true
+}
+
+// coherentResiduals returns, for each point of a, the length of the mean
+// residual vector of its parallaxNeighbours nearest points (itself
+// included).
+func coherentResiduals(a, vec []Point) []float64 {
+	k := min(parallaxNeighbours, len(a))
+	out := make([]float64, len(a))
+	d := make([]float64, len(a))
+	order := make([]int, len(a))
+	for i := range a {
+		for j := range a {
+			d[j] = a[i].dist(a[j])
+			order[j] = j
+		}
+		slices.SortFunc(order, func(x, y int) int { return cmp.Compare(d[x], d[y]) })
+		var sx, sy float64
+		for _, j := range order[:k] {
+			sx, sy = sx+vec[j].X, sy+vec[j].Y
+		}
+		out[i] = math.Hypot(sx, sy) / float64(k)
+	}
+	return out
 }
 
 // faceOutline is the polygon of the jaw and the brows: the face's pixels.

@@ -198,6 +198,37 @@ func swapping(a, b *person, n int) func(dst *gocv.Mat, i int) {
 	}
 }
 
+// camera darkens what draw draws by gain (0 or 1 keeps it) and adds
+// Gaussian sensor noise of sigma grey levels to every pixel, new in each
+// frame: a real webcam, whose gain in dim light raises the noise.
+func camera(draw func(dst *gocv.Mat, i int), gain, sigma float64) func(dst *gocv.Mat, i int) {
+	return func(dst *gocv.Mat, i int) {
+		draw(dst, i)
+		sensor(dst, gain, sigma)
+	}
+}
+
+// sensor scales the 8-bit colour frame m by gain (0 keeps it) and adds
+// Gaussian noise of sigma grey levels to every pixel and channel.
+func sensor(m *gocv.Mat, gain, sigma float64) {
+	if gain <= 0 {
+		gain = 1
+	}
+	if gain == 1 && sigma <= 0 {
+		return
+	}
+	f := gocv.NewMat()
+	defer f.Close()
+	m.ConvertToWithParams(&f, gocv.MatTypeCV32FC3, float32(gain), 0)
+	if sigma > 0 {
+		n := gocv.NewMatWithSize(m.Rows(), m.Cols(), gocv.MatTypeCV32FC3)
+		defer n.Close()
+		gocv.RandN(&n, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(sigma, sigma, sigma, 0))
+		gocv.Add(f, n, &f)
+	}
+	f.ConvertTo(m, gocv.MatTypeCV8UC3)
+}
+
 // folded draws p as a printed photo folded along a vertical line through
 // the nose, both halves turned back by an angle rocking between 0 and maxDeg
 // from frame to frame, seen in perspective from dist photo widths away: each
