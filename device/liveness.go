@@ -61,7 +61,7 @@ const depthNoise = 0.001
 // moves neighbouring points alike, a camera's sensor noise does not.
 // Measured (docs/liveness.md), photos held, shaken, tilted or folded, with
 // sensor noise of up to 8 grey levels, stay under it with a margin.
-const depthMinResidual = 0.7
+const depthMinResidual = 0.45
 
 // depthDimMinDeform and depthDimMinResidual replace depthMinDeform and
 // depthMinResidual when the face was dim (planarity.Dim) within

@@ -65,7 +65,7 @@ func TestDepthShowsLiveness(t *testing.T) {
 		{"no pixel measure", nil, 8, ""},
 		{"still", &planarity{Deform: 0.001, Residual: 0.002, Coherent: 0.001}, 8, ""},
 		{"picture tilted", &planarity{Deform: 0.01, Residual: 0.003, Coherent: 0.0015}, 8, ""},
-		{"picture tilted, noisy camera", &planarity{Deform: 0.01, Residual: 0.012, Coherent: 0.005}, 8, ""},
+		{"picture tilted, noisy camera", &planarity{Deform: 0.01, Residual: 0.012, Coherent: 0.004}, 8, ""},
 		{"head turns", &planarity{Deform: 0.01, Residual: 0.012, Coherent: 0.009}, 8, LivenessDepth},
 		{"head turns, too few measures", &planarity{Deform: 0.02, Residual: 0.024, Coherent: 0.02}, 3, ""},
 		{"dim face: its grain moves like depth", &planarity{Deform: 0.01, Residual: 0.012, Coherent: 0.009, Dim: true}, 8, ""},
