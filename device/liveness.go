@@ -79,6 +79,12 @@ const depthMinPairs = 3
 // exprCount is the number of expression measures (see expression).
 const exprCount = 5
 
+// exprFilter is how many consecutive frames each expression measure is
+// median-filtered over: a camera's sensor noise moves the landmarks of a
+// photo from frame to frame, an expression holds for several frames
+// (docs/liveness.md).
+const exprFilter = 5
+
 // exprSample is one frame's expression measures and frame time.
 type exprSample struct {
 	at time.Time
@@ -96,8 +102,8 @@ type planarSample struct {
 // its other points), a change of expression that no motion of a flat or
 // folded picture produces (see expression), or pixels that move with depth
 // (see depth). Each frame's expression measures are median-filtered over
-// three consecutive frames, so one frame the landmark predictor gets wrong
-// is not evidence. A change of expression does not
+// exprFilter consecutive frames, so a frame or two the landmark predictor
+// gets wrong is not evidence. A change of expression does not
 // count while the face's pixels move as a flat picture's (see flat): on a
 // blurred picture folded and rocked, the landmark predictor misplaces
 // points as much as a live face moves them.
@@ -111,7 +117,7 @@ type liveness struct {
 	closeSeen bool
 	blinked   bool
 
-	raw      []exprSample // the last three frames, unfiltered
+	raw      []exprSample // the last exprFilter frames, unfiltered
 	filtered []exprSample // median-filtered, within livenessWindow
 	planar   []planarSample
 	moved    bool
@@ -232,19 +238,23 @@ func (l *liveness) addBlink(s []Point) {
 	}
 }
 
-// addExpression median-filters the expression measures over the last three
+// addExpression median-filters the expression measures over the last exprFilter
 // frames and looks for a change larger than exprMin within livenessWindow.
 func (l *liveness) addExpression(at time.Time, s []Point) {
 	l.raw = append(l.raw, exprSample{at: at, v: expression(s)})
-	if len(l.raw) > 3 {
+	if len(l.raw) > exprFilter {
 		l.raw = l.raw[1:]
 	}
-	if len(l.raw) < 3 {
+	if len(l.raw) < exprFilter {
 		return
 	}
-	f := exprSample{at: l.raw[1].at}
+	f := exprSample{at: l.raw[exprFilter/2].at}
+	var xs [exprFilter]float64
 	for k := range f.v {
-		f.v[k] = median3(l.raw[0].v[k], l.raw[1].v[k], l.raw[2].v[k])
+		for i, x := range l.raw {
+			xs[i] = x.v[k]
+		}
+		f.v[k] = percentile(xs[:], 0.5)
 	}
 	keep := l.filtered[:0]
 	for _, x := range l.filtered {
@@ -282,10 +292,6 @@ func (l *liveness) proof() string {
 		return LivenessDepth
 	}
 	return ""
-}
-
-func median3(a, b, c float64) float64 {
-	return max(min(a, b), min(max(a, b), c))
 }
 
 // percentile returns the p-quantile of xs (nearest rank), 0 for none.
