@@ -42,6 +42,14 @@ const flatMinDeform = 0.05
 // live faces 0.73 and up, a small stage face 0.46.
 const flatMaxResidual = 0.4
 
+// flatMaxCoherent is the largest ratio of the halves' coherent residual
+// (planarity.Coherent) to the deformation, summed over livenessWindow, of
+// a flat picture: with a camera's sensor noise the raw residual of a
+// folded photo rises past flatMaxResidual, its coherent residual much less.
+// Measured (docs/liveness.md): folded photos 0.14 at most as drawn, 0.27
+// with 4 grey levels of noise; live faces 0.34 and up.
+const flatMaxCoherent = 0.3
+
 // depthMinDeform is how much a face must change shape in the image within
 // livenessWindow (as for flatMinDeform) before its pixels can show depth:
 // a still photo, a shaken one and a live face that holds still stay under
@@ -158,10 +166,15 @@ func (l *liveness) add(at time.Time, s []Point, pl *planarity) {
 
 // flat reports whether, within livenessWindow, the face changed shape in
 // the image enough to tell and its pixels stayed on one homography per
-// half: a picture, flat or folded.
+// half (raw or, through sensor noise, coherent residual): a picture, flat
+// or folded.
 func (l *liveness) flat() bool {
 	def, res := l.planarSums()
-	return def >= flatMinDeform && res < flatMaxResidual*def
+	var coh float64
+	for _, x := range l.planar {
+		coh += x.p.Coherent
+	}
+	return def >= flatMinDeform && (res < flatMaxResidual*def || coh < flatMaxCoherent*def)
 }
 
 // depth reports whether, within livenessWindow, the face changed shape in

@@ -23,7 +23,8 @@ func TestFlatPictureVetoesExpression(t *testing.T) {
 	}{
 		{"no pixel measure", nil, LivenessMotion},
 		{"moved as a picture", &planarity{Deform: 0.02, Residual: 0.002}, ""},
-		{"moved with depth", &planarity{Deform: 0.02, Residual: 0.015}, LivenessMotion},
+		{"moved as a picture, noisy camera", &planarity{Deform: 0.02, Residual: 0.015, Coherent: 0.004}, ""},
+		{"moved with depth", &planarity{Deform: 0.02, Residual: 0.015, Coherent: 0.012}, LivenessMotion},
 		{"hardly moved", &planarity{Deform: 0.005, Residual: 0.0005}, LivenessMotion},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
