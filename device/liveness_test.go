@@ -1,6 +1,7 @@
 package device
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -85,6 +86,41 @@ func TestDepthShowsLiveness(t *testing.T) {
 			}
 			if got := l.proof(); got != tc.want {
 				t.Errorf("proof = %q, want %q (highest depth score %.2f of its threshold)", got, tc.want, l.maxDepth)
+			}
+		})
+	}
+}
+
+// TestExpressionHeldThreeFrames: a change of expression counts when it
+// holds for three of five consecutive frames (exprFilter); a camera's
+// sensor noise, which moves a photo's landmarks on a frame or two, does not.
+func TestExpressionHeldThreeFrames(t *testing.T) {
+	s := synthShape()
+	s[27], s[33] = Point{100, 70}, Point{100, 110}
+	s[62], s[66] = Point{100, 125}, Point{100, 127}
+	open := append([]Point(nil), s...)
+	open[66].Y += 12 // 0.3 nose lengths
+	for _, tc := range []struct {
+		name   string
+		opened []int // frames with the mouth open
+		want   string
+	}{
+		{"two frames", []int{3, 4}, ""},
+		{"two apart", []int{2, 4}, ""},
+		{"three frames", []int{3, 4, 5}, LivenessMotion},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLiveness(0.19, 0.15)
+			t0 := time.Unix(0, 0)
+			for i := 0; i < 9; i++ {
+				sh := s
+				if slices.Contains(tc.opened, i) {
+					sh = open
+				}
+				l.add(t0.Add(time.Duration(i)*67*time.Millisecond), sh, nil)
+			}
+			if got := l.proof(); got != tc.want {
+				t.Errorf("proof = %q, want %q (change %.3f)", got, tc.want, l.maxRange)
 			}
 		})
 	}
