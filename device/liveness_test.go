@@ -6,17 +6,24 @@ import (
 	"time"
 )
 
+// mouthShapes returns a synthetic face with the mouth closed and the same
+// face with it open by 0.3 nose lengths (the nose from 27 to 33, the inner
+// lips at 62 and 66).
+func mouthShapes() (closed, open []Point) {
+	closed = synthShape()
+	closed[27], closed[33] = Point{100, 70}, Point{100, 110}
+	closed[62], closed[66] = Point{100, 125}, Point{100, 127}
+	open = append([]Point(nil), closed...)
+	open[66].Y += 12
+	return closed, open
+}
+
 // TestFlatPictureVetoesExpression: a mouth that opens is evidence, unless
 // the face's pixels moved as a flat picture's within the same second (a
 // folded photo whose landmarks the predictor misplaces); a face that
 // hardly moved in the image is left to the expression cue.
 func TestFlatPictureVetoesExpression(t *testing.T) {
-	s := synthShape()
-	// The nose from 27 to 33 and the inner lips at 62 and 66.
-	s[27], s[33] = Point{100, 70}, Point{100, 110}
-	s[62], s[66] = Point{100, 125}, Point{100, 127}
-	open := append([]Point(nil), s...)
-	open[66].Y += 12 // 0.3 nose lengths
+	s, open := mouthShapes()
 	for _, tc := range []struct {
 		name string
 		pl   *planarity
@@ -95,11 +102,7 @@ func TestDepthShowsLiveness(t *testing.T) {
 // holds for three of five consecutive frames (exprFilter); a camera's
 // sensor noise, which moves a photo's landmarks on a frame or two, does not.
 func TestExpressionHeldThreeFrames(t *testing.T) {
-	s := synthShape()
-	s[27], s[33] = Point{100, 70}, Point{100, 110}
-	s[62], s[66] = Point{100, 125}, Point{100, 127}
-	open := append([]Point(nil), s...)
-	open[66].Y += 12 // 0.3 nose lengths
+	s, open := mouthShapes()
 	for _, tc := range []struct {
 		name   string
 		opened []int // frames with the mouth open
