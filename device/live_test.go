@@ -242,7 +242,7 @@ func TestLiveClipsRecordedOnce(t *testing.T) {
 	// A real webcam adds sensor noise, more in dim light: the photo
 	// attacks are refused at these levels (TestLivenessRefusesPhotoAttacks).
 	t.Run("lit, noise 8", func(t *testing.T) { run(t, 0, 8, 0.75, 1.5) })
-	t.Run("dark, noise 4", func(t *testing.T) { run(t, 40, 4, 1.1, 2.3) })
+	t.Run("dark, noise 4", func(t *testing.T) { run(t, 40, 4, 1.1, 2.5) })
 }
 
 // enrolPhoto enrols name from the one face of the shared photo rel: the
