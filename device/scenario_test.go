@@ -1,9 +1,12 @@
 package device
 
 import (
+	"fmt"
 	"image"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"gocv.io/x/gocv"
@@ -204,29 +207,54 @@ func swapping(a, b *person, n int) func(dst *gocv.Mat, i int) {
 func camera(draw func(dst *gocv.Mat, i int), gain, sigma float64) func(dst *gocv.Mat, i int) {
 	return func(dst *gocv.Mat, i int) {
 		draw(dst, i)
-		sensor(dst, gain, sigma)
+		sensor(dst, i, gain, sigma)
 	}
 }
 
 // sensor scales the 8-bit colour frame m by gain (0 keeps it) and adds
-// Gaussian noise of sigma grey levels to every pixel and channel.
-func sensor(m *gocv.Mat, gain, sigma float64) {
+// Gaussian noise of sigma grey levels to every pixel and channel. The noise
+// is a window of one seeded sequence at an offset set by frame: every run
+// gives a frame the same noise, and no two frames the same.
+func sensor(m *gocv.Mat, frame int, gain, sigma float64) {
 	if gain <= 0 {
 		gain = 1
 	}
 	if gain == 1 && sigma <= 0 {
 		return
 	}
-	f := gocv.NewMat()
-	defer f.Close()
-	m.ConvertToWithParams(&f, gocv.MatTypeCV32FC3, float32(gain), 0)
-	if sigma > 0 {
-		n := gocv.NewMatWithSize(m.Rows(), m.Cols(), gocv.MatTypeCV32FC3)
-		defer n.Close()
-		gocv.RandN(&n, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(sigma, sigma, sigma, 0))
-		gocv.Add(f, n, &f)
+	px, err := m.DataPtrUint8()
+	if err != nil || !m.IsContinuous() {
+		panic(fmt.Sprintf("sensor: want a continuous 8-bit frame: %v", err))
 	}
-	f.ConvertTo(m, gocv.MatTypeCV8UC3)
+	off := (frame * 7919 * 3) % noisePeriod
+	noise := unitNoise(off + len(px))[off:]
+	for i, v := range px {
+		f := float64(v)*gain + sigma*float64(noise[i])
+		px[i] = uint8(max(0, min(255, math.Round(f))))
+	}
+}
+
+// noisePeriod bounds the offsets sensor takes windows of the noise at.
+const noisePeriod = 1_000_003
+
+// noiseSeq is the seeded sequence of unit Gaussian samples sensor reads.
+var noiseSeq struct {
+	sync.Mutex
+	rng *rand.Rand
+	buf []float32
+}
+
+// unitNoise returns at least n samples of the sequence; the same every run.
+func unitNoise(n int) []float32 {
+	noiseSeq.Lock()
+	defer noiseSeq.Unlock()
+	if noiseSeq.rng == nil {
+		noiseSeq.rng = rand.New(rand.NewPCG(7, 11))
+	}
+	for len(noiseSeq.buf) < n {
+		noiseSeq.buf = append(noiseSeq.buf, float32(noiseSeq.rng.NormFloat64()))
+	}
+	return noiseSeq.buf[:n]
 }
 
 // folded draws p as a printed photo folded along a vertical line through
