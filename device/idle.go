@@ -118,16 +118,14 @@ func (c *changeMeter) Close() {
 }
 
 // admit says where f, differing by diff from the reference, goes (see
-// idleGate); it runs on the processing goroutine. A heartbeat frame goes to
-// the whole gate only when the probe finds a face in it; otherwise admit
-// answers admitProbe (idle, but the preview may refresh).
-func (p *Pipeline) admit(f frame, diff float64) admission {
+// idleGate; busy: a face is in view or tracked); it runs on the processing
+// goroutine. A heartbeat frame goes to the whole gate only when the probe
+// finds a face in it; otherwise admit answers admitProbe (idle, but the
+// preview may refresh).
+func (p *Pipeline) admit(f frame, diff float64, busy bool) admission {
 	if p.idle.heartbeat <= 0 {
 		return admitFull
 	}
-	p.stateMu.Lock()
-	busy := p.sawFace || p.dec.track != nil
-	p.stateMu.Unlock()
 	a := p.idle.admit(f.at, diff, busy)
 	if a == admitNone {
 		return admitNone

@@ -169,11 +169,7 @@ func (l *liveness) add(at time.Time, s []Point, pl *planarity) {
 // half (raw or, through sensor noise, coherent residual): a picture, flat
 // or folded.
 func (l *liveness) flat() bool {
-	def, res := l.planarSums()
-	var coh float64
-	for _, x := range l.planar {
-		coh += x.p.Coherent
-	}
+	def, res, coh := l.planarSums()
 	return def >= flatMinDeform && (res < flatMaxResidual*def || coh < flatMaxCoherent*def)
 }
 
@@ -200,11 +196,7 @@ func (l *liveness) depthScore() (score, threshold float64) {
 			minDef, minRes = depthDimMinDeform, depthDimMinResidual
 		}
 	}
-	var def, coh float64
-	for _, x := range l.planar {
-		def += x.p.Deform
-		coh += x.p.Coherent
-	}
+	def, _, coh := l.planarSums()
 	n := len(l.planar)
 	if n < depthMinPairs || def < minDef {
 		return 0, minRes
@@ -212,14 +204,15 @@ func (l *liveness) depthScore() (score, threshold float64) {
 	return (coh - float64(n)*depthNoise) / def, minRes
 }
 
-// planarSums returns the deformation and the residual summed over the
-// planarity measures within livenessWindow.
-func (l *liveness) planarSums() (def, res float64) {
+// planarSums returns the deformation, the residual and the coherent
+// residual summed over the planarity measures within livenessWindow.
+func (l *liveness) planarSums() (def, res, coh float64) {
 	for _, x := range l.planar {
 		def += x.p.Deform
 		res += x.p.Residual
+		coh += x.p.Coherent
 	}
-	return def, res
+	return def, res, coh
 }
 
 // addBlink: the eyes must be seen open, then closed, then open again.
@@ -267,7 +260,8 @@ func (l *liveness) addExpression(at time.Time, s []Point) {
 		for i, x := range l.raw {
 			xs[i] = x.v[k]
 		}
-		f.v[k] = percentile(xs[:], 0.5)
+		slices.Sort(xs[:]) // in place: no allocation per frame
+		f.v[k] = xs[exprFilter/2]
 	}
 	keep := l.filtered[:0]
 	for _, x := range l.filtered {

@@ -279,7 +279,13 @@ func (p *Pipeline) processLoop() {
 func (p *Pipeline) process(f frame) {
 	diff := p.change.measure(f.mat)
 	p.checkCamera(f)
-	switch p.admit(f, diff) {
+	p.stateMu.Lock()
+	busy := p.sawFace || p.dec.track != nil
+	// The face's pixel motion is measured only while a track gathers
+	// liveness evidence (docs/benchmarks.md).
+	pixels := p.dec.wantsPixels(f.at)
+	p.stateMu.Unlock()
+	switch p.admit(f, diff, busy) {
 	case admitNone:
 		p.count(func(s *CameraStatus) { s.Idle++ })
 		return
@@ -289,11 +295,6 @@ func (p *Pipeline) process(f frame) {
 		return
 	}
 	p.trace("gate", 0, f.seq)
-	// The face's pixel motion is measured only while a track gathers
-	// liveness evidence (docs/benchmarks.md).
-	p.stateMu.Lock()
-	pixels := p.dec.wantsPixels(f.at)
-	p.stateMu.Unlock()
 	p.gater.MeasurePixels(pixels)
 	g, err := p.gater.Check(f.mat, f.at)
 	p.trace("gated-frame", 0, f.seq)
