@@ -150,6 +150,11 @@ func TestDaemon_VideoToCentral(t *testing.T) {
 	defer reg.Close()
 
 	m := mustClipMain(t, broker.URL, "door-1", pub, "video/short_hamilton_clip.mp4", true, ksync.DefaultConfig().UnknownInterval)
+	// The clip is a stage shot, 640x360: Lin-Manuel Miranda's face is 87-105
+	// px, around the kiosk's 90 px gate, so (as device's TestHamiltonClip)
+	// the gate is lowered; otherwise a loaded machine, which drops paced
+	// frames, may keep too few of his frames to show liveness.
+	m.Config.Device.MinFaceSize = 70
 	browser := mustKioskScreen(t) // started first: the clip plays from Run on
 	if err := m.Run(ctx); err != nil {
 		t.Fatal(err)
