@@ -1,6 +1,7 @@
 package recognizer
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -40,6 +41,9 @@ const (
 	// galleries are sampled (200,000 random pairs move the idols gallery's
 	// thresholds by under 0.02; docs/accuracy.md).
 	DefaultMaxPairs = 200_000
+	// DefaultPriorPairs is how many impostor pairs the population prior
+	// is worth (DefaultImpostorPrior).
+	DefaultPriorPairs = 5
 	// nearIdentical: impostor pairs closer than this are one photo under two
 	// names (a labelling error), counted apart and left out of the fit.
 	nearIdentical = 0.1
@@ -114,6 +118,9 @@ type CalibrationConfig struct {
 	DuplicateFloor float64
 	DuplicateCap   float64 // at least DuplicateFloor
 	MaxPairs       int     // pairs measured at most; bigger galleries are sampled
+	// Prior is the impostor distribution assumed until the gallery shows
+	// its own (Pairs 0: none, and galleries under 3 users keep the ceiling).
+	Prior ImpostorPrior
 }
 
 // DefaultCalibrationConfig returns the calibration defaults (see the
@@ -126,6 +133,7 @@ func DefaultCalibrationConfig() CalibrationConfig {
 		DuplicateFloor: DefaultDuplicateFloor,
 		DuplicateCap:   DefaultDuplicateCap,
 		MaxPairs:       DefaultMaxPairs,
+		Prior:          DefaultImpostorPrior,
 	}
 }
 
@@ -147,6 +155,12 @@ func (c CalibrationConfig) Validate() error {
 		return bad("DuplicateCap", c.DuplicateCap, "in [DuplicateFloor, 2]")
 	case c.MaxPairs <= 0:
 		return bad("MaxPairs", c.MaxPairs, "at least 1")
+	case c.Prior.Pairs < 0:
+		return bad("Prior.Pairs", c.Prior.Pairs, "at least 0")
+	case c.Prior.Pairs > 0 && !(c.Prior.Mean > 0 && c.Prior.Mean <= 2):
+		return bad("Prior.Mean", c.Prior.Mean, "in (0, 2]")
+	case c.Prior.Pairs > 0 && !(c.Prior.SD > 0 && c.Prior.SD < 1):
+		return bad("Prior.SD", c.Prior.SD, "in (0, 1)")
 	}
 	return nil
 }
@@ -186,23 +200,48 @@ func Quantile(sorted []float64, q float64) float64 {
 // normQuantile is the standard normal's inverse CDF.
 func normQuantile(p float64) float64 { return -math.Sqrt2 * math.Erfcinv(2*p) }
 
+// ImpostorPrior is the impostor distribution a calibration assumes before
+// the gallery has shown its own: a normal of mean Mean and spread SD, worth
+// Pairs impostor pairs of evidence. A gallery of a few users cannot tell a
+// sparse population from a dense one, and strangers come from the enrolled
+// people's own population, so the prior is the densest population measured
+// (docs/accuracy.md); the gallery's own pairs take over as it grows. The
+// zero value is no prior.
+type ImpostorPrior struct {
+	Mean, SD float64
+	Pairs    int
+}
+
+// DefaultImpostorPrior is the impostor distribution of the densest
+// population measured (docs/accuracy.md), worth five pairs: a gallery of
+// four users outweighs it.
+var DefaultImpostorPrior = ImpostorPrior{Mean: 0.50, SD: 0.067, Pairs: DefaultPriorPairs}
+
 // TailQuantile estimates the p-quantile of the impostor distribution whose
 // sorted sample is imp, for p often far below 1/len(imp): a normal fitted
 // to the sample, its spread the larger of the standard deviation and the
-// one the 1% quantile implies (the lower tail is what matters), its mean
-// lowered by one standard error over users (few users, uncertain mean).
-// When the sample resolves p (10 pairs or more under it) the empirical
-// quantile is used if it is lower.
-func TailQuantile(imp []float64, users int, p float64) float64 {
+// one the 1% quantile implies (the lower tail is what matters), shrunk
+// towards prior pair for pair, its mean lowered by one standard error over
+// users (few users, uncertain mean). When the sample resolves p (10 pairs
+// or more under it) the empirical quantile is used if it is lower. NaN
+// when there is neither a sample nor a prior.
+func TailQuantile(imp []float64, users int, p float64, prior ImpostorPrior) float64 {
 	st := Summarize(imp)
-	if st.Pairs == 0 {
+	w0 := float64(max(prior.Pairs, 0))
+	if st.Pairs == 0 && w0 == 0 {
 		return math.NaN()
 	}
-	sd := st.SD
-	if st.Pairs >= 1000 {
-		sd = max(sd, (st.P50-st.P01)/-normQuantile(0.01))
+	mean, sd := prior.Mean, prior.SD
+	if st.Pairs > 0 {
+		s := st.SD
+		if st.Pairs >= 1000 {
+			s = max(s, (st.P50-st.P01)/-normQuantile(0.01))
+		}
+		w := float64(st.Pairs)
+		mean = (w*st.Mean + w0*prior.Mean) / (w + w0)
+		sd = math.Sqrt((w*s*s + w0*prior.SD*prior.SD) / (w + w0))
 	}
-	mean := st.Mean - sd/math.Sqrt(float64(max(users, 1)))
+	mean -= sd / math.Sqrt(float64(max(users, 1)))
 	t := mean + sd*normQuantile(p)
 	if p*float64(st.Pairs) >= 10 {
 		t = min(t, Quantile(imp, p))
@@ -214,8 +253,8 @@ func TailQuantile(imp []float64, users int, p float64) float64 {
 // identification against users enrolled users: a stranger is named when
 // any of the N users is within it, so each pair may be within it with
 // probability at most target/N (the union bound).
-func IdentifyThreshold(imp []float64, users int, target float64) float64 {
-	return TailQuantile(imp, users, target/float64(max(users, 1)))
+func IdentifyThreshold(imp []float64, users int, target float64, prior ImpostorPrior) float64 {
+	return TailQuantile(imp, users, target/float64(max(users, 1)), prior)
 }
 
 // DuplicateDistance is the outright-duplicate distance: closer than almost
@@ -224,7 +263,7 @@ func IdentifyThreshold(imp []float64, users int, target float64) float64 {
 // users (each pair may be within it with probability rate/N), kept within
 // [floor, cap].
 func DuplicateDistance(imp []float64, users int, rate, floor, ceil float64) float64 {
-	t := TailQuantile(imp, users, rate/float64(max(users, 1)))
+	t := TailQuantile(imp, users, rate/float64(max(users, 1)), ImpostorPrior{})
 	if math.IsNaN(t) {
 		return floor
 	}
@@ -260,8 +299,8 @@ func Derive(imp, gen []float64, users, descriptors int, cfg CalibrationConfig) C
 	c.DuplicateDistance = cfg.DuplicateFloor
 	if len(fit) >= minFitPairs && users >= 3 {
 		c.Calibrated = true
-		c.IdentifyThreshold = IdentifyThreshold(fit, users, cfg.TargetFMR)
-		c.VerifyThreshold = min(cfg.Ceiling, TailQuantile(fit, users, cfg.TargetFMR))
+		c.IdentifyThreshold = IdentifyThreshold(fit, users, cfg.TargetFMR, cfg.Prior)
+		c.VerifyThreshold = min(cfg.Ceiling, TailQuantile(fit, users, cfg.TargetFMR, cfg.Prior))
 		if users >= MinDuplicateUsers {
 			c.DuplicateDistance = DuplicateDistance(fit, users, cfg.DuplicateRate, cfg.DuplicateFloor, cfg.DuplicateCap)
 		}
@@ -280,9 +319,14 @@ func Derive(imp, gen []float64, users, descriptors int, cfg CalibrationConfig) C
 	default:
 		c.Dense = derived < DenseThreshold
 	}
-	if c.Dense {
+	switch {
+	case c.Dense:
 		c.Warning = "This gallery is too dense for face-only identification at the target false-match rate: " +
 			"most people would not be recognised at the safe threshold. Use ID + face (1:1) for this population; docs/accuracy.md says how to choose."
+	case !c.Calibrated && users > 0 && !cfg.Fixed:
+		c.Warning = fmt.Sprintf("Only %d people enrolled: too few to measure how alike different people's faces are here, "+
+			"so the threshold stays at %.2f, and where faces are alike a stranger may be named. "+
+			"Enrol at least 3 people or use ID + face; docs/accuracy.md says why.", users, c.EffectiveThreshold)
 	}
 	return c
 }

@@ -24,15 +24,46 @@ func normalSample(n int, mean, sd float64) []float64 {
 func TestTailQuantileNormal(t *testing.T) {
 	imp := normalSample(100000, 0.75, 0.08)
 	users := 10000
-	got := TailQuantile(slices.Clone(imp), users, 1e-7)
+	got := TailQuantile(slices.Clone(imp), users, 1e-7, ImpostorPrior{})
 	// The fit lowers the mean by one standard error over users.
 	want := 0.75 - 0.08/100 + 0.08*normQuantile(1e-7)
 	if math.Abs(got-want) > 0.003 {
 		t.Fatalf("TailQuantile = %.4f, want %.4f", got, want)
 	}
 	// Resolved by the sample: the empirical quantile, here about the fit's.
-	if q := TailQuantile(slices.Clone(imp), users, 0.01); math.Abs(q-(0.75+0.08*normQuantile(0.01))) > 0.003 {
+	if q := TailQuantile(slices.Clone(imp), users, 0.01, ImpostorPrior{}); math.Abs(q-(0.75+0.08*normQuantile(0.01))) > 0.003 {
 		t.Fatalf("TailQuantile(1%%) = %.4f", q)
+	}
+}
+
+// TestPriorHoldsSmallGalleries: three far-apart users cannot lift the
+// threshold far above what the densest population allows, while a large
+// gallery's own pairs decide nearly alone; no prior is the fit alone.
+func TestPriorHoldsSmallGalleries(t *testing.T) {
+	sparse := []float64{0.84, 0.86, 0.88}
+	alone := IdentifyThreshold(slices.Clone(sparse), 3, 1e-4, ImpostorPrior{})
+	held := IdentifyThreshold(slices.Clone(sparse), 3, 1e-4, DefaultImpostorPrior)
+	if !(alone > 0.75 && held < 0.45) {
+		t.Fatalf("3 users 0.84-0.88 apart: %.3f alone, %.3f with the prior; want the prior to hold it under 0.45", alone, held)
+	}
+	big := normalSample(5000, 0.75, 0.08)
+	a, b := IdentifyThreshold(slices.Clone(big), 100, 1e-4, ImpostorPrior{}), IdentifyThreshold(slices.Clone(big), 100, 1e-4, DefaultImpostorPrior)
+	if !(b <= a && a-b < 0.005) {
+		t.Fatalf("5,000 pairs: %.4f alone, %.4f with the prior; want it to move under 0.005", a, b)
+	}
+	if q := TailQuantile(nil, 0, 1e-4, ImpostorPrior{}); !math.IsNaN(q) {
+		t.Fatalf("no sample, no prior: %v, want NaN", q)
+	}
+	// Under 3 users nothing is fitted, the ceiling stays, and the
+	// calibration says why.
+	c := Derive([]float64{0.5}, nil, 2, 2, DefaultCalibrationConfig())
+	if c.Calibrated || c.EffectiveThreshold != DefaultThreshold || !strings.Contains(c.Warning, "Only 2 people enrolled") {
+		t.Fatalf("2 users: %+v", c)
+	}
+	fixed := DefaultCalibrationConfig()
+	fixed.Fixed = true
+	if c := Derive(nil, nil, 1, 1, fixed); c.Warning != "" {
+		t.Fatalf("a fixed threshold warned: %q", c.Warning)
 	}
 }
 
@@ -40,7 +71,7 @@ func TestIdentifyThresholdFallsWithGallerySize(t *testing.T) {
 	imp := normalSample(5000, 0.75, 0.08)
 	prev := math.Inf(1)
 	for _, n := range []int{10, 100, 1000, 100000} {
-		th := IdentifyThreshold(slices.Clone(imp), n, 1e-4)
+		th := IdentifyThreshold(slices.Clone(imp), n, 1e-4, ImpostorPrior{})
 		if !(th < prev) {
 			t.Fatalf("N=%d: threshold %.4f not below %.4f", n, th, prev)
 		}
@@ -54,8 +85,8 @@ func TestTailQuantileHeavyLowerTail(t *testing.T) {
 	for i := range 300 {
 		imp[i] = 0.4 + 0.0005*float64(i)
 	}
-	light := TailQuantile(normalSample(10000, 0.75, 0.05), 100, 1e-6)
-	heavy := TailQuantile(imp, 100, 1e-6)
+	light := TailQuantile(normalSample(10000, 0.75, 0.05), 100, 1e-6, ImpostorPrior{})
+	heavy := TailQuantile(imp, 100, 1e-6, ImpostorPrior{})
 	if !(heavy < light-0.05) {
 		t.Fatalf("heavy tail %.3f not well below %.3f", heavy, light)
 	}
@@ -270,6 +301,9 @@ func TestCalibrationConfigValidate(t *testing.T) {
 		"MaxPairs":       func(c *CalibratorConfig) { c.MaxPairs = 0 },
 		"MinInterval":    func(c *CalibratorConfig) { c.MinInterval = -time.Second },
 		"VerifyMargin":   func(c *CalibratorConfig) { c.VerifyMargin = -0.01 },
+		"Prior.Pairs":    func(c *CalibratorConfig) { c.Prior.Pairs = -1 },
+		"Prior.Mean":     func(c *CalibratorConfig) { c.Prior.Mean = 0 },
+		"Prior.SD":       func(c *CalibratorConfig) { c.Prior.SD = math.NaN() },
 	} {
 		c := DefaultCalibratorConfig()
 		f(&c)

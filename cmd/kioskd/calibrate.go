@@ -23,6 +23,7 @@ func (c *Config) calibratorConfig() recognizer.CalibratorConfig {
 	cfg := recognizer.DefaultCalibratorConfig()
 	cfg.Ceiling = c.Recognizer.Threshold
 	cfg.Apply = c.Recognizer.TargetFalseMatchRate > 0
+	cfg.Prior.Pairs = c.Recognizer.CalibrationPriorPairs
 	if cfg.Apply {
 		cfg.TargetFMR = c.Recognizer.TargetFalseMatchRate
 	}

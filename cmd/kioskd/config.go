@@ -60,10 +60,14 @@ type RecognizerConfig struct {
 	// gallery's calibration derives the 1:N threshold for
 	// (docs/accuracy.md); 0 keeps Threshold fixed (still reported).
 	TargetFalseMatchRate float64 `yaml:"target_false_match_rate"`
-	Margin               float64 `yaml:"margin"`
-	MinFaceSize          int     `yaml:"min_face_size"`
-	PoolSize             int     `yaml:"pool_size"`
-	MaxPixels            int     `yaml:"max_pixels"`
+	// CalibrationPriorPairs is how many impostor pairs the calibration's
+	// prior (the densest population measured) is worth against the
+	// gallery's own pairs; 0 trusts a small gallery's pairs alone.
+	CalibrationPriorPairs int     `yaml:"calibration_prior_pairs"`
+	Margin                float64 `yaml:"margin"`
+	MinFaceSize           int     `yaml:"min_face_size"`
+	PoolSize              int     `yaml:"pool_size"`
+	MaxPixels             int     `yaml:"max_pixels"`
 	// MaxConcurrentPixels bounds the pixels all concurrent encodes work on
 	// at once (a 2x detection counts four times): the knob for the
 	// encoders' peak memory (docs/benchmarks.md, "Abuse campaign").
@@ -137,11 +141,12 @@ func DefaultConfig() Config {
 		Models:   ModelsConfig{Dir: "var/models"},
 		Recognizer: RecognizerConfig{
 			// The recognizer's own defaults, whose doc comments say why.
-			Threshold:            recognizer.DefaultThreshold,
-			TargetFalseMatchRate: recognizer.DefaultTargetFMR,
-			Margin:               recognizer.DefaultMargin,
-			MinFaceSize:          recognizer.DefaultMinFaceSize,
-			MaxPixels:            recognizer.DefaultMaxPixels,
+			Threshold:             recognizer.DefaultThreshold,
+			TargetFalseMatchRate:  recognizer.DefaultTargetFMR,
+			CalibrationPriorPairs: recognizer.DefaultPriorPairs,
+			Margin:                recognizer.DefaultMargin,
+			MinFaceSize:           recognizer.DefaultMinFaceSize,
+			MaxPixels:             recognizer.DefaultMaxPixels,
 
 			MaxConcurrentPixels: recognizer.DefaultMaxConcurrentPixels,
 			Mode:                string(device.ModeFace),
@@ -309,6 +314,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("models.dir: required")
 	case !(c.Recognizer.Threshold > 0 && c.Recognizer.Threshold <= 1.2): // NaN too
 		return fmt.Errorf("recognizer.threshold: %g is outside (0, 1.2]; dlib's convention is 0.6", c.Recognizer.Threshold)
+	case c.Recognizer.CalibrationPriorPairs < 0 || c.Recognizer.CalibrationPriorPairs > 1000:
+		return fmt.Errorf("recognizer.calibration_prior_pairs: %d is outside 0-1000; %d is the default, 0 trusts a small gallery alone", c.Recognizer.CalibrationPriorPairs, recognizer.DefaultPriorPairs)
 	case !(c.Recognizer.TargetFalseMatchRate >= 0 && c.Recognizer.TargetFalseMatchRate <= 0.01):
 		return fmt.Errorf("recognizer.target_false_match_rate: %g is outside [0, 0.01]; 0.0001 is 1 in 10,000 identifications, 0 keeps the threshold fixed", c.Recognizer.TargetFalseMatchRate)
 	case !(c.Recognizer.Margin >= 0 && c.Recognizer.Margin < c.Recognizer.Threshold):
