@@ -324,9 +324,13 @@ func Derive(imp, gen []float64, users, descriptors int, cfg CalibrationConfig) C
 		c.Warning = "This gallery is too dense for face-only identification at the target false-match rate: " +
 			"most people would not be recognised at the safe threshold. Use ID + face (1:1) for this population; docs/accuracy.md says how to choose."
 	case !c.Calibrated && users > 0 && !cfg.Fixed:
-		c.Warning = fmt.Sprintf("Only %d people enrolled: too few to measure how alike different people's faces are here, "+
+		who := fmt.Sprintf("Only %d people", users)
+		if users == 1 {
+			who = "Only 1 person"
+		}
+		c.Warning = who + fmt.Sprintf(" enrolled: too few to measure how alike different people's faces are here, "+
 			"so the threshold stays at %.2f, and where faces are alike a stranger may be named. "+
-			"Enrol at least 3 people or use ID + face; docs/accuracy.md says why.", users, c.EffectiveThreshold)
+			"Enrol at least 3 people or use ID + face; docs/accuracy.md says why.", c.EffectiveThreshold)
 	}
 	return c
 }

@@ -65,6 +65,9 @@ func TestPriorHoldsSmallGalleries(t *testing.T) {
 	if c := Derive(nil, nil, 1, 1, fixed); c.Warning != "" {
 		t.Fatalf("a fixed threshold warned: %q", c.Warning)
 	}
+	if c := Derive(nil, nil, 1, 1, DefaultCalibrationConfig()); !strings.HasPrefix(c.Warning, "Only 1 person enrolled") {
+		t.Fatalf("1 user: warning %q", c.Warning)
+	}
 }
 
 func TestIdentifyThresholdFallsWithGallerySize(t *testing.T) {
