@@ -178,7 +178,7 @@ func DefaultConfig() Config {
 		PreviewInterval:    100 * time.Millisecond,
 		PreviewQuality:     75,
 		IdleChange:         2,
-		IdleHeartbeat:      250 * time.Millisecond,
+		IdleHeartbeat:      333 * time.Millisecond,
 		IdleProbeWidth:     400,
 		CameraCheck:        5 * time.Second,
 		ReopenMin:          250 * time.Millisecond,
