@@ -133,7 +133,7 @@ func DefaultCalibrationConfig() CalibrationConfig {
 		DuplicateFloor: DefaultDuplicateFloor,
 		DuplicateCap:   DefaultDuplicateCap,
 		MaxPairs:       DefaultMaxPairs,
-		Prior:          DefaultImpostorPrior,
+		Prior:          DefaultImpostorPrior(),
 	}
 }
 
@@ -212,10 +212,12 @@ type ImpostorPrior struct {
 	Pairs    int
 }
 
-// DefaultImpostorPrior is the impostor distribution of the densest
-// population measured (docs/accuracy.md), worth five pairs: a gallery of
-// four users outweighs it.
-var DefaultImpostorPrior = ImpostorPrior{Mean: 0.50, SD: 0.067, Pairs: DefaultPriorPairs}
+// DefaultImpostorPrior returns the impostor distribution of the densest
+// population measured (docs/accuracy.md), worth DefaultPriorPairs pairs: a
+// gallery of four users outweighs it.
+func DefaultImpostorPrior() ImpostorPrior {
+	return ImpostorPrior{Mean: 0.50, SD: 0.067, Pairs: DefaultPriorPairs}
+}
 
 // TailQuantile estimates the p-quantile of the impostor distribution whose
 // sorted sample is imp, for p often far below 1/len(imp): a normal fitted
@@ -319,7 +321,14 @@ func Derive(imp, gen []float64, users, descriptors int, cfg CalibrationConfig) C
 	default:
 		c.Dense = derived < DenseThreshold
 	}
+	// The prior still weighs a tenth or more of the fit: the gallery is
+	// small, not known to be dense.
+	held := c.Calibrated && cfg.Prior.Pairs > 0 && len(fit) < 9*cfg.Prior.Pairs
 	switch {
+	case c.Dense && held:
+		c.Warning = fmt.Sprintf("Only %d people enrolled: until more are, the threshold is held at %.2f, "+
+			"cautious enough for a population whose faces are alike, so some enrolled people may not be recognised. "+
+			"Enrol more people or use ID + face; docs/accuracy.md, \"Small galleries\", says why.", users, derived)
 	case c.Dense:
 		c.Warning = "This gallery is too dense for face-only identification at the target false-match rate: " +
 			"most people would not be recognised at the safe threshold. Use ID + face (1:1) for this population; docs/accuracy.md says how to choose."

@@ -42,17 +42,21 @@ func TestTailQuantileNormal(t *testing.T) {
 func TestPriorHoldsSmallGalleries(t *testing.T) {
 	sparse := []float64{0.84, 0.86, 0.88}
 	alone := IdentifyThreshold(slices.Clone(sparse), 3, 1e-4, ImpostorPrior{})
-	held := IdentifyThreshold(slices.Clone(sparse), 3, 1e-4, DefaultImpostorPrior)
+	held := IdentifyThreshold(slices.Clone(sparse), 3, 1e-4, DefaultImpostorPrior())
 	if !(alone > 0.75 && held < 0.45) {
 		t.Fatalf("3 users 0.84-0.88 apart: %.3f alone, %.3f with the prior; want the prior to hold it under 0.45", alone, held)
 	}
 	big := normalSample(5000, 0.75, 0.08)
-	a, b := IdentifyThreshold(slices.Clone(big), 100, 1e-4, ImpostorPrior{}), IdentifyThreshold(slices.Clone(big), 100, 1e-4, DefaultImpostorPrior)
+	a, b := IdentifyThreshold(slices.Clone(big), 100, 1e-4, ImpostorPrior{}), IdentifyThreshold(slices.Clone(big), 100, 1e-4, DefaultImpostorPrior())
 	if !(b <= a && a-b < 0.005) {
 		t.Fatalf("5,000 pairs: %.4f alone, %.4f with the prior; want it to move under 0.005", a, b)
 	}
 	if q := TailQuantile(nil, 0, 1e-4, ImpostorPrior{}); !math.IsNaN(q) {
 		t.Fatalf("no sample, no prior: %v, want NaN", q)
+	}
+	// A small gallery held by the prior says it is small, not dense.
+	if c := Derive(slices.Clone(sparse), nil, 3, 3, DefaultCalibrationConfig()); !c.Dense || !strings.HasPrefix(c.Warning, "Only 3 people enrolled: until more are") {
+		t.Fatalf("3 far-apart users: dense %v, warning %q", c.Dense, c.Warning)
 	}
 	// Under 3 users nothing is fitted, the ceiling stays, and the
 	// calibration says why.
