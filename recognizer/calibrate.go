@@ -105,6 +105,41 @@ type Calibration struct {
 	// still naming most people; Warning says so in words.
 	Dense   bool   `json:"dense"`
 	Warning string `json:"warning,omitempty"`
+	warn    galleryWarning
+}
+
+// galleryWarning is the kind of Calibration.Warning: the Calibrator logs
+// each kind once.
+type galleryWarning int
+
+const (
+	warnNone   galleryWarning = iota
+	warnTooFew                // under 3 users: nothing fitted, the ceiling stays
+	warnHeld                  // a small gallery the prior holds under DenseThreshold
+	warnDense                 // the population is too dense for face-only 1:N
+)
+
+// text is the warning's words for a gallery of users whose threshold is
+// threshold ("" for warnNone).
+func (w galleryWarning) text(users int, threshold float64) string {
+	switch w {
+	case warnTooFew:
+		who := fmt.Sprintf("Only %d people", users)
+		if users == 1 {
+			who = "Only 1 person"
+		}
+		return who + fmt.Sprintf(" enrolled: too few to measure how alike different people's faces are here, "+
+			"so the threshold stays at %.2f, and where faces are alike a stranger may be named. "+
+			"Enrol at least 3 people or use ID + face; docs/accuracy.md says why.", threshold)
+	case warnHeld:
+		return fmt.Sprintf("Only %d people enrolled: until more are, the threshold is held at %.2f, "+
+			"cautious enough for a population whose faces are alike, so some enrolled people may not be recognised. "+
+			"Enrol more people or use ID + face; docs/accuracy.md, \"Small galleries\", says why.", users, threshold)
+	case warnDense:
+		return "This gallery is too dense for face-only identification at the target false-match rate: " +
+			"most people would not be recognised at the safe threshold. Use ID + face (1:1) for this population; docs/accuracy.md says how to choose."
+	}
+	return ""
 }
 
 // CalibrationConfig tunes the derivation. Its fields are used as given:
@@ -326,21 +361,13 @@ func Derive(imp, gen []float64, users, descriptors int, cfg CalibrationConfig) C
 	held := c.Calibrated && cfg.Prior.Pairs > 0 && len(fit) < 9*cfg.Prior.Pairs
 	switch {
 	case c.Dense && held:
-		c.Warning = fmt.Sprintf("Only %d people enrolled: until more are, the threshold is held at %.2f, "+
-			"cautious enough for a population whose faces are alike, so some enrolled people may not be recognised. "+
-			"Enrol more people or use ID + face; docs/accuracy.md, \"Small galleries\", says why.", users, derived)
+		c.warn = warnHeld
 	case c.Dense:
-		c.Warning = "This gallery is too dense for face-only identification at the target false-match rate: " +
-			"most people would not be recognised at the safe threshold. Use ID + face (1:1) for this population; docs/accuracy.md says how to choose."
+		c.warn = warnDense
 	case !c.Calibrated && users > 0 && !cfg.Fixed:
-		who := fmt.Sprintf("Only %d people", users)
-		if users == 1 {
-			who = "Only 1 person"
-		}
-		c.Warning = who + fmt.Sprintf(" enrolled: too few to measure how alike different people's faces are here, "+
-			"so the threshold stays at %.2f, and where faces are alike a stranger may be named. "+
-			"Enrol at least 3 people or use ID + face; docs/accuracy.md says why.", c.EffectiveThreshold)
+		c.warn = warnTooFew
 	}
+	c.Warning = c.warn.text(users, derived)
 	return c
 }
 

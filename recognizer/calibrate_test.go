@@ -1,6 +1,9 @@
 package recognizer
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -318,5 +321,46 @@ func TestCalibrationConfigValidate(t *testing.T) {
 		if models.ErrorCode(err) != models.EINVALID || !strings.Contains(err.Error(), field) {
 			t.Errorf("%s: %v", field, err)
 		}
+	}
+}
+
+// TestCalibratorWarnsOncePerKind: the log warns when the gallery's warning
+// changes kind (too few users, then a small gallery held by the prior),
+// not again while it keeps its kind.
+func TestCalibratorWarnsOncePerKind(t *testing.T) {
+	var log bytes.Buffer
+	m := NewMatcher(DefaultMatcherConfig())
+	cfg := DefaultCalibratorConfig()
+	cfg.MinInterval = 0
+	c := NewCalibrator(m, cfg, slog.New(slog.NewTextHandler(&log, nil)))
+	// Users 0.85 apart: far apart, as a few Western faces are.
+	user := func(axis int) []models.Descriptor {
+		var d models.Descriptor
+		d[axis] = 0.6
+		return []models.Descriptor{d}
+	}
+	for i, want := range []int{1, 1, 2} {
+		m.SetUser(fmt.Sprintf("u%d", i), user(i))
+		cal := c.Current()
+		if got := strings.Count(log.String(), "gallery unfit"); got != want {
+			t.Fatalf("%d users (warning %q): %d warnings logged, want %d", i+1, cal.Warning, got, want)
+		}
+	}
+	if cal := c.Current(); !strings.HasPrefix(cal.Warning, "Only 3 people enrolled: until more are") {
+		t.Fatalf("3 users: warning %q", cal.Warning)
+	}
+	// Ten more users 0.3 apart: enough pairs to outweigh the prior, and
+	// dense; the warning changes kind while the gallery stays dense.
+	for i := range 10 {
+		var d models.Descriptor
+		d[10], d[20+i] = 0.5, 0.21
+		m.SetUser(fmt.Sprintf("v%d", i), []models.Descriptor{d})
+	}
+	cal := c.Current()
+	if !cal.Dense || !strings.HasPrefix(cal.Warning, "This gallery is too dense") {
+		t.Fatalf("13 users: dense %v, warning %q", cal.Dense, cal.Warning)
+	}
+	if got := strings.Count(log.String(), "gallery unfit"); got != 3 {
+		t.Fatalf("held, then dense: %d warnings logged, want 3", got)
 	}
 }

@@ -89,12 +89,11 @@ func (c *Calibrator) Current() Calibration {
 	if c.cfg.Apply {
 		c.m.SetThreshold(cal.EffectiveThreshold)
 	}
-	// Warn once per kind of warning (too few users, too dense).
-	warned := c.done && c.cur.Warning != "" && c.cur.Dense == cal.Dense
+	warned := c.done && c.cur.warn == cal.warn // once per kind of warning
 	c.cur, c.version, c.at, c.done = cal, v, c.now(), true
 	c.logger.Debug("gallery calibrated", "users", cal.Users, "descriptors", cal.Descriptors,
 		"threshold", cal.EffectiveThreshold, "duplicate_distance", cal.DuplicateDistance, "took", c.now().Sub(start))
-	if cal.Warning != "" && !warned {
+	if cal.warn != warnNone && !warned {
 		c.logger.Warn("gallery unfit for face-only identification", "users", cal.Users, "dense", cal.Dense,
 			"identify_threshold", cal.IdentifyThreshold, "genuine_accept_rate", cal.GenuineAcceptRate,
 			"target_false_match_rate", cal.TargetFMR, "advice", cal.Warning)
